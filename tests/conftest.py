@@ -1,3 +1,3 @@
 """Root test configuration: the shared fixtures live in tests/plugins/."""
 
-pytest_plugins = ["tests.plugins.node"]
+pytest_plugins = ["tests.plugins.node", "tests.plugins.db"]

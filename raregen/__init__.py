@@ -1,0 +1,81 @@
+"""RareGen: publish signed records on the BSV blockchain.
+
+:func:`create_app` is the application factory (``flask --app app``). Nothing is connected,
+logged or built at import time.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from raregen.config import load_settings
+from raregen.extensions import csrf, limiter, migrate
+from raregen.db import db
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _secret_key(app: Flask) -> str:
+    """The session-signing key: from the environment, else a per-instance file (dev)."""
+    if app.config.get("SECRET_KEY"):
+        return str(app.config["SECRET_KEY"])
+    path = Path(app.instance_path) / "secret_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(32))
+    return path.read_text().strip()
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Build the Flask app.
+
+    Args:
+        test_config: settings that override the environment (tests).
+
+    Returns:
+        The app with the blueprints of its role (``ROLE``: all, publisher or wallet).
+    """
+    instance = os.environ.get("RAREGEN_INSTANCE_PATH") or str(ROOT / "instance")
+    app = Flask(__name__, instance_path=instance, instance_relative_config=True)
+    app.config.update(load_settings(app.instance_path))
+    if test_config:
+        app.config.update(test_config)
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    app.config["SECRET_KEY"] = _secret_key(app)
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
+    app.config["WTF_CSRF_TIME_LIMIT"] = None
+    app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"])
+    app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"))
+    csrf.init_app(app)
+    limiter.init_app(app)
+
+    from raregen.web import errors, health
+
+    errors.register(app)
+    app.register_blueprint(health.bp)
+
+    role = app.config["ROLE"]
+    if role in ("all", "publisher"):
+        from raregen.publish import api, cli
+
+        app.register_blueprint(api.bp)
+        csrf.exempt(api.bp)
+        cli.register(app)
+    if role in ("all", "wallet"):
+        try:
+            from raregen.wallet import views as wallet_views
+        except ImportError:  # the wallet component is optional in this build
+            wallet_views = None  # type: ignore[assignment]
+        if wallet_views is not None and hasattr(wallet_views, "init_app"):
+            wallet_views.init_app(app)
+    return app

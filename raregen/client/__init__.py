@@ -1,0 +1,1 @@
+"""The ``raregen`` command: a client for API users (keys, signing, publishing, verifying)."""

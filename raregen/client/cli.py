@@ -1,0 +1,219 @@
+"""``raregen``: the command-line client for API users.
+
+Commands::
+
+    raregen keygen [--key FILE]                 make a secp256k1 key file (mode 0600), print the pubkey
+    raregen pubkey [--key FILE]                 print the key file's public key
+    raregen sign RECORD.json [--type T]         print the v1 request body for the record
+    raregen publish RECORD.json [--wait confirmed]  sign, POST /v1/publish, follow the job
+    raregen status JOBID                        print the job's status
+    raregen verify TXID [--raw HEX|FILE]        verify the records of a transaction locally
+
+The server is ``--server`` or ``RAREGEN_SERVER`` (default http://127.0.0.1:5000); the key
+file is ``--key`` or ``RAREGEN_KEY_FILE`` (default ``~/.config/raregen/key``). Signing uses
+the same module as the server (``raregen.signing``); verification needs only the raw
+transaction (``raregen.protocol``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+import coincurve
+import requests
+
+from raregen import protocol, signing
+
+DEFAULT_SERVER = "http://127.0.0.1:5000"
+TIMEOUT = (3.05, 30)
+
+
+def _default_key() -> str:
+    return os.environ.get("RAREGEN_KEY_FILE") or str(Path.home() / ".config" / "raregen" / "key")
+
+
+def _load_key(path: str) -> coincurve.PrivateKey:
+    try:
+        text = Path(path).read_text().strip()
+    except FileNotFoundError:
+        raise click.ClickException(f"no key file at {path}; run `raregen keygen` first") from None
+    try:
+        return coincurve.PrivateKey(bytes.fromhex(text))
+    except ValueError:
+        raise click.ClickException(f"{path} does not hold a hex secp256k1 private key") from None
+
+
+def _load_record(path: str) -> dict[str, Any]:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(f"cannot read {path} as JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise click.ClickException("the record file must hold a JSON object")
+    return data
+
+
+def _error_text(resp: requests.Response) -> str:
+    try:
+        err = resp.json()["error"]
+        field = f" ({err['field']})" if err.get("field") else ""
+        return f"{resp.status_code} {err['code']}{field}: {err['message']}"
+    except Exception:
+        return f"HTTP {resp.status_code}"
+
+
+@click.group(help=__doc__.split("\n\n")[0])
+@click.option("--server", default=lambda: os.environ.get("RAREGEN_SERVER", DEFAULT_SERVER),
+              show_default="RAREGEN_SERVER or http://127.0.0.1:5000", help="RareGen base URL.")
+@click.pass_context
+def main(ctx: click.Context, server: str) -> None:
+    ctx.obj = {"server": server.rstrip("/")}
+
+
+@main.command()
+@click.option("--key", "key_path", default=_default_key, help="Where to write the key.")
+@click.option("--force", is_flag=True, help="Overwrite an existing key file.")
+def keygen(key_path: str, force: bool) -> None:
+    """Make a new secp256k1 key, write it (hex, mode 0600) and print its public key."""
+    path = Path(key_path)
+    if path.exists() and not force:
+        raise click.ClickException(f"{path} exists; use --force to replace it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = coincurve.PrivateKey()
+    if path.exists():
+        path.unlink()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key.secret.hex() + "\n")
+    click.echo(key.public_key.format(compressed=True).hex())
+    click.echo(f"key written to {path}; register the public key with the operator:", err=True)
+    click.echo("  flask --app app keys add <PUBKEY>", err=True)
+
+
+@main.command()
+@click.option("--key", "key_path", default=_default_key, help="Key file.")
+def pubkey(key_path: str) -> None:
+    """Print the public key (compressed, hex) of the key file."""
+    click.echo(_load_key(key_path).public_key.format(compressed=True).hex())
+
+
+@main.command()
+@click.argument("record_file")
+@click.option("--key", "key_path", default=_default_key, help="Key file.")
+@click.option("--type", "record_type", default=None, help='Record kind, e.g. "work".')
+@click.option("--ttl", default=600, show_default=True, help="Seconds the signature is valid.")
+def sign(record_file: str, key_path: str, record_type: str | None, ttl: int) -> None:
+    """Print the signed v1 request body for the record in RECORD_FILE."""
+    body = signing.make_request(_load_key(key_path), _load_record(record_file), record_type, ttl)
+    click.echo(json.dumps(body))
+
+
+def _get_job(server: str, job_id: str) -> dict[str, Any]:
+    resp = requests.get(f"{server}/v1/jobs/{job_id}", timeout=TIMEOUT)
+    if resp.status_code != 200:
+        raise click.ClickException(_error_text(resp))
+    return resp.json()  # type: ignore[no-any-return]
+
+
+@main.command()
+@click.argument("record_file")
+@click.option("--key", "key_path", default=_default_key, help="Key file.")
+@click.option("--type", "record_type", default=None, help='Record kind, e.g. "work".')
+@click.option("--ttl", default=600, show_default=True, help="Seconds the signature is valid.")
+@click.option("--wait", type=click.Choice(["none", "sent", "confirmed"]), default="confirmed",
+              show_default=True, help="Follow the job until this state.")
+@click.option("--timeout", default=600, show_default=True, help="Seconds to wait at most.")
+@click.pass_obj
+def publish(obj: dict[str, str], record_file: str, key_path: str, record_type: str | None,
+            ttl: int, wait: str, timeout: int) -> None:
+    """Sign RECORD_FILE, submit it, and follow the job; prints the txid."""
+    server = obj["server"]
+    body = signing.make_request(_load_key(key_path), _load_record(record_file), record_type, ttl)
+    started = time.monotonic()
+    try:
+        resp = requests.post(f"{server}/v1/publish", json=body, timeout=TIMEOUT)
+    except requests.RequestException as exc:
+        raise click.ClickException(f"cannot reach {server}: {exc.__class__.__name__}") from None
+    if resp.status_code not in (200, 202):
+        raise click.ClickException(_error_text(resp))
+    job_id = resp.json()["jobId"]
+    click.echo(f"job {job_id} queued", err=True)
+    if wait == "none":
+        click.echo(job_id)
+        return
+    goal = {"sent": ("sent", "confirmed"), "confirmed": ("confirmed",)}[wait]
+    last = None
+    while True:
+        job = _get_job(server, job_id)
+        status = job["status"]
+        if status != last:
+            took = time.monotonic() - started
+            extra = f" txid={job['txid']}" if job.get("txid") else ""
+            if job.get("blockHeight") is not None:
+                extra += f" block={job['blockHeight']}"
+            click.echo(f"  [{took:6.1f}s] {status}{extra}", err=True)
+            last = status
+        if status == "failed":
+            raise click.ClickException(f"job failed: {job.get('errorCode')}: {job.get('errorDetail')}")
+        if status in goal:
+            click.echo(job["txid"])
+            return
+        if time.monotonic() - started > timeout:
+            raise click.ClickException(f"still {status} after {timeout} s; check `raregen status {job_id}`")
+        time.sleep(0.5 if status in ("queued", "processing") else 2)
+
+
+@main.command()
+@click.argument("job_id")
+@click.pass_obj
+def status(obj: dict[str, str], job_id: str) -> None:
+    """Print the status of JOB_ID as JSON."""
+    click.echo(json.dumps(_get_job(obj["server"], job_id), indent=2))
+
+
+@main.command()
+@click.argument("txid")
+@click.option("--raw", default=None, help="The raw transaction as hex, or a file holding it "
+              "(default: fetched from the server's /v1/records/TXID).")
+@click.pass_obj
+def verify(obj: dict[str, str], txid: str, raw: str | None) -> None:
+    """Verify every RareGen record of transaction TXID from its raw bytes alone."""
+    if raw is None:
+        try:
+            resp = requests.get(f"{obj['server']}/v1/records/{txid}", timeout=TIMEOUT)
+        except requests.RequestException as exc:
+            raise click.ClickException(f"cannot reach the server: {exc.__class__.__name__}") from None
+        if resp.status_code != 200:
+            raise click.ClickException(_error_text(resp))
+        raw_hex = resp.json()["rawTx"]
+    else:
+        raw_hex = Path(raw).read_text().strip() if Path(raw).is_file() else raw.strip()
+    try:
+        raw_bytes = bytes.fromhex(raw_hex)
+        if protocol.txid(raw_bytes) != txid.lower():
+            raise click.ClickException("the raw transaction does not hash to this txid")
+        records = protocol.extract_records(raw_bytes)
+    except ValueError as exc:
+        raise click.ClickException(f"not a transaction: {exc}") from None
+    if not records:
+        click.echo(f"{txid}: no RareGen records")
+        sys.exit(1)
+    all_valid = True
+    for rec in records:
+        mark = "VALID" if rec.valid else "INVALID"
+        all_valid &= rec.valid
+        click.echo(f"{txid}:{rec.vout}  {mark}  pubkey={rec.pubkey33.hex()}")
+        click.echo(f"  payload: {rec.signed_payload}")
+        if rec.error:
+            click.echo(f"  note: {rec.error}")
+    sys.exit(0 if all_valid else 2)
+
+
+if __name__ == "__main__":
+    main()

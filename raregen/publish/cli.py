@@ -1,0 +1,122 @@
+"""Operator commands: ``flask --app app keys ...`` and ``flask --app app pool ...``."""
+
+from __future__ import annotations
+
+import json
+
+import click
+from flask import Flask
+from flask.cli import AppGroup
+
+from raregen.errors import RareGenError
+
+keys_cli = AppGroup("keys", help="Register, list and revoke publishing keys.")
+pool_cli = AppGroup("pool", help="Inspect, fund and split the server's UTXO pool.")
+
+
+@keys_cli.command("add")
+@click.argument("pubkey_hex")
+@click.option("--credits", type=int, default=None, help="Publishing credits (default: unlimited).")
+@click.option("--label", default=None, help="A note to recognise the key by.")
+@click.option("--account", default=None, help="Account reference the key belongs to.")
+def keys_add(pubkey_hex: str, credits: int | None, label: str | None, account: str | None) -> None:
+    """Register PUBKEY_HEX (compressed or uncompressed secp256k1, hex)."""
+    from raregen.publish import keys
+
+    try:
+        key = keys.register_key(pubkey_hex, credits=credits, label=label, account_ref=account)
+    except RareGenError as err:
+        raise click.ClickException(f"{err.code}: {err.message}") from None
+    shown = "unlimited" if key["credits"] is None else key["credits"]
+    click.echo(f"registered {key['pubkey']} (credits: {shown})")
+
+
+@keys_cli.command("list")
+def keys_list() -> None:
+    """List registered keys."""
+    from raregen.publish import keys
+
+    for key in keys.list_keys():
+        credits = "unlimited" if key["credits"] is None else key["credits"]
+        click.echo(f"{key['pubkey']}  {key['status']:8}  credits={credits}  {key['label'] or ''}")
+
+
+@keys_cli.command("revoke")
+@click.argument("pubkey_hex")
+def keys_revoke(pubkey_hex: str) -> None:
+    """Revoke PUBKEY_HEX: its requests are refused with KEY_REVOKED from now on."""
+    from raregen.publish import keys
+
+    try:
+        keys.revoke_key(pubkey_hex)
+    except RareGenError as err:
+        raise click.ClickException(f"{err.code}: {err.message}") from None
+    click.echo(f"revoked {pubkey_hex}")
+
+
+@pool_cli.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def pool_status(as_json: bool) -> None:
+    """Counts and satoshis by status, dirty count, reservations past their timeout."""
+    from raregen.publish import pool
+
+    summary = pool.status_summary()
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return
+    for status, row in sorted(summary["by_status"].items()):
+        click.echo(f"{status:10} {row['count']:8} UTXOs  {row['satoshis']:>16} satoshis")
+    click.echo(f"available for publishing: {summary['available_count']}")
+    click.echo(f"dirty: {summary['dirty_count']}")
+    click.echo(f"reserved past timeout: {summary['reserved_past_timeout']}")
+
+
+@pool_cli.command("split")
+@click.option("--count", type=int, required=True, help="How many UTXOs to make.")
+@click.option("--sats", type=int, default=None, help="Satoshis each (default: derived).")
+def pool_split(count: int, sats: int | None) -> None:
+    """Split a funding UTXO into COUNT publish UTXOs of SATS satoshis."""
+    from raregen.errors import InsufficientFunds
+    from raregen.publish import funding
+
+    try:
+        result = funding.split(count, sats or funding.default_utxo_sats())
+    except (InsufficientFunds, RuntimeError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"split into {result['count']} x {result['satoshis_each']} sats: {result['txid']}")
+
+
+@pool_cli.command("fund")
+@click.option("--sats", type=int, default=1_000_000_000, help="Satoshis to fund (regtest).")
+def pool_fund(sats: int) -> None:
+    """Development: mine regtest coins to the server address and import them."""
+    from raregen.publish import funding
+
+    try:
+        result = funding.fund_dev(sats)
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"funded {result['satoshis']} sats in {result['txid']} ({result['added']} new)")
+
+
+@pool_cli.command("sync")
+@click.option("--no-rescan", is_flag=True, help="Do not rescan the chain for the address.")
+def pool_sync(no_rescan: bool) -> None:
+    """Import the server address's UTXOs known to the node."""
+    from raregen.publish import funding
+
+    click.echo(f"imported {funding.sync_from_node(rescan=not no_rescan)} UTXOs")
+
+
+@pool_cli.command("address")
+def pool_address() -> None:
+    """Print the server's funding address."""
+    from raregen.publish import services
+
+    click.echo(services.server_wallet().address)
+
+
+def register(app: Flask) -> None:
+    """Attach the command groups to ``app``."""
+    app.cli.add_command(keys_cli)
+    app.cli.add_command(pool_cli)

@@ -1,0 +1,284 @@
+"""The server's UTXO pool (DESIGN.md §4): reserve, release, spend, mark dirty, add change.
+
+Functions here add and flush inside the caller's transaction (``raregen.db.transaction``);
+none commits. Concurrency:
+
+* PostgreSQL: the candidate row is locked with ``FOR UPDATE SKIP LOCKED`` (the lock taken on
+  the ``utxos`` table alone), so concurrent reservers never wait on or take the same UTXO.
+* SQLite: every transaction starts with ``BEGIN IMMEDIATE`` (see ``raregen.db``), and the
+  reservation is a conditional UPDATE (``... AND status = 'available'``) checked by its row
+  count, so two processes never both win one UTXO.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, select, update
+
+from raregen.db import db, is_postgres, utcnow
+from raregen.publish.models import (
+    AVAILABLE,
+    PURPOSE_PUBLISH,
+    RESERVED,
+    SPENT,
+    Utxo,
+)
+
+
+def release_expired(now: datetime | None = None) -> int:
+    """Return expired reservations to ``available``.
+
+    A reservation whose transaction was already signed (``spent_by_txid`` set) is left to the
+    reaper, which settles it from the chain: releasing it could publish a record twice.
+
+    Returns:
+        The number of UTXOs released.
+    """
+    now = now or utcnow()
+    result = db.session.execute(
+        update(Utxo)
+        .where(
+            Utxo.status == RESERVED,
+            Utxo.reserved_until < now,
+            Utxo.spent_by_txid.is_(None),
+        )
+        .values(status=AVAILABLE, reserved_at=None, reserved_until=None, reserved_by=None)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)
+
+
+def _candidates(min_satoshis: int, max_depth: int, purpose: str):  # type: ignore[no-untyped-def]
+    return (
+        select(Utxo.id)
+        .where(
+            Utxo.status == AVAILABLE,
+            Utxo.purpose == purpose,
+            Utxo.satoshis >= min_satoshis,
+            Utxo.dirty.is_(False),
+            Utxo.depth < max_depth,
+        )
+        .order_by(Utxo.satoshis.asc(), Utxo.id.asc())
+    )
+
+
+def reserve(
+    min_satoshis: int,
+    holder: str,
+    *,
+    timeout_seconds: int = 300,
+    max_depth: int = 20,
+    purpose: str = PURPOSE_PUBLISH,
+    now: datetime | None = None,
+) -> Utxo | None:
+    """Reserve the smallest available, clean UTXO worth at least ``min_satoshis``.
+
+    Expired reservations are released first (DESIGN.md §4).
+
+    Args:
+        min_satoshis: the fee the transaction to build needs with no change (satoshis).
+        holder: the job id (or batch id) that holds the reservation.
+        timeout_seconds: how long the reservation lasts.
+        max_depth: only UTXOs with fewer unconfirmed ancestors than this are taken, so a
+            transaction never meets the node's mempool ancestor limit.
+        purpose: ``publish`` (default) or ``funding``.
+
+    Returns:
+        The reserved :class:`Utxo` (flushed, not committed), or None if none qualifies.
+    """
+    now = now or utcnow()
+    release_expired(now)
+    values = dict(
+        status=RESERVED,
+        reserved_at=now,
+        reserved_until=now + timedelta(seconds=timeout_seconds),
+        reserved_by=holder,
+    )
+    if is_postgres():
+        sub = (
+            _candidates(min_satoshis, max_depth, purpose)
+            .limit(1)
+            .with_for_update(skip_locked=True, of=Utxo)
+            .scalar_subquery()
+        )
+        row = db.session.execute(
+            update(Utxo)
+            .where(Utxo.id == sub)
+            .values(**values)
+            .returning(Utxo.id)
+            .execution_options(synchronize_session=False)
+        ).first()
+        if row is None:
+            return None
+        return db.session.get(Utxo, row[0], populate_existing=True)
+    for (utxo_id,) in db.session.execute(_candidates(min_satoshis, max_depth, purpose).limit(8)):
+        result = db.session.execute(
+            update(Utxo)
+            .where(Utxo.id == utxo_id, Utxo.status == AVAILABLE, Utxo.dirty.is_(False))
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount == 1:
+            return db.session.get(Utxo, utxo_id, populate_existing=True)
+    return None
+
+
+def reserve_many(
+    count: int,
+    min_satoshis: int,
+    holder: str,
+    *,
+    timeout_seconds: int = 300,
+    max_depth: int = 20,
+    now: datetime | None = None,
+) -> list[Utxo]:
+    """Reserve up to ``count`` UTXOs in one statement (batch mode, DESIGN.md §6).
+
+    Returns:
+        The reserved UTXOs, smallest first; possibly fewer than ``count``.
+    """
+    now = now or utcnow()
+    release_expired(now)
+    values = dict(
+        status=RESERVED,
+        reserved_at=now,
+        reserved_until=now + timedelta(seconds=timeout_seconds),
+        reserved_by=holder,
+    )
+    cand = _candidates(min_satoshis, max_depth, PURPOSE_PUBLISH).limit(count)
+    if is_postgres():
+        cand = cand.with_for_update(skip_locked=True, of=Utxo)
+    ids = [row[0] for row in db.session.execute(cand)]
+    if not ids:
+        return []
+    db.session.execute(
+        update(Utxo)
+        .where(Utxo.id.in_(ids), Utxo.status == AVAILABLE)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    rows = db.session.scalars(
+        select(Utxo)
+        .where(Utxo.id.in_(ids), Utxo.reserved_by == holder)
+        .order_by(Utxo.satoshis, Utxo.id)
+        .execution_options(populate_existing=True)
+    )
+    return list(rows)
+
+
+def mark_signed(utxo: Utxo, txid: str) -> None:
+    """Record that ``utxo`` is spent by the stored, signed transaction ``txid`` (not yet sent)."""
+    utxo.spent_by_txid = txid
+
+
+def mark_spent(utxo: Utxo, txid: str) -> None:
+    """The transaction ``txid`` spending ``utxo`` was accepted: the UTXO is gone for good."""
+    utxo.status = SPENT
+    utxo.spent_by_txid = txid
+    utxo.reserved_until = None
+
+
+def release(utxo: Utxo) -> None:
+    """Hand a reservation back at once (nothing was broadcast with it)."""
+    utxo.status = AVAILABLE
+    utxo.reserved_at = None
+    utxo.reserved_until = None
+    utxo.reserved_by = None
+    utxo.spent_by_txid = None
+
+
+def mark_dirty(utxo: Utxo, reason: str) -> None:
+    """Set ``utxo`` aside after a mempool conflict or missing inputs (DESIGN.md §4).
+
+    It is not marked spent: a periodic check settles it against the chain.
+    """
+    release(utxo)
+    utxo.dirty = True
+    utxo.dirty_reason = reason[:500]
+
+
+def add_utxo(
+    txid: str,
+    vout: int,
+    satoshis: int,
+    script_pub_key: str,
+    *,
+    purpose: str = PURPOSE_PUBLISH,
+    depth: int = 0,
+) -> Utxo | None:
+    """Add an output of ours to the pool as ``available`` (change, split outputs, imports).
+
+    Returns:
+        The new row, or None if (txid, vout) is already known.
+    """
+    exists = db.session.scalar(select(Utxo.id).where(Utxo.txid == txid, Utxo.vout == vout))
+    if exists is not None:
+        return None
+    utxo = Utxo(
+        txid=txid,
+        vout=vout,
+        satoshis=satoshis,
+        script_pub_key=script_pub_key,
+        purpose=purpose,
+        status=AVAILABLE,
+        depth=depth,
+    )
+    db.session.add(utxo)
+    db.session.flush()
+    return utxo
+
+
+def mark_confirmed_outputs(txid: str) -> int:
+    """Outputs made by the mined transaction ``txid`` have no unconfirmed ancestors any more."""
+    result = db.session.execute(
+        update(Utxo)
+        .where(Utxo.txid == txid, Utxo.depth != 0)
+        .values(depth=0)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)
+
+
+def status_summary(now: datetime | None = None) -> dict[str, Any]:
+    """Counts and satoshis by status, dirty count, reservations past their timeout.
+
+    Returns:
+        ``{"by_status": {status: {"count", "satoshis"}}, "available_count",
+        "available_satoshis", "dirty_count", "reserved_past_timeout", "by_purpose"}``.
+    """
+    now = now or utcnow()
+    by_status: dict[str, dict[str, int]] = {}
+    for status, count, sats in db.session.execute(
+        select(Utxo.status, func.count(), func.coalesce(func.sum(Utxo.satoshis), 0)).group_by(
+            Utxo.status
+        )
+    ):
+        by_status[status] = {"count": int(count), "satoshis": int(sats)}
+    by_purpose: dict[str, int] = {}
+    for purpose, count in db.session.execute(
+        select(Utxo.purpose, func.count())
+        .where(Utxo.status == AVAILABLE, Utxo.dirty.is_(False))
+        .group_by(Utxo.purpose)
+    ):
+        by_purpose[purpose] = int(count)
+    clean = and_(Utxo.status == AVAILABLE, Utxo.dirty.is_(False), Utxo.purpose == PURPOSE_PUBLISH)
+    available = db.session.execute(
+        select(func.count(), func.coalesce(func.sum(Utxo.satoshis), 0)).where(clean)
+    ).one()
+    dirty = db.session.scalar(select(func.count()).where(Utxo.dirty.is_(True))) or 0
+    overdue = (
+        db.session.scalar(
+            select(func.count()).where(Utxo.status == RESERVED, Utxo.reserved_until < now)
+        )
+        or 0
+    )
+    return {
+        "by_status": by_status,
+        "by_purpose": by_purpose,
+        "available_count": int(available[0]),
+        "available_satoshis": int(available[1]),
+        "dirty_count": int(dirty),
+        "reserved_past_timeout": int(overdue),
+    }

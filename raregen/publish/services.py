@@ -1,0 +1,84 @@
+"""Process-wide collaborators of the publisher, built from the app's configuration once.
+
+* :func:`server_wallet`: the server key (DESIGN.md §4) from ``SERVER_WIF`` or the key file
+  (created with mode 0600 in development). The WIF never reaches a log or a response.
+* :func:`broadcaster`: the configured backends in failover order (DESIGN.md §5).
+* :func:`fee_rate`: satoshis per 1000 bytes, from configuration or the broadcaster's policy,
+  never below the configured floor.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, current_app
+
+from raregen.chain.rpc import NodeRPC
+from raregen.publish.broadcasters import build_chain
+from raregen.publish.broadcasters.base import Broadcaster
+from raregen.publish.txbuilder import ServerWallet
+
+_EXT = "raregen.services"
+
+
+def _cache(app: Flask) -> dict[str, Any]:
+    return app.extensions.setdefault(_EXT, {})
+
+
+def load_or_create_wif(path: Path, network: str) -> str:
+    """Read the server WIF from ``path``, creating it (mode 0600) if it does not exist."""
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    wif = ServerWallet.generate(network).to_wif()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(wif + "\n")
+    return wif
+
+
+def server_wallet(app: Flask | None = None) -> ServerWallet:
+    """The server's wallet (cached per app)."""
+    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+    cache = _cache(app)
+    if "wallet" not in cache:
+        cfg = app.config
+        wif = cfg.get("SERVER_WIF") or load_or_create_wif(
+            Path(cfg["SERVER_KEY_FILE"]), cfg["NETWORK"]
+        )
+        cache["wallet"] = ServerWallet.from_wif(wif, network=cfg["NETWORK"])
+    return cache["wallet"]  # type: ignore[no-any-return]
+
+
+def node_rpc(app: Flask | None = None) -> NodeRPC:
+    """JSON-RPC client of the SV Node: settings, else the dev node's ``rpc.json`` file."""
+    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+    cache = _cache(app)
+    if "rpc" not in cache:
+        cfg = app.config
+        url, user, password = cfg["NODE_RPC_URL"], cfg["NODE_RPC_USER"], cfg["NODE_RPC_PASSWORD"]
+        rpc_file = Path(cfg["NODE_RPC_FILE"])
+        if not password and rpc_file.exists():
+            info = json.loads(rpc_file.read_text())
+            url, user, password = info["url"], info["user"], info["password"]
+        cache["rpc"] = NodeRPC(url, user, password)
+    return cache["rpc"]  # type: ignore[no-any-return]
+
+
+def broadcaster(app: Flask | None = None) -> Broadcaster:
+    """The configured broadcaster chain (``BROADCASTERS``, in failover order)."""
+    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+    cache = _cache(app)
+    if "broadcaster" not in cache:
+        cache["broadcaster"] = build_chain(app.config, lambda: node_rpc(app))
+    return cache["broadcaster"]  # type: ignore[no-any-return]
+
+
+def fee_rate(app: Flask | None = None) -> int:
+    """The fee rate to pay, in satoshis per 1000 bytes (DESIGN.md §4)."""
+    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+    cfg = app.config
+    return max(int(cfg["FEE_RATE_SAT_PER_KB"]), int(cfg["FEE_RATE_FLOOR_SAT_PER_KB"]))

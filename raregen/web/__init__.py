@@ -1,0 +1,1 @@
+"""Web plumbing shared by both components: error handlers, health and metrics."""

