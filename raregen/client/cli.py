@@ -193,7 +193,9 @@ def verify(obj: dict[str, str], txid: str, raw: str | None) -> None:
             raise click.ClickException(_error_text(resp))
         raw_hex = resp.json()["rawTx"]
     else:
-        raw_hex = Path(raw).read_text().strip() if Path(raw).is_file() else raw.strip()
+        stripped = raw.strip()
+        is_hex = all(c in "0123456789abcdefABCDEF" for c in stripped) and len(stripped) > 64
+        raw_hex = stripped if is_hex else Path(raw).read_text().strip()
     try:
         raw_bytes = bytes.fromhex(raw_hex)
         if protocol.txid(raw_bytes) != txid.lower():

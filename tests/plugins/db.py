@@ -45,13 +45,12 @@ def backends() -> list[str]:
 
 
 def _pg_database(name: str) -> str:
-    import psycopg2
+    import psycopg
 
     try:
-        conn = psycopg2.connect(PG_ADMIN_URL, connect_timeout=3)
+        conn = psycopg.connect(PG_ADMIN_URL, connect_timeout=3, autocommit=True)
     except Exception as exc:
         unavailable(f"PostgreSQL at {PG_ADMIN_URL.split('@')[-1]}: {exc.__class__.__name__}")
-    conn.autocommit = True
     with conn.cursor() as cur:
         cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
         cur.execute(f'CREATE DATABASE "{name}"')
@@ -61,11 +60,10 @@ def _pg_database(name: str) -> str:
 
 
 def _drop_pg_database(name: str) -> None:
-    import psycopg2
+    import psycopg
 
     try:
-        conn = psycopg2.connect(PG_ADMIN_URL, connect_timeout=3)
-        conn.autocommit = True
+        conn = psycopg.connect(PG_ADMIN_URL, connect_timeout=3, autocommit=True)
         with conn.cursor() as cur:
             cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.close()

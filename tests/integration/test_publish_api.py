@@ -1,0 +1,264 @@
+"""Contract v1 over HTTP (DESIGN.md §2): every error code of the table with a small request
+that triggers it, the idempotent resubmission rule, and no 500 for odd input. Runs on SQLite
+and PostgreSQL (the ``app`` fixture is parametrized)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import time
+
+import coincurve
+import pytest
+
+from raregen import signing
+from raregen.publish import keys
+
+N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+
+
+def _der(r: int, s: int) -> bytes:
+    def enc(x: int) -> bytes:
+        b = x.to_bytes((x.bit_length() + 8) // 8, "big")
+        return b"\x02" + bytes([len(b)]) + b
+
+    body = enc(r) + enc(s)
+    return b"\x30" + bytes([len(body)]) + body
+
+
+def _rs(der: bytes) -> tuple[int, int]:
+    rlen = der[3]
+    r = int.from_bytes(der[4 : 4 + rlen], "big")
+    s = int.from_bytes(der[6 + rlen :], "big")
+    return r, s
+
+
+def sign_raw(key: coincurve.PrivateKey, payload: str) -> str:
+    return base64.b64encode(key.sign(payload.encode(), hasher=lambda m: hashlib.sha256(m).digest())).decode()
+
+
+def body_for(key: coincurve.PrivateKey, payload_obj: dict, *, raw: str | None = None) -> dict:
+    payload = raw if raw is not None else signing.canonicalize(payload_obj)
+    return {
+        "signedPayload": payload,
+        "signature": sign_raw(key, payload),
+        "pubkey": key.public_key.format().hex(),
+    }
+
+
+def payload(**over: object) -> dict:
+    now = int(time.time())
+    obj: dict = {"v": 1, "nonce": signing.new_nonce(), "iat": now, "exp": now + 600, "record": {"a": 1}}
+    obj.update(over)
+    return obj
+
+
+@pytest.fixture
+def key(app):  # type: ignore[no-untyped-def]
+    k = coincurve.PrivateKey()
+    keys.register_key(k.public_key.format().hex())
+    return k
+
+
+def post(client, body, **kw):  # type: ignore[no-untyped-def]
+    return client.post("/v1/publish", json=body, **kw)
+
+
+def expect(resp, status: int, code: str) -> None:  # type: ignore[no-untyped-def]
+    assert resp.status_code == status, resp.get_data(as_text=True)
+    assert resp.is_json
+    assert resp.json["error"]["code"] == code
+    assert "Traceback" not in resp.get_data(as_text=True)
+
+
+def test_accepts_and_replays(client, key):  # type: ignore[no-untyped-def]
+    body = body_for(key, payload())
+    first = post(client, body)
+    assert first.status_code == 202
+    assert first.json["status"] == "queued"
+    assert first.json["statusUrl"].endswith(first.json["jobId"])
+    again = post(client, body)
+    assert again.status_code == 200
+    assert again.json == first.json
+    job = client.get(first.json["statusUrl"]).json
+    assert job["status"] == "queued" and job["attempts"] == 0
+
+
+def test_malformed_json(client, key):  # type: ignore[no-untyped-def]
+    expect(client.post("/v1/publish", data="{", content_type="application/json"), 400, "MALFORMED_JSON")
+    expect(client.post("/v1/publish", data="[1]", content_type="application/json"), 400, "MALFORMED_JSON")
+
+
+def test_unsupported_media_type(client):  # type: ignore[no-untyped-def]
+    expect(client.post("/v1/publish", data="a=b", content_type="application/x-www-form-urlencoded"), 415, "UNSUPPORTED_MEDIA_TYPE")
+
+
+def test_missing_and_unknown_field(client, key):  # type: ignore[no-untyped-def]
+    body = body_for(key, payload())
+    del body["signature"]
+    expect(post(client, body), 400, "MISSING_FIELD")
+    body = body_for(key, payload())
+    body["extra"] = 1
+    expect(post(client, body), 400, "UNKNOWN_FIELD")
+    expect(post(client, body_for(key, payload(color="red"))), 400, "UNKNOWN_FIELD")
+    p = payload()
+    del p["record"]
+    expect(post(client, body_for(key, p)), 400, "MISSING_FIELD")
+
+
+def test_bad_pubkey(client, key):  # type: ignore[no-untyped-def]
+    body = body_for(key, payload())
+    body["pubkey"] = "02" + "00" * 32
+    expect(post(client, body), 400, "BAD_PUBKEY")
+    body["pubkey"] = "xyz"
+    expect(post(client, body), 400, "BAD_PUBKEY")
+
+
+def test_bad_signature_encoding(client, key):  # type: ignore[no-untyped-def]
+    body = body_for(key, payload())
+    body["signature"] = "not base64!"
+    expect(post(client, body), 400, "BAD_SIGNATURE_ENCODING")
+    body["signature"] = base64.b64encode(b"\x30\x02\x01\x01").decode()
+    expect(post(client, body), 400, "BAD_SIGNATURE_ENCODING")
+
+
+def test_non_canonical_and_duplicates(client, key):  # type: ignore[no-untyped-def]
+    p = payload()
+    spaced = json.dumps(p, indent=1)
+    expect(post(client, body_for(key, p, raw=spaced)), 400, "NON_CANONICAL_PAYLOAD")
+    canon = signing.canonicalize(p)
+    dup = canon[:-1] + ',"v":1}'
+    expect(post(client, body_for(key, p, raw=dup)), 400, "DUPLICATE_MEMBER")
+    body = body_for(key, p)
+    raw = json.dumps(body)[:-1] + ', "pubkey": "' + body["pubkey"] + '"}'
+    expect(client.post("/v1/publish", data=raw, content_type="application/json"), 400, "DUPLICATE_MEMBER")
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "9007199254740993", "1e400"])
+def test_unrepresentable_numbers_are_400(client, key, literal):  # type: ignore[no-untyped-def]
+    p = payload()
+    canon = signing.canonicalize(p).replace('{"a":1}', '{"a":' + literal + "}")
+    resp = post(client, body_for(key, p, raw=canon))
+    assert resp.status_code == 400
+    assert resp.json["error"]["code"] in ("MALFORMED_JSON", "NON_CANONICAL_PAYLOAD")
+
+
+def test_bad_nonce_and_timestamps(client, key):  # type: ignore[no-untyped-def]
+    expect(post(client, body_for(key, payload(nonce="short"))), 400, "BAD_NONCE")
+    expect(post(client, body_for(key, payload(nonce="x" * 20 + "!"))), 400, "BAD_NONCE")
+    now = int(time.time())
+    expect(post(client, body_for(key, payload(iat=now, exp=now))), 400, "BAD_TIMESTAMPS")
+    expect(post(client, body_for(key, payload(iat=now, exp=now + 7200))), 400, "BAD_TIMESTAMPS")
+
+
+def test_time_window(client, key):  # type: ignore[no-untyped-def]
+    now = int(time.time())
+    expect(post(client, body_for(key, payload(iat=now - 1000, exp=now - 10))), 422, "EXPIRED")
+    expect(post(client, body_for(key, payload(iat=now + 600, exp=now + 900))), 422, "NOT_YET_VALID")
+
+
+def test_legacy_contract(client, key):  # type: ignore[no-untyped-def]
+    legacy = {"publickey": key.public_key.format().hex(), "signature": "MEUC", "nonce": "1234567890", "record": {}}
+    resp = post(client, legacy)
+    expect(resp, 400, "LEGACY_CONTRACT")
+    assert "v1" in resp.json["error"]["message"] or "signedPayload" in resp.json["error"]["message"]
+
+
+def test_signature_invalid_and_high_s(client, key):  # type: ignore[no-untyped-def]
+    other = coincurve.PrivateKey()
+    body = body_for(key, payload())
+    body["signature"] = sign_raw(other, body["signedPayload"])
+    expect(post(client, body), 401, "SIGNATURE_INVALID")
+    body = body_for(key, payload())
+    r, s = _rs(base64.b64decode(body["signature"]))
+    body["signature"] = base64.b64encode(_der(r, N - s)).decode()
+    resp = post(client, body)
+    expect(resp, 401, "HIGH_S_SIGNATURE")
+
+
+def test_key_not_registered_and_revoked(client, key):  # type: ignore[no-untyped-def]
+    stranger = coincurve.PrivateKey()
+    expect(post(client, body_for(stranger, payload())), 403, "KEY_NOT_REGISTERED")
+    keys.revoke_key(key.public_key.format().hex())
+    expect(post(client, body_for(key, payload())), 403, "KEY_REVOKED")
+
+
+def test_uncompressed_key_stored_compressed(client, app):  # type: ignore[no-untyped-def]
+    k = coincurve.PrivateKey()
+    keys.register_key(k.public_key.format(compressed=False).hex())
+    body = body_for(k, payload())
+    body["pubkey"] = k.public_key.format(compressed=False).hex()
+    assert post(client, body).status_code == 202
+
+
+def test_no_credits(client, app):  # type: ignore[no-untyped-def]
+    k = coincurve.PrivateKey()
+    keys.register_key(k.public_key.format().hex(), credits=1)
+    assert post(client, body_for(k, payload())).status_code == 202
+    expect(post(client, body_for(k, payload())), 402, "NO_CREDITS")
+
+
+def test_nonce_reused(client, key):  # type: ignore[no-untyped-def]
+    p = payload()
+    assert post(client, body_for(key, p)).status_code == 202
+    p2 = dict(p, record={"other": True})
+    expect(post(client, body_for(key, p2)), 409, "NONCE_REUSED")
+
+
+def test_payload_too_large(client, app, key):  # type: ignore[no-untyped-def]
+    old = app.config["MAX_PAYLOAD_BYTES"]
+    app.config["MAX_PAYLOAD_BYTES"] = 200
+    try:
+        expect(post(client, body_for(key, payload(record={"x": "y" * 300}))), 413, "PAYLOAD_TOO_LARGE")
+    finally:
+        app.config["MAX_PAYLOAD_BYTES"] = old
+    huge = "x" * (app.config["MAX_CONTENT_LENGTH"] + 10)
+    expect(client.post("/v1/publish", data=huge, content_type="application/json"), 413, "PAYLOAD_TOO_LARGE")
+
+
+def test_rate_limited(client, app, key):  # type: ignore[no-untyped-def]
+    from raregen.extensions import limiter
+
+    old = app.config["PUBLISH_RATE_LIMIT"]
+    app.config["PUBLISH_RATE_LIMIT"] = "2 per hour"
+    limiter.reset()
+    try:
+        codes = [post(client, body_for(key, payload())).status_code for _ in range(3)]
+        assert codes[:2] == [202, 202]
+        resp = post(client, body_for(key, payload()))
+        expect(resp, 429, "RATE_LIMITED")
+        assert int(resp.headers["Retry-After"]) > 0
+    finally:
+        app.config["PUBLISH_RATE_LIMIT"] = old
+        limiter.reset()
+
+
+def test_unknown_job_and_bad_record_txid(client):  # type: ignore[no-untyped-def]
+    expect(client.get("/v1/jobs/does-not-exist"), 404, "NOT_FOUND")
+    expect(client.get("/v1/records/nothex"), 400, "MALFORMED_JSON")
+    expect(client.get("/v1/nowhere"), 404, "NOT_FOUND")
+    expect(client.put("/v1/publish"), 405, "METHOD_NOT_ALLOWED")
+
+
+def test_random_bodies_never_500(client, key):  # type: ignore[no-untyped-def]
+    import random
+
+    rng = random.Random(7)
+    good = body_for(key, payload())
+    for i in range(150):
+        kind = i % 3
+        if kind == 0:
+            data = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 60)))
+        elif kind == 1:
+            b = dict(good)
+            field = rng.choice(list(b))
+            b[field] = rng.choice([None, 1, [], {}, "", "x" * 70, True])
+            data = json.dumps(b).encode()
+        else:
+            s = json.dumps(good)
+            pos = rng.randrange(len(s))
+            data = (s[:pos] + rng.choice(["}", "\\", '"', "\u0000", "\ud800"]) + s[pos + 1 :]).encode("utf-8", "surrogatepass")
+        resp = client.post("/v1/publish", data=data, content_type="application/json")
+        assert resp.status_code < 500, (data, resp.get_data(as_text=True))
+        assert resp.is_json
