@@ -34,7 +34,7 @@ def run_cron() -> None:
     from raregen.publish.schedule import build_cron_scheduler
 
     with app.app_context():
-        scheduler = build_cron_scheduler(app)
+        scheduler = build_cron_scheduler(app, logging_level="WARNING")
     scheduler.start()
 
 
@@ -44,6 +44,7 @@ def main() -> None:
     parser.add_argument("--burst", action="store_true", help="stop when the queue is empty")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("rq.cron").setLevel(logging.WARNING)
     if args.cron:
         run_cron()
     else:

@@ -39,6 +39,9 @@ def start_embedded_redis(folder: Path, port: int | None = None) -> tuple[subproc
          "--appendonly", "no", "--dir", str(folder)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        # its own session: a terminal's Ctrl-C reaches the workers, which still need Redis
+        # to finish their jobs; the owner stops this server last
+        start_new_session=True,
     )
     url = f"redis://127.0.0.1:{port}/0"
     for _ in range(100):

@@ -10,14 +10,16 @@ from raregen.publish import tasks
 from raregen.queue import redis_connection
 
 
-def build_cron_scheduler(app: Flask) -> CronScheduler:
+def build_cron_scheduler(app: Flask, logging_level: str = "INFO") -> CronScheduler:
     """A :class:`rq.cron.CronScheduler` with RareGen's periodic jobs (call in an app context).
 
     Intervals (seconds) come from ``CONFIRM_INTERVAL_SECONDS`` and ``REAPER_INTERVAL_SECONDS``.
     """
     cfg = app.config
     queue = cfg["QUEUE_NAME"]
-    scheduler = CronScheduler(connection=redis_connection(), name="raregen-cron")
+    scheduler = CronScheduler(
+        connection=redis_connection(), name="raregen-cron", logging_level=logging_level
+    )
     scheduler.register(
         tasks.confirm_sent, queue, interval=cfg["CONFIRM_INTERVAL_SECONDS"], name="confirm-sent",
         job_timeout=120,
