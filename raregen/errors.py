@@ -11,11 +11,16 @@ Tree::
     ├── RequestError (400)        MALFORMED_JSON, MISSING_FIELD, UNKNOWN_FIELD, BAD_PUBKEY,
     │                             BAD_SIGNATURE_ENCODING, NON_CANONICAL_PAYLOAD,
     │                             DUPLICATE_MEMBER, BAD_NONCE, BAD_TIMESTAMPS, LEGACY_CONTRACT
-    ├── SignatureRejected (401)   SIGNATURE_INVALID, HIGH_S_SIGNATURE
+    ├── SignatureRejected (401)   SIGNATURE_INVALID, HIGH_S_SIGNATURE,
+    │                             CHALLENGE_INVALID (wallet key proof: unknown, used or expired)
+    ├── AuthRequired (401)        AUTH_REQUIRED (wallet API without a signed-in session)
+    ├── CodeRejected (401)        CODE_WRONG, CODE_EXPIRED, CODE_USED, TOO_MANY_TRIES
+    │                             (email one-time code)
     ├── NoCredits (402)           NO_CREDITS
     ├── KeyRefused (403)          KEY_NOT_REGISTERED, KEY_REVOKED
     ├── NotFound (404)            NOT_FOUND
     ├── NonceReused (409)         NONCE_REUSED
+    ├── KeyTaken (409)            KEY_TAKEN (the key is registered to another account)
     ├── PayloadTooLarge (413)     PAYLOAD_TOO_LARGE
     ├── UnsupportedMediaType (415) UNSUPPORTED_MEDIA_TYPE
     ├── TimeWindowError (422)     EXPIRED, NOT_YET_VALID
@@ -66,6 +71,28 @@ class SignatureRejected(RareGenError):
     default_code = "SIGNATURE_INVALID"
 
 
+class AuthRequired(RareGenError):
+    """401: the wallet API needs a signed-in session (email one-time code)."""
+
+    status = 401
+    default_code = "AUTH_REQUIRED"
+
+
+class CodeRejected(RareGenError):
+    """401: an email one-time code was refused.
+
+    Codes: CODE_WRONG (``tries_left`` more attempts on this code), CODE_EXPIRED, CODE_USED,
+    TOO_MANY_TRIES (a new code is needed).
+    """
+
+    status = 401
+    default_code = "CODE_WRONG"
+
+    def __init__(self, message: str, *, tries_left: int = 0, **kw: str | None):
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+        self.tries_left = tries_left
+
+
 class NoCredits(RareGenError):
     """402: the key's account has no publishing credit left."""
 
@@ -92,6 +119,13 @@ class NonceReused(RareGenError):
 
     status = 409
     default_code = "NONCE_REUSED"
+
+
+class KeyTaken(RareGenError):
+    """409: the public key is already registered to another account."""
+
+    status = 409
+    default_code = "KEY_TAKEN"
 
 
 class PayloadTooLarge(RareGenError):

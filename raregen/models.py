@@ -2,7 +2,4 @@
 
 from raregen.publish import models as publish_models  # noqa: F401
 
-try:  # the wallet component's tables, when the wallet package defines them
-    from raregen.wallet import models as wallet_models  # noqa: F401
-except ImportError:  # pragma: no cover
-    wallet_models = None
+from raregen.wallet import models as wallet_models  # noqa: F401

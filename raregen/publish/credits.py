@@ -1,25 +1,42 @@
 """Publishing credits of a registered key (DESIGN.md §2: 402 NO_CREDITS).
 
-A key with ``credits`` None publishes without limit (operator keys). Otherwise one credit is
-taken in the transaction that stores the job, and given back when the job ends ``failed``.
+Which balance pays depends on the key:
+
+* ``account_ref`` ``"acct:<id>"`` (keys registered through the wallet): the account's
+  append-only credit ledger (:mod:`raregen.wallet.credits`); the key's ``credits`` column
+  is not used.
+* otherwise ``credits`` set (operator or API keys): that column, decremented in place.
+* otherwise (``credits`` None): unlimited.
+
+One credit is taken in the transaction that stores the job, and given back once when the
+job ends ``failed``.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import update
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, update
 
 from raregen.db import db
 from raregen.errors import NoCredits
 from raregen.publish.models import RegisteredKey
+from raregen.wallet import credits as ledger
+from raregen.wallet.accounts import parse_account_ref
 
 
-def take(key: RegisteredKey) -> None:
-    """Take one credit from ``key`` in the current transaction.
+def take(key: RegisteredKey, job_id: str) -> None:
+    """Take one credit for job ``job_id`` from what pays for ``key`` (current transaction).
 
     Raises:
-        NoCredits: the key has no credit left (the conditional UPDATE matched no row, so two
-            concurrent publishes with one credit left never both succeed).
+        NoCredits: nothing left. Race-safe: the account row is locked before its ledger is
+            summed, and a key's column is decremented by a conditional UPDATE, so two
+            concurrent publishes with one credit left never both succeed.
     """
+    account_id = parse_account_ref(key.account_ref)
+    if account_id is not None:
+        ledger.charge(account_id, job_id)
+        return
     if key.credits is None:
         return
     result = db.session.execute(
@@ -28,13 +45,28 @@ def take(key: RegisteredKey) -> None:
         .values(credits=RegisteredKey.credits - 1)
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount != 1:
+    if cast("CursorResult[Any]", result).rowcount != 1:
         raise NoCredits("This key's account has no publishing credit left.")
 
 
 def refund(key_id: int | None, job_id: str) -> None:
-    """Give back the credit of job ``job_id``, which ended ``failed`` (current transaction)."""
+    """Give back the credit of job ``job_id``, which ended ``failed`` (current transaction).
+
+    For account keys this is idempotent per job: the ledger holds at most one ``refund`` row
+    per job, and only a job that took a ledger credit is refunded. A key's ``credits``
+    column is incremented as before (the pipeline calls this once, on the transition to
+    ``failed``).
+    """
     if key_id is None:
+        return
+    key = db.session.get(RegisteredKey, key_id)
+    if key is None:
+        return
+    account_id = parse_account_ref(key.account_ref)
+    if account_id is not None:
+        ledger.refund(account_id, job_id)
+        return
+    if key.credits is None:
         return
     db.session.execute(
         update(RegisteredKey)

@@ -1,6 +1,6 @@
 """One error handler: domain errors and HTTP errors to the DESIGN.md §2 JSON shape, or a page.
 
-API paths (``/v1/...``) and clients that prefer JSON always get
+API paths (``/v1/``, ``/wallet/api/``, ``/internal/``) and clients that prefer JSON always get
 ``{"error": {"code", "message", "field"}}``; browsers get an HTML error page. No stack trace
 or exception text ever reaches a client; unexpected errors are logged server-side.
 """
@@ -27,9 +27,12 @@ _HTTP_CODES = {
 }
 
 
+_JSON_PATHS = ("/v1/", "/wallet/api/", "/internal/")
+
+
 def wants_json() -> bool:
     """True for API paths and for clients that ask for JSON rather than HTML."""
-    if request.path.startswith("/v1/") or request.is_json:
+    if request.path.startswith(_JSON_PATHS) or request.is_json:
         return True
     best = request.accept_mimetypes.best_match(["text/html", "application/json"])
     return best == "application/json"

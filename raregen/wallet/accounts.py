@@ -1,0 +1,106 @@
+"""Accounts: email addresses, plans, and the ``acct:<id>`` reference the publisher knows.
+
+Services add and flush; the caller's :func:`raregen.db.transaction` commits.
+"""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from raregen.audit import audit
+from raregen.db import db
+from raregen.errors import NotFound, RequestError
+from raregen.wallet.models import PLANS, Account
+
+ACCOUNT_REF_PREFIX = "acct:"
+_EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_REF_RE = re.compile(r"acct:([1-9][0-9]{0,17})")
+
+
+def normalize_email(raw: object) -> str:
+    """The address as stored: trimmed and lowercased.
+
+    Raises:
+        RequestError: ``BAD_EMAIL`` (field ``email``) if it does not look like an address
+            (one ``@``, a dot in the domain, no spaces, at most 254 characters).
+    """
+    email = raw.strip().lower() if isinstance(raw, str) else ""
+    if len(email) > 254 or not _EMAIL_RE.fullmatch(email):
+        raise RequestError("Enter a valid email address.", code="BAD_EMAIL", field="email")
+    return email
+
+
+def account_ref(account_id: int) -> str:
+    """The publisher's reference to an account: ``"acct:<id>"``."""
+    return f"{ACCOUNT_REF_PREFIX}{account_id}"
+
+
+def parse_account_ref(ref: str | None) -> int | None:
+    """The account id of an ``"acct:<id>"`` reference; None for any other reference."""
+    match = _REF_RE.fullmatch(ref or "")
+    return int(match.group(1)) if match else None
+
+
+def get(account_id: int) -> Account | None:
+    """The account with this id, or None."""
+    return db.session.get(Account, account_id)
+
+
+def by_email(email: str) -> Account | None:
+    """The account with this (already normalized) address, or None."""
+    return db.session.scalar(select(Account).where(Account.email == email))
+
+
+def get_or_create(email: str) -> Account:
+    """The account of a verified ``email`` (normalized), created on first sign-in."""
+    account = by_email(email)
+    if account is not None:
+        return account
+    try:
+        with db.session.begin_nested():
+            account = Account(email=email)
+            db.session.add(account)
+            db.session.flush()
+    except IntegrityError:  # created concurrently by another sign-in of the same address
+        account = by_email(email)
+        assert account is not None
+        return account
+    audit(f"account:{account.id}", "wallet:account:created", account_ref(account.id))
+    return account
+
+
+def set_plan(email: str, plan: str, *, actor: str = "cli") -> Account:
+    """Put the account of ``email`` on ``plan`` (``free`` or ``paid``).
+
+    Raises:
+        RequestError: ``BAD_PLAN`` for an unknown plan.
+        NotFound: no account has this address.
+    """
+    if plan not in PLANS:
+        raise RequestError(f"plan must be one of {', '.join(PLANS)}", code="BAD_PLAN", field="plan")
+    account = require_by_email(email)
+    if account.plan != plan:
+        audit(actor, "wallet:account:plan", account_ref(account.id), old=account.plan, new=plan)
+        account.plan = plan
+        db.session.flush()
+    return account
+
+
+def require_by_email(email: str) -> Account:
+    """The account of ``email`` (normalized here).
+
+    Raises:
+        RequestError: ``BAD_EMAIL``; NotFound: no such account.
+    """
+    account = by_email(normalize_email(email))
+    if account is None:
+        raise NotFound("No account has this email address.", field="email")
+    return account
+
+
+def list_all() -> list[Account]:
+    """Every account, oldest first."""
+    return list(db.session.scalars(select(Account).order_by(Account.id)))

@@ -1,0 +1,99 @@
+"""Operator commands: ``flask --app app accounts list|plan|grant|ledger``."""
+
+from __future__ import annotations
+
+import click
+from flask import Flask
+from flask.cli import AppGroup
+
+from raregen.db import transaction
+from raregen.errors import RareGenError
+
+accounts_cli = AppGroup("accounts", help="Wallet accounts: list them, set plans, grant credits.")
+
+
+def _fail(err: RareGenError) -> click.ClickException:
+    return click.ClickException(f"{err.code}: {err.message}")
+
+
+@accounts_cli.command("list")
+def accounts_list() -> None:
+    """List accounts: id, email, plan, spendable credits, created."""
+    from raregen.wallet import accounts, credits
+
+    with transaction():
+        for account in accounts.list_all():
+            click.echo(
+                f"{account.id:>6}  {account.email:40}  {account.plan:5}  "
+                f"credits={credits.available(account):<6}  since {account.created_at:%Y-%m-%d}"
+            )
+
+
+@accounts_cli.command("plan")
+@click.argument("email")
+@click.argument("plan", type=click.Choice(["free", "paid"]))
+def accounts_plan(email: str, plan: str) -> None:
+    """Put the account of EMAIL on PLAN (free or paid)."""
+    from raregen.wallet import accounts
+
+    try:
+        with transaction():
+            account = accounts.set_plan(email, plan)
+            shown = account.email
+    except RareGenError as err:
+        raise _fail(err) from None
+    click.echo(f"{shown}: plan {plan}")
+
+
+@accounts_cli.command("grant")
+@click.argument("email")
+@click.argument("amount", type=int)
+@click.option("--reason", default=None, help="A note kept in the ledger (grant:<note>).")
+def accounts_grant(email: str, amount: int, reason: str | None) -> None:
+    """Add AMOUNT credits to the account of EMAIL (negative to correct a mistake)."""
+    from raregen.wallet import accounts, credits
+
+    try:
+        with transaction():
+            account = accounts.require_by_email(email)
+            new_balance = credits.grant(account.id, amount, reason)
+            shown = account.email
+    except RareGenError as err:
+        raise _fail(err) from None
+    click.echo(f"{shown}: {amount:+d} credits, balance {new_balance}")
+
+
+@accounts_cli.command("ledger")
+@click.argument("email")
+def accounts_ledger(email: str) -> None:
+    """Print the credit ledger of the account of EMAIL, oldest first."""
+    from sqlalchemy import select
+
+    from raregen.db import db
+    from raregen.wallet import accounts
+    from raregen.wallet.models import CreditEntry
+
+    try:
+        with transaction():
+            account = accounts.require_by_email(email)
+            rows = list(
+                db.session.scalars(
+                    select(CreditEntry)
+                    .where(CreditEntry.account_id == account.id)
+                    .order_by(CreditEntry.id)
+                )
+            )
+            total = 0
+            for row in rows:
+                total += row.delta
+                click.echo(
+                    f"{row.created_at:%Y-%m-%d %H:%M:%S}  {row.delta:+5d}  {total:>6}  "
+                    f"{row.reason}  {row.job_id or ''}"
+                )
+    except RareGenError as err:
+        raise _fail(err) from None
+
+
+def register(app: Flask) -> None:
+    """Add the ``accounts`` command group to ``app``."""
+    app.cli.add_command(accounts_cli)

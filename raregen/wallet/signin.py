@@ -1,0 +1,207 @@
+"""Sign-up and sign-in with an emailed one-time code (one flow: email -> code -> session).
+
+Rules (DESIGN.md §7): a 6-digit code, valid ``OTP_VALIDITY_SECONDS`` (10 minutes), accepted
+once, at most ``OTP_MAX_TRIES`` (5) wrong tries per code, then a new code is needed. Code
+requests are rate limited per address (``OTP_RATE_LIMIT_PER_EMAIL``, 5 per 15 minutes) and
+per client IP (``OTP_RATE_LIMIT_PER_IP``, 20 per hour). Asking for a new code retires the
+address's earlier codes. The account is created when its address is first verified.
+
+Race safety: each attempt spends a try with one conditional UPDATE (``tries < max``, unused,
+unexpired) before the code is compared, and acceptance is a conditional UPDATE of
+``used_at``; parallel guesses can neither exceed the tries nor use a code twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, cast
+
+from flask import current_app
+from sqlalchemy import CursorResult, select, update
+
+from raregen.audit import audit
+from raregen.db import after_commit, db, transaction, utcnow
+from raregen.errors import CodeRejected
+from raregen.wallet import accounts, limits, mail, otp
+from raregen.wallet.models import OTP_PURPOSE_SIGNIN, OtpChallenge
+
+
+def _affected(statement: Any) -> int:
+    """Rows an UPDATE matched (the current transaction)."""
+    return int(cast("CursorResult[Any]", db.session.execute(statement)).rowcount)
+
+
+@dataclass(frozen=True)
+class CodeSent:
+    """A code was mailed: the challenge to verify against, the address, validity in minutes."""
+
+    challenge_id: int
+    email: str
+    minutes: int
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    """A code was accepted: the account signed in (``created``: first sign-in)."""
+
+    account_id: int
+    email: str
+    created: bool
+
+
+def _server_key() -> bytes:
+    # a key of its own for code hashes, derived from (never equal to) the session key
+    secret = str(current_app.config["SECRET_KEY"]).encode()
+    return hashlib.sha256(b"raregen-otp-hash\0" + secret).digest()
+
+
+def validity_minutes() -> int:
+    """How long a code stays valid, in whole minutes (as stated in the UI and the mail)."""
+    return max(1, int(current_app.config["OTP_VALIDITY_SECONDS"]) // 60)
+
+
+def request_code(raw_email: object, ip: str | None) -> CodeSent:
+    """Make a code for an address, store its hash, and mail it after the commit.
+
+    Raises:
+        RequestError: ``BAD_EMAIL``.
+        RateLimited: 429 ``RATE_LIMITED`` with ``retry_after`` seconds, per address or per IP.
+    """
+    cfg = current_app.config
+    email = accounts.normalize_email(raw_email)
+    limits.enforce(
+        [
+            (cfg["OTP_RATE_LIMIT_PER_EMAIL"], "otp-email", email),
+            (cfg["OTP_RATE_LIMIT_PER_IP"], "otp-ip", ip or "unknown"),
+        ],
+        "Too many codes were asked for; wait a little and try again.",
+    )
+    code = otp.new_code()
+    now = utcnow()
+    with transaction():
+        # earlier open codes of this address stop working: only the newest is valid
+        db.session.execute(
+            update(OtpChallenge)
+            .where(
+                OtpChallenge.email == email,
+                OtpChallenge.used_at.is_(None),
+                OtpChallenge.expires_at > now,
+            )
+            .values(expires_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        challenge = OtpChallenge(
+            email=email,
+            purpose=OTP_PURPOSE_SIGNIN,
+            code_hash="",
+            expires_at=now + timedelta(seconds=int(cfg["OTP_VALIDITY_SECONDS"])),
+            ip=(ip or "")[:45] or None,
+            created_at=now,
+        )
+        db.session.add(challenge)
+        db.session.flush()
+        challenge.code_hash = otp.hash_code(_server_key(), str(challenge.id), code)
+        minutes = validity_minutes()
+        after_commit(lambda: mail.send_code(email, code, minutes))
+        return CodeSent(challenge.id, email, minutes)
+
+
+def _refusal(challenge: OtpChallenge | None, now_expired: bool) -> CodeRejected:
+    max_tries = int(current_app.config["OTP_MAX_TRIES"])
+    if challenge is None:
+        return CodeRejected("Ask for a sign-in code first.", code="CODE_EXPIRED", field="code")
+    if challenge.used_at is not None:
+        return CodeRejected(
+            "This code was already used; ask for a new one.", code="CODE_USED", field="code"
+        )
+    if challenge.tries >= max_tries:
+        return CodeRejected(
+            "Too many wrong tries for this code; ask for a new one.",
+            code="TOO_MANY_TRIES",
+            field="code",
+        )
+    if now_expired:
+        return CodeRejected(
+            f"This code expired (codes are valid for {validity_minutes()} minutes); "
+            "ask for a new one.",
+            code="CODE_EXPIRED",
+            field="code",
+        )
+    return CodeRejected("This code cannot be used; ask for a new one.", code="CODE_EXPIRED")
+
+
+def verify_code(challenge_id: int | None, raw_code: object) -> SignedIn:
+    """Check a typed code against challenge ``challenge_id``; sign the address in if right.
+
+    Every attempt, right or wrong, spends one of the challenge's tries; the 5th attempt may
+    still succeed, a 6th is refused even with the right code.
+
+    Raises:
+        CodeRejected: ``CODE_WRONG`` (with ``tries_left``), ``CODE_EXPIRED``, ``CODE_USED``,
+            ``TOO_MANY_TRIES``.
+    """
+    max_tries = int(current_app.config["OTP_MAX_TRIES"])
+    code = otp.normalize_code(raw_code) if isinstance(raw_code, str) else None
+    now = utcnow()
+    with transaction():
+        spent = 0
+        if challenge_id is not None:
+            spent = _affected(
+                update(OtpChallenge)
+                .where(
+                    OtpChallenge.id == challenge_id,
+                    OtpChallenge.used_at.is_(None),
+                    OtpChallenge.expires_at > now,
+                    OtpChallenge.tries < max_tries,
+                )
+                .values(tries=OtpChallenge.tries + 1)
+                .execution_options(synchronize_session=False)
+            )
+        challenge = (
+            db.session.scalar(
+                select(OtpChallenge)
+                .where(OtpChallenge.id == challenge_id)
+                .execution_options(populate_existing=True)
+            )
+            if challenge_id is not None
+            else None
+        )
+        if spent != 1 or challenge is None:
+            raise _refusal(challenge, challenge is not None and challenge.expires_at <= now)
+        right = code is not None and otp.check_code(
+            _server_key(), str(challenge.id), code, challenge.code_hash
+        )
+        if not right:
+            left = max(0, max_tries - challenge.tries)
+            wrong = CodeRejected(
+                f"Wrong code; {left} {'try' if left == 1 else 'tries'} left."
+                if left
+                else "Wrong code, and no tries are left for it; ask for a new one.",
+                code="CODE_WRONG" if left else "TOO_MANY_TRIES",
+                field="code",
+                tries_left=left,
+            )
+            # keep the spent try: leave the transaction normally, then refuse
+            result: SignedIn | CodeRejected = wrong
+        else:
+            used = _affected(
+                update(OtpChallenge)
+                .where(OtpChallenge.id == challenge.id, OtpChallenge.used_at.is_(None))
+                .values(used_at=now)
+                .execution_options(synchronize_session=False)
+            )
+            if used != 1:  # pragma: no cover - the try above already excluded used codes
+                raise _refusal(challenge, False)
+            existing = accounts.by_email(challenge.email)
+            account = existing or accounts.get_or_create(challenge.email)
+            audit(
+                f"account:{account.id}",
+                "wallet:account:signed-in",
+                accounts.account_ref(account.id),
+            )
+            result = SignedIn(account.id, account.email, created=existing is None)
+    if isinstance(result, CodeRejected):
+        raise result
+    return result

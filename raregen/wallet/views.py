@@ -1,0 +1,158 @@
+"""The wallet's server-rendered auth pages, the development outbox, and :func:`init_app`.
+
+Pages (blueprint ``wallet_auth``, forms with CSRF tokens):
+
+* ``GET/POST /signin`` (also ``/signup``; one flow): enter an email, get a code.
+* ``GET/POST /signin/code``: enter the code; on success the session starts and the browser
+  goes to ``/wallet`` (or the local ``next`` path it came from).
+* ``POST /signout``.
+* ``GET /dev/outbox``: mails not sent over SMTP; registered only when ``ENV_NAME`` is
+  ``development``.
+
+:func:`account_view` and :func:`account_jobs` are what the pages show of an account (the
+same facts as ``GET /wallet/api/me`` and ``GET /wallet/api/jobs``).
+
+Views stay thin: the rules live in :mod:`raregen.wallet.signin`. A client that asks for JSON
+gets the error JSON of DESIGN.md §2 instead of the re-rendered form.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from datetime import timedelta
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    abort,
+    current_app,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+
+from raregen.errors import CodeRejected, RareGenError, RateLimited
+from raregen.wallet import mail, signin
+from raregen.wallet import session as wallet_session
+from raregen.wallet.overview import account_jobs, account_view
+from raregen.web.errors import wants_json
+
+__all__ = ["account_jobs", "account_view", "bp", "dev_bp", "init_app"]
+
+bp = Blueprint("wallet_auth", __name__)
+dev_bp = Blueprint("wallet_dev", __name__, url_prefix="/dev")
+
+DASHBOARD = "/wallet"
+_NEXT = "after_sign_in"
+# the auth pages hold forms only: no script, no inline style, forms post to this site
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
+@bp.after_request
+def _security_headers(resp: Response) -> Response:
+    resp.headers.setdefault("Content-Security-Policy", CSP)
+    resp.headers.setdefault("X-Content-Type-Options", "nosniff")
+    resp.headers.setdefault("Referrer-Policy", "same-origin")
+    resp.headers.setdefault("Cache-Control", "no-store")
+    return resp
+
+
+def _safe_next(value: str | None) -> str | None:
+    # only local paths: never an open redirect to another site
+    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
+        return value
+    return None
+
+
+def _page(
+    template: str, status: int = 200, err: RareGenError | None = None, **ctx: Any
+) -> Response:
+    if err is not None and wants_json():
+        raise err
+    html = render_template(
+        template,
+        error=err,
+        minutes=signin.validity_minutes(),
+        **ctx,
+    )
+    resp = Response(html, status=status, mimetype="text/html")
+    if isinstance(err, RateLimited):
+        resp.headers["Retry-After"] = str(err.retry_after)
+    return resp
+
+
+@bp.route("/signin", methods=["GET", "POST"])
+@bp.route("/signup", methods=["GET", "POST"], endpoint="sign_up")
+def sign_in():  # type: ignore[no-untyped-def]
+    """Ask for an email address and send it a code."""
+    if request.method == "GET":
+        nxt = _safe_next(request.args.get("next"))
+        if nxt:
+            session[_NEXT] = nxt
+        return _page("wallet/auth/sign_in.html", email=request.args.get("email", ""))
+    email = request.form.get("email", "")
+    try:
+        sent = signin.request_code(email, request.remote_addr)
+    except RareGenError as err:
+        return _page("wallet/auth/sign_in.html", err.status, err, email=email)
+    wallet_session.remember_challenge(sent.challenge_id, sent.email)
+    return redirect(url_for("wallet_auth.code"), code=303)
+
+
+@bp.route("/signin/code", methods=["GET", "POST"])
+def code():  # type: ignore[no-untyped-def]
+    """Ask for the code; start the session when it is right."""
+    challenge_id, email = wallet_session.pending_challenge()
+    if challenge_id is None:
+        return redirect(url_for("wallet_auth.sign_in"), code=303)
+    if request.method == "GET":
+        return _page("wallet/auth/code.html", email=email)
+    try:
+        result = signin.verify_code(challenge_id, request.form.get("code", ""))
+    except CodeRejected as err:
+        return _page("wallet/auth/code.html", err.status, err, email=email)
+    target = _safe_next(session.get(_NEXT)) or DASHBOARD
+    wallet_session.sign_in(result.account_id)
+    return redirect(target, code=303)
+
+
+@bp.post("/signout")
+def sign_out():  # type: ignore[no-untyped-def]
+    """End the session (a POST with the CSRF token: a link cannot sign anyone out)."""
+    wallet_session.sign_out()
+    return redirect(url_for("wallet_auth.sign_in"), code=303)
+
+
+@dev_bp.get("/outbox")
+def outbox():  # type: ignore[no-untyped-def]
+    """The development outbox (404 outside development, even if registered by mistake)."""
+    if current_app.config.get("ENV_NAME") != "development":
+        abort(404)
+    return render_template("dev/outbox.html", messages=mail.outbox())
+
+
+def init_app(app: Flask) -> None:
+    """Attach the wallet to ``app`` (roles ``all`` and ``wallet``): pages, JSON API, mail,
+    operator commands, and the browser pages blueprint ``raregen.wallet.pages.bp`` if present."""
+    from raregen.wallet import api, cli
+
+    app.permanent_session_lifetime = timedelta(seconds=int(app.config["SESSION_LIFETIME_SECONDS"]))
+    # Flask-Mail would silently drop mail whenever TESTING is on; send unless told not to
+    app.config.setdefault("MAIL_SUPPRESS_SEND", False)
+    mail.mail.init_app(app)
+    app.register_blueprint(bp)
+    app.register_blueprint(api.bp)
+    if app.config.get("ENV_NAME") == "development":
+        app.register_blueprint(dev_bp)
+    if importlib.util.find_spec("raregen.wallet.pages") is not None:
+        from raregen.wallet import pages
+
+        app.register_blueprint(pages.bp)
+    cli.register(app)
