@@ -1,9 +1,20 @@
-"""RQ worker entry: ``python worker.py`` (publish queue, with RQ's scheduler for delayed
-retries) or ``python worker.py --cron`` (the periodic jobs: confirmations, reaper, dirty
-UTXOs, pool replenishment, batch collector).
+"""RQ worker entry: ``python worker.py`` (the periodic queue, then the publish queue, with RQ's
+scheduler for delayed retries) or ``python worker.py --cron`` (the scheduler of the periodic
+jobs: confirmations, reaper and sweeper, dirty UTXOs, pool replenishment).
 
-SIGTERM is a warm shutdown: the worker finishes its current job first; a job interrupted by
-a hard kill is settled later by the reaper, so a restart loses nothing.
+Shutdown (RQ 3.0 behaviour):
+
+* SIGTERM or SIGINT once: warm shutdown. The worker takes no new job, lets the work horse
+  finish the job it runs (a publish job takes well under its 120 s RQ timeout), then exits 0.
+  Jobs still queued stay in Redis and in the database (``queued``); a restart goes on.
+* a second SIGTERM/SIGINT: cold shutdown. The horse is killed at once; its job stays
+  ``processing`` with a lease, and the reaper settles it once the lease
+  (``RESERVATION_TIMEOUT_SECONDS``) has expired: re-sends its stored transaction, or marks it
+  sent, or re-queues it. Nothing is lost; nothing is published twice.
+* ``kill -9``: as the cold shutdown. (The horse runs in its own process group: killing only
+  the main process leaves the horse to finish its job.)
+
+The cron process exits on SIGTERM after its current tick.
 """
 
 from __future__ import annotations
@@ -12,8 +23,8 @@ import argparse
 import logging
 
 from raregen import create_app
-from raregen.queue import redis_connection
 from raregen.publish import tasks
+from raregen.queue import periodic_queue_name, redis_connection
 
 
 def run_worker(burst: bool = False) -> None:
@@ -23,8 +34,9 @@ def run_worker(burst: bool = False) -> None:
 
     with app.app_context():
         conn = redis_connection()
-        queue = Queue(app.config["QUEUE_NAME"], connection=conn)
-    worker = Worker([queue], connection=conn)
+        name = app.config["QUEUE_NAME"]
+        queues = [Queue(periodic_queue_name(name), connection=conn), Queue(name, connection=conn)]
+    worker = Worker(queues, connection=conn)
     worker.work(with_scheduler=True, burst=burst, logging_level="WARNING")
 
 

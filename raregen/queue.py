@@ -1,14 +1,28 @@
-"""Redis and RQ access: the publish queue and how jobs are put on it.
+"""Redis and RQ access: the publish queue, how jobs are put on it, whether an RQ job still
+carries a publish job, and the cross-process counters behind ``/metrics``.
 
 The database is the source of truth; an RQ job only carries a job id. Enqueueing failures
 are logged, never raised to the client: the sweeper re-enqueues queued jobs that no RQ job
 carries (``raregen.publish.reaper``).
+
+RQ job ids (:func:`rq_job_id`): ``publish-<job id>`` for the first delivery (intake) and
+``publish-<job id>-<not_before in ms>`` for a delivery the pipeline schedules itself (a
+retry after a backoff). A new id per retry matters: RQ marks the job it is running
+``finished`` (with a short result TTL) when it returns, so re-using the running job's own id
+for its retry would let the retry's hash expire under the scheduler. The sweeper derives the
+id from the database row, so it can ask Redis cheaply whether that delivery is still alive.
+
+Counters (:func:`count_event`, :func:`observe_latency`) live in Redis hashes so every
+process (web workers, RQ work horses, the cron process) adds to the same numbers; a Redis
+flush resets them, which Prometheus reads as a counter reset.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+import time
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
 
 from flask import current_app
 from redis import Redis
@@ -17,6 +31,16 @@ from rq import Queue, Retry
 log = logging.getLogger(__name__)
 
 _CONNECTIONS: dict[str, Redis] = {}
+
+#: RQ job timeout of a publish job, seconds.
+PUBLISH_JOB_TIMEOUT = 120
+#: How long a ``started`` delivery of a job the database still has ``queued`` counts as
+#: alive, seconds (see :func:`live_deliveries`).
+_STARTED_GRACE = 30
+
+METRIC_PREFIX = "raregen:metrics:"
+#: Upper bounds (seconds) of the submit -> sent latency histogram.
+LATENCY_BUCKETS = (0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900, 3600)
 
 
 def redis_connection(url: str | None = None) -> Redis:
@@ -34,13 +58,45 @@ def publish_queue() -> Queue:
     return Queue(current_app.config["QUEUE_NAME"], connection=redis_connection())
 
 
-def rq_job_id(job_id: str) -> str:
-    """The RQ job id that carries publish job ``job_id`` (one per job: enqueueing twice is safe)."""
-    return f"publish-{job_id}"
+def periodic_queue_name(publish_queue_name: str) -> str:
+    """The queue of the periodic jobs (reaper, confirmations, ...): ``<publish>-periodic``.
+
+    Workers listen to it before the publish queue, so recovery runs even behind a backlog.
+    """
+    return f"{publish_queue_name}-periodic"
 
 
-def enqueue_publish(job_id: str, delay_seconds: float | None = None) -> bool:
+def _ms(value: datetime) -> int:
+    return (
+        int(value.timestamp() * 1000)
+        if value.tzinfo
+        else int((value - datetime(1970, 1, 1)).total_seconds() * 1000)
+    )
+
+
+def rq_job_id(job_id: str, not_before: datetime | None = None) -> str:
+    """The RQ job id of a delivery of publish job ``job_id``.
+
+    Args:
+        job_id: the publish job id.
+        not_before: the job's ``not_before`` (naive UTC) for a delivery the pipeline
+            scheduled; None for the first delivery.
+    """
+    if not_before is None:
+        return f"publish-{job_id}"
+    return f"publish-{job_id}-{_ms(not_before)}"
+
+
+def enqueue_publish(
+    job_id: str, delay_seconds: float | None = None, *, not_before: datetime | None = None
+) -> bool:
     """Put publish job ``job_id`` on the queue, now or after ``delay_seconds``.
+
+    Args:
+        job_id: the publish job id.
+        delay_seconds: run no earlier than this many seconds from now.
+        not_before: the ``not_before`` stored on the job row for this delivery (names the
+            RQ job, see :func:`rq_job_id`); None for the first delivery.
 
     Returns:
         True if enqueued; False if Redis was unreachable (the sweeper will catch up).
@@ -49,14 +105,14 @@ def enqueue_publish(job_id: str, delay_seconds: float | None = None) -> bool:
 
     try:
         queue = publish_queue()
-        kwargs = dict(
-            job_id=rq_job_id(job_id),
-            job_timeout=120,
-            result_ttl=60,
-            failure_ttl=3600,
-            retry=Retry(max=3, interval=[2, 5, 15]),
-        )
-        if delay_seconds:
+        kwargs = {
+            "job_id": rq_job_id(job_id, not_before),
+            "job_timeout": PUBLISH_JOB_TIMEOUT,
+            "result_ttl": 60,
+            "failure_ttl": 3600,
+            "retry": Retry(max=3, interval=[2, 5, 15]),
+        }
+        if delay_seconds and delay_seconds > 0:
             queue.enqueue_in(timedelta(seconds=delay_seconds), tasks.process_job, job_id, **kwargs)
         else:
             queue.enqueue(tasks.process_job, job_id, **kwargs)
@@ -64,3 +120,141 @@ def enqueue_publish(job_id: str, delay_seconds: float | None = None) -> bool:
     except Exception as exc:  # Redis down: the DB row stays queued and the sweeper re-enqueues
         log.warning("could not enqueue job %s: %s", job_id, exc.__class__.__name__)
         return False
+
+
+def live_deliveries(rq_ids: Sequence[str]) -> set[str]:
+    """Which of ``rq_ids`` still stand to run: waiting in the publish queue's list (or RQ's
+    intermediate list), in its scheduled registry and due less than :data:`_STARTED_GRACE`
+    seconds ago, or ``started`` less than that ago. Two pipelined round trips.
+
+    The job hash's status alone is not trusted: a worker killed between popping an id and
+    starting it leaves the status ``queued`` with the id in no list, and a work horse killed
+    while running leaves ``started`` for good. A scheduled entry long overdue means no RQ
+    scheduler runs (the worker holding the scheduler lock was killed; RQ workers try to take
+    the lock over only every 2 minutes): the sweeper then enqueues the job itself, and the
+    scheduler's late copy, if it comes, finds the job taken. A publish delivery claims its job within
+    milliseconds of starting, so the sweeper (which asks only about jobs the database still
+    has ``queued``) may treat a delivery started a while ago as dead; a second delivery is
+    harmless (the claim is conditional).
+
+    Raises:
+        redis.RedisError: Redis unreachable (the caller then enqueues nothing).
+    """
+    if not rq_ids:
+        return set()
+    from rq.job import Job
+
+    queue = publish_queue()
+    conn = queue.connection
+    listed_pipe = conn.pipeline(transaction=False)
+    listed_pipe.lrange(queue.key, 0, -1)
+    listed_pipe.lrange(queue.intermediate_queue_key, 0, -1)
+    waiting, moving = listed_pipe.execute()
+    listed = {x.decode() for x in (*waiting, *moving)}
+    pipe = conn.pipeline(transaction=False)
+    scheduled_key = queue.scheduled_job_registry.key
+    for rq_id in rq_ids:
+        pipe.zscore(scheduled_key, rq_id)
+        pipe.hmget(Job.key_for(rq_id), ["status", "started_at"])
+    answers = pipe.execute()
+    live: set[str] = set()
+    cutoff = time.time() - _STARTED_GRACE
+    for i, rq_id in enumerate(rq_ids):
+        score, (status, started_at) = answers[2 * i], answers[2 * i + 1]
+        if rq_id in listed or (score is not None and float(score) > cutoff):
+            live.add(rq_id)
+            continue
+        if (status or b"").decode() == "started" and started_at:
+            try:
+                begun = datetime.strptime(started_at.decode()[:19], "%Y-%m-%dT%H:%M:%S")
+            except ValueError:
+                continue
+            if (begun - datetime(1970, 1, 1)).total_seconds() > cutoff:
+                live.add(rq_id)
+    return live
+
+
+def queue_depths() -> dict[str, int]:
+    """RQ's view of the work: ``{"queued", "scheduled", "started", "failed", "periodic"}``.
+
+    Raises:
+        redis.RedisError: Redis unreachable.
+    """
+    queue = publish_queue()
+    periodic = Queue(periodic_queue_name(queue.name), connection=queue.connection)
+    return {
+        "queued": queue.count,
+        "scheduled": queue.scheduled_job_registry.count,
+        "started": queue.started_job_registry.count,
+        "failed": queue.failed_job_registry.count,
+        "periodic": periodic.count,
+    }
+
+
+# ---------------------------------------------------------------------------------------
+# Cross-process counters for /metrics
+# ---------------------------------------------------------------------------------------
+
+
+def count_event(kind: str, label: str, amount: int = 1) -> None:
+    """Add ``amount`` to counter ``kind`` (e.g. ``broadcast``) under ``label`` (e.g.
+    ``node|accepted``). Best effort: a Redis failure is logged at debug level and ignored."""
+    try:
+        redis_connection().hincrby(METRIC_PREFIX + kind, label, amount)
+    except Exception as exc:
+        log.debug("metric %s not counted: %s", kind, exc.__class__.__name__)
+
+
+def observe_latency(name: str, seconds: float) -> None:
+    """Add one observation (seconds) to histogram ``name`` (cumulative buckets
+    :data:`LATENCY_BUCKETS`, plus ``+Inf``, ``sum`` and ``count``). Best effort."""
+    try:
+        pipe = redis_connection().pipeline(transaction=False)
+        key = METRIC_PREFIX + "hist:" + name
+        for bound in LATENCY_BUCKETS:
+            if seconds <= bound:
+                pipe.hincrby(key, repr(float(bound)), 1)
+        pipe.hincrby(key, "+Inf", 1)
+        pipe.hincrby(key, "count", 1)
+        pipe.hincrbyfloat(key, "sum", float(seconds))
+        pipe.execute()
+    except Exception as exc:
+        log.debug("latency %s not observed: %s", name, exc.__class__.__name__)
+
+
+def read_counters(kinds: Iterable[str]) -> dict[str, dict[str, float]]:
+    """Counters and histograms as stored: ``{kind: {label: value}}`` (histograms under
+    ``hist:<name>``).
+
+    Raises:
+        redis.RedisError: Redis unreachable.
+    """
+    kinds = list(kinds)
+    pipe = redis_connection().pipeline(transaction=False)
+    for kind in kinds:
+        pipe.hgetall(METRIC_PREFIX + kind)
+    out: dict[str, dict[str, float]] = {}
+    for kind, raw in zip(kinds, pipe.execute()):
+        out[kind] = {k.decode(): float(v) for k, v in (raw or {}).items()}
+    return out
+
+
+def try_lock(name: str, seconds: int) -> bool:
+    """Take the Redis lock ``raregen:lock:<name>`` for ``seconds`` (SET NX EX).
+
+    Returns:
+        True if taken; False if another holder has it. Redis unreachable counts as taken
+        (True): the work it guards is safe to run twice, only wasteful.
+    """
+    try:
+        return bool(redis_connection().set(f"raregen:lock:{name}", "1", nx=True, ex=seconds))
+    except Exception:
+        return True
+
+
+def release_lock(name: str) -> None:
+    """Drop the lock taken by :func:`try_lock` (best effort)."""
+    try:
+        redis_connection().delete(f"raregen:lock:{name}")
+    except Exception:
+        pass

@@ -1,7 +1,10 @@
-"""Confirmation tracking: ``sent -> confirmed`` with block hash and height (DESIGN.md §1 step 4).
+"""Confirmation tracking: ``sent -> confirmed`` with block hash and height (DESIGN.md §1 step 4),
+and the unconfirmed-chain depth of pool outputs reset once their transaction is mined.
 
-A ``sent`` transaction that the network no longer knows (dropped from the mempool) is sent
-again from the stored raw transaction; it is never re-signed.
+A ``sent`` transaction that the network no longer knows (dropped from the mempool, or lost by
+a node restarted without its mempool) is sent again from the stored raw transaction; it is
+never re-signed. Parents are sent before children (oldest ``sent_at`` first), so a chain of
+change outputs comes back whole.
 """
 
 from __future__ import annotations
@@ -12,13 +15,38 @@ from sqlalchemy import select, update
 
 from raregen.db import db, transaction, utcnow
 from raregen.publish import pool, services
+from raregen.publish.broadcasters.base import TxStatus
 from raregen.publish.models import CONFIRMED, SENT, PublishJob
 
 log = logging.getLogger(__name__)
 
 
+def mark_confirmed(txid: str, status: TxStatus) -> int:
+    """Mark every ``sent`` job of ``txid`` confirmed with the block of ``status`` and reset the
+    depth of the pool outputs it made (current transaction).
+
+    Returns:
+        The number of jobs marked.
+    """
+    result = db.session.execute(
+        update(PublishJob)
+        .where(PublishJob.txid == txid, PublishJob.status == SENT)
+        .values(
+            status=CONFIRMED,
+            block_hash=status.block_hash,
+            block_height=status.block_height,
+            confirmed_at=utcnow(),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    pool.mark_confirmed_outputs(txid)
+    return int(result.rowcount or 0)
+
+
 def confirm_sent(limit: int = 2000) -> int:
-    """Ask the chain about the transactions of ``sent`` jobs and settle the mined ones.
+    """Ask the chain about the transactions of ``sent`` jobs and settle the mined ones; then
+    about pool outputs still counted as unconfirmed (split transactions, change of jobs
+    confirmed earlier) and reset the depth of mined ones.
 
     Args:
         limit: at most this many distinct txids per call.
@@ -30,35 +58,50 @@ def confirm_sent(limit: int = 2000) -> int:
         rows = db.session.execute(
             select(PublishJob.txid, PublishJob.raw_tx)
             .where(PublishJob.status == SENT, PublishJob.txid.is_not(None))
-            .distinct()
+            .order_by(PublishJob.sent_at)
             .limit(limit)
         ).all()
+    seen: set[str] = set()
     chain = services.broadcaster()
     confirmed = 0
     for txid, raw_tx in rows:
+        if not txid or txid in seen:
+            continue
+        seen.add(txid)
         try:
             status = chain.tx_status(txid)
         except Exception as exc:
             log.warning("status of %s unavailable: %s", txid, exc.__class__.__name__)
-            continue
+            return confirmed  # the chain is unreachable: try again next round
         if status.state == "confirmed":
             with transaction():
-                result = db.session.execute(
-                    update(PublishJob)
-                    .where(PublishJob.txid == txid, PublishJob.status == SENT)
-                    .values(
-                        status=CONFIRMED,
-                        block_hash=status.block_hash,
-                        block_height=status.block_height,
-                        confirmed_at=utcnow(),
-                    )
-                    .execution_options(synchronize_session=False)
-                )
-                pool.mark_confirmed_outputs(txid)
-                confirmed += int(result.rowcount or 0)
+                confirmed += mark_confirmed(txid, status)
         elif status.state == "unknown" and raw_tx:
             try:
                 chain.broadcast(raw_tx)
             except Exception as exc:
                 log.warning("re-broadcast of %s failed: %s", txid, exc.__class__.__name__)
+    reset_depths(limit=limit, skip=seen)
     return confirmed
+
+
+def reset_depths(limit: int = 500, skip: set[str] | None = None) -> int:
+    """Reset to 0 the depth of pool outputs whose transaction is mined.
+
+    Returns:
+        How many transactions were found mined.
+    """
+    with transaction():
+        txids = [t for t in pool.unconfirmed_txids(limit) if not skip or t not in skip]
+    chain = services.broadcaster()
+    mined = 0
+    for txid in txids:
+        try:
+            status = chain.tx_status(txid)
+        except Exception:
+            return mined
+        if status.state == "confirmed":
+            with transaction():
+                pool.mark_confirmed_outputs(txid)
+            mined += 1
+    return mined

@@ -15,13 +15,19 @@ from raregen.audit import audit
 from raregen.db import db, transaction
 from raregen.errors import InsufficientFunds
 from raregen.publish import pool, services
+from raregen.publish.broadcasters.base import BroadcastResult, Outcome
 from raregen.publish.models import (
     AVAILABLE,
     PURPOSE_FUNDING,
     PURPOSE_PUBLISH,
     Utxo,
 )
-from raregen.publish.txbuilder import SpendableUtxo, build_split_tx, required_satoshis
+from raregen.publish.txbuilder import (
+    SpendableUtxo,
+    build_split_tx,
+    estimate_size,
+    fee_for_size,
+)
 
 log = logging.getLogger(__name__)
 
@@ -30,13 +36,26 @@ FUNDING_THRESHOLD_SATS = 1_000_000
 
 
 def default_utxo_sats() -> int:
-    """The size of a new publish UTXO (satoshis): enough for three records of the largest
-    allowed payload at the current fee rate, so change lives on for a few publishes."""
+    """The size of a new publish UTXO, satoshis (``POOL_UTXO_SATS`` overrides it).
+
+    Enough for three transactions each carrying one record of the largest allowed payload
+    (``MAX_PAYLOAD_BYTES``) with a change output, at the current fee rate, so a UTXO's
+    change lives on for a few publishes whatever the payload; in packed mode at least the
+    fee of one packed transaction of ``PACKED_MAX_BYTES``. Never below 1000 satoshis.
+
+    At the defaults (100 sat/kB, 100 000-byte payloads) this is 30 099 satoshis; in packed
+    mode (1 000 000 bytes) 100 000 satoshis.
+    """
     cfg = current_app.config
     if cfg["POOL_UTXO_SATS"]:
         return int(cfg["POOL_UTXO_SATS"])
+    rate = services.fee_rate()
     biggest = protocol.record_script(b"x" * cfg["MAX_PAYLOAD_BYTES"], b"\x30" * 72, b"\x02" * 33)
-    return max(3 * required_satoshis([biggest], services.fee_rate()), 1000)
+    one = fee_for_size(estimate_size(1, [biggest], with_change=True), rate)
+    sats = 3 * one
+    if cfg["PUBLISH_MODE"] == "packed":
+        sats = max(sats, fee_for_size(int(cfg["PACKED_MAX_BYTES"]), rate))
+    return max(sats, 1000)
 
 
 def split(count: int, satoshis_each: int, *, actor: str = "cli") -> dict[str, Any]:
@@ -63,19 +82,35 @@ def split(count: int, satoshis_each: int, *, actor: str = "cli") -> dict[str, An
         utxo_id, depth = utxo.id, utxo.depth
     try:
         built = build_split_tx(wallet, [spendable], count, satoshis_each, rate)
-        result = services.broadcaster().broadcast(built.raw_hex)
     except Exception:
         with transaction():
             row = db.session.get(Utxo, utxo_id)
             if row is not None:
                 pool.release(row)
         raise
+    # record the signed spender before broadcasting: a crash from here on leaves a signed
+    # reservation that the reaper settles from the chain (reaper.settle_reservations)
     with transaction():
         row = db.session.get(Utxo, utxo_id)
         assert row is not None
-        if not result.ok:
-            pool.release(row)
-            raise RuntimeError(f"split transaction refused: {result.outcome.name} {result.detail}")
+        pool.mark_signed(row, built.txid)
+    try:
+        result = services.broadcaster().broadcast(built.raw_hex)
+    except Exception as exc:  # a backend bug: the outcome is unknown, as for TRANSIENT
+        result = BroadcastResult(built.txid, Outcome.TRANSIENT, str(exc)[:300], "unknown")
+    if not result.ok:
+        with transaction():
+            row = db.session.get(Utxo, utxo_id, populate_existing=True)
+            if row is not None and result.outcome.dirties_input:
+                pool.mark_dirty(row, f"{result.outcome.name}: {result.detail}")
+            elif row is not None and result.outcome is Outcome.REJECTED:
+                pool.release(row)
+            # TRANSIENT and the like: the transaction may be out there; the reservation
+            # stays (signed) and the reaper settles it after its timeout
+        raise RuntimeError(f"split transaction refused: {result.outcome.name} {result.detail}")
+    with transaction():
+        row = db.session.get(Utxo, utxo_id, populate_existing=True)
+        assert row is not None
         pool.mark_spent(row, built.txid)
         script = wallet.locking_script_hex
         for vout in range(count):
@@ -120,6 +155,9 @@ def replenish() -> int:
         return int(split(count, default_utxo_sats(), actor="replenish")["count"])
     except InsufficientFunds:
         log.warning("pool under its low-water mark and no funding coin left")
+        return 0
+    except RuntimeError as exc:
+        log.warning("pool replenishment failed: %s", exc)
         return 0
 
 

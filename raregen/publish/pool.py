@@ -90,12 +90,12 @@ def reserve(
     """
     now = now or utcnow()
     release_expired(now)
-    values = dict(
-        status=RESERVED,
-        reserved_at=now,
-        reserved_until=now + timedelta(seconds=timeout_seconds),
-        reserved_by=holder,
-    )
+    values = {
+        "status": RESERVED,
+        "reserved_at": now,
+        "reserved_until": now + timedelta(seconds=timeout_seconds),
+        "reserved_by": holder,
+    }
     if is_postgres():
         sub = (
             _candidates(min_satoshis, max_depth, purpose)
@@ -141,12 +141,12 @@ def reserve_many(
     """
     now = now or utcnow()
     release_expired(now)
-    values = dict(
-        status=RESERVED,
-        reserved_at=now,
-        reserved_until=now + timedelta(seconds=timeout_seconds),
-        reserved_by=holder,
-    )
+    values = {
+        "status": RESERVED,
+        "reserved_at": now,
+        "reserved_until": now + timedelta(seconds=timeout_seconds),
+        "reserved_by": holder,
+    }
     cand = _candidates(min_satoshis, max_depth, PURPOSE_PUBLISH).limit(count)
     if is_postgres():
         cand = cand.with_for_update(skip_locked=True, of=Utxo)
@@ -171,6 +171,56 @@ def reserve_many(
 def mark_signed(utxo: Utxo, txid: str) -> None:
     """Record that ``utxo`` is spent by the stored, signed transaction ``txid`` (not yet sent)."""
     utxo.spent_by_txid = txid
+
+
+def mark_signed_if_held(utxo_id: int, holder: str, txid: str) -> bool:
+    """Record ``txid`` as the signed spender of UTXO ``utxo_id`` only if ``holder`` still holds
+    its reservation and nothing was signed with it yet (a conditional UPDATE).
+
+    A holder whose reservation expired and was taken by someone else gets False and must not
+    broadcast: two signed spends of one UTXO would conflict.
+
+    Returns:
+        True if recorded.
+    """
+    result = db.session.execute(
+        update(Utxo)
+        .where(
+            Utxo.id == utxo_id,
+            Utxo.status == RESERVED,
+            Utxo.reserved_by == holder,
+            Utxo.spent_by_txid.is_(None),
+        )
+        .values(spent_by_txid=txid)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+def release_if_held(utxo_id: int, holder: str) -> bool:
+    """Hand back UTXO ``utxo_id`` if ``holder`` holds it and signed nothing with it.
+
+    Returns:
+        True if released.
+    """
+    result = db.session.execute(
+        update(Utxo)
+        .where(
+            Utxo.id == utxo_id,
+            Utxo.status == RESERVED,
+            Utxo.reserved_by == holder,
+            Utxo.spent_by_txid.is_(None),
+        )
+        .values(status=AVAILABLE, reserved_at=None, reserved_until=None, reserved_by=None)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+def extend_reservation(utxo: Utxo, until: datetime) -> None:
+    """Keep ``utxo`` reserved until ``until`` (a job re-sending its stored transaction)."""
+    if utxo.status == RESERVED:
+        utxo.reserved_until = max(until, utxo.reserved_until or until)
 
 
 def mark_spent(utxo: Utxo, txid: str) -> None:
@@ -230,6 +280,21 @@ def add_utxo(
     return utxo
 
 
+def unconfirmed_txids(limit: int = 500) -> list[str]:
+    """Distinct txids of pool outputs still counted as unconfirmed (``depth`` > 0), not spent.
+
+    The confirmation poller asks the chain about each and resets the depth of mined ones.
+    """
+    return list(
+        db.session.scalars(
+            select(Utxo.txid)
+            .where(Utxo.depth > 0, Utxo.status != SPENT)
+            .distinct()
+            .limit(limit)
+        )
+    )
+
+
 def mark_confirmed_outputs(txid: str) -> int:
     """Outputs made by the mined transaction ``txid`` have no unconfirmed ancestors any more."""
     result = db.session.execute(
@@ -242,11 +307,15 @@ def mark_confirmed_outputs(txid: str) -> int:
 
 
 def status_summary(now: datetime | None = None) -> dict[str, Any]:
-    """Counts and satoshis by status, dirty count, reservations past their timeout.
+    """Counts and satoshis by status, dirty count, reservations past their timeout, and how
+    the clean publish UTXOs spread over unconfirmed-chain depths.
 
     Returns:
-        ``{"by_status": {status: {"count", "satoshis"}}, "available_count",
-        "available_satoshis", "dirty_count", "reserved_past_timeout", "by_purpose"}``.
+        ``{"by_status": {status: {"count", "satoshis"}}, "by_purpose": {purpose: count},
+        "available_count", "available_satoshis" (clean publish UTXOs), "available_by_depth":
+        {depth: count}, "usable_now" (of those, under ``MAX_UNCONFIRMED_DEPTH``),
+        "dirty_count", "reserved_signed" (reservations with a signed, stored transaction),
+        "reserved_past_timeout", "low_water" (``POOL_LOW_WATER``), "below_low_water"}``.
     """
     now = now or utcnow()
     by_status: dict[str, dict[str, int]] = {}
@@ -274,11 +343,40 @@ def status_summary(now: datetime | None = None) -> dict[str, Any]:
         )
         or 0
     )
+    signed = (
+        db.session.scalar(
+            select(func.count()).where(Utxo.status == RESERVED, Utxo.spent_by_txid.is_not(None))
+        )
+        or 0
+    )
+    by_depth: dict[str, int] = {}
+    for depth, count in db.session.execute(
+        select(Utxo.depth, func.count()).where(clean).group_by(Utxo.depth)
+    ):
+        by_depth[str(int(depth))] = int(count)
+    low_water, max_depth = _pool_settings()
+    usable = sum(n for d, n in by_depth.items() if int(d) < max_depth)
     return {
         "by_status": by_status,
         "by_purpose": by_purpose,
         "available_count": int(available[0]),
         "available_satoshis": int(available[1]),
+        "available_by_depth": by_depth,
+        "usable_now": usable,
         "dirty_count": int(dirty),
+        "reserved_signed": int(signed),
         "reserved_past_timeout": int(overdue),
+        "low_water": low_water,
+        "below_low_water": int(available[0]) < low_water,
     }
+
+
+def _pool_settings() -> tuple[int, int]:
+    """(POOL_LOW_WATER, MAX_UNCONFIRMED_DEPTH) of the current app, or defaults outside one."""
+    try:
+        from flask import current_app
+
+        cfg = current_app.config
+        return int(cfg.get("POOL_LOW_WATER", 0)), int(cfg.get("MAX_UNCONFIRMED_DEPTH", 20))
+    except RuntimeError:
+        return 0, 20

@@ -1,49 +1,96 @@
 """Recovery of in-flight states (DESIGN.md §2: no job stays in ``processing`` past the
-reservation timeout) and settlement of dirty UTXOs (DESIGN.md §4).
+reservation timeout), the sweeper (the database, not Redis, is the source of truth), and
+settlement of dirty UTXOs and abandoned reservations (DESIGN.md §4).
 
-For a job whose lease expired:
+For a job whose lease expired, :func:`recover_job` first takes the job over (writes a new
+lease token, so the worker that held it, if it is only slow, can no longer write), then:
 
-* no signed transaction stored -> its reservation is released and the job re-queued;
-* a stored transaction the network knows (mempool or block) -> the job is ``sent``;
-* a stored transaction whose input is still unspent -> the same transaction is sent again
-  and settled by its outcome (never re-signed with another input);
-* the input spent by another transaction -> the UTXO is dirty and the job re-queued without
-  its transaction.
+* no signed transaction stored -> the job's unsigned reservations are released and the job
+  re-queued;
+* a stored transaction the network knows (mempool or block) -> the job is ``sent`` (and
+  ``confirmed`` at once if mined), without a broadcast;
+* its input is spent, and the network does not know our transaction -> spent by another
+  transaction: the UTXO is dirty and the job re-queued without its transaction (the input is
+  asked about *before* the txid, so our own transaction arriving in between is never taken
+  for a stranger);
+* otherwise (input unspent) -> the same stored transaction is sent again and settled by its
+  outcome; it is never re-signed with another input;
+* the chain cannot be asked (node down) -> the job is re-queued *with* its transaction:
+  a worker re-sends it when the node is back, so no job waits in ``processing``.
 
-The sweeper re-enqueues ``queued`` jobs that have waited past a grace period: the database,
-not Redis, is the source of truth, so a lost RQ job costs only a delay.
+:func:`sweep_queued` re-enqueues ``queued`` jobs that are due and that no live RQ job carries
+(checked with pipelined Redis round trips, :func:`raregen.queue.live_deliveries`, and
+confirmed by a second sweep): after a Redis flush or restart every queued job is enqueued
+again within two sweeps.
+
+:func:`settle_reservations` ends reservations that outlived their timeout while holding a
+signed transaction that no live (``queued``/``processing``) job owns, either by txid or as
+the reservation's holder (a crash inside :func:`raregen.publish.funding.split`, say): spent
+if the chain knows the spender (its outputs to us are imported), released if the input is
+still unspent, dirty otherwise.
+
+Packed-batch jobs (``raregen.publish.batch``) keep ``lease_until`` NULL, so the job recovery
+here never touches them; their batch recovers them.
 """
 
 from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from typing import cast
 
-from sqlalchemy import select, update
+from flask import current_app
+from sqlalchemy import or_, select
 
 from raregen.db import db, transaction, utcnow
-from raregen.publish import pipeline, pool, services
-from raregen.publish.broadcasters.base import BroadcastResult, Outcome
-from raregen.publish.models import PROCESSING, QUEUED, RESERVED, SPENT, PublishJob, Utxo
-from raregen.queue import enqueue_publish
+from raregen.publish import confirm, pipeline, pool, services
+from raregen.publish.broadcasters.base import BroadcasterUnavailable, BroadcastResult, Outcome
+from raregen.publish.models import (
+    PROCESSING,
+    QUEUED,
+    RESERVED,
+    SPENT,
+    PublishJob,
+    Utxo,
+)
+from raregen.queue import count_event, enqueue_publish, live_deliveries, rq_job_id
 
 log = logging.getLogger(__name__)
 
 
-def reap(*, sweep_grace_seconds: int = 30, limit: int = 1000) -> dict[str, int]:
-    """Settle expired ``processing`` jobs, then re-enqueue stale ``queued`` jobs.
+def reap(*, sweep_grace_seconds: int | None = None, limit: int = 1000) -> dict[str, int]:
+    """Settle expired ``processing`` jobs, abandoned reservations, then re-enqueue forgotten
+    ``queued`` jobs.
+
+    Args:
+        sweep_grace_seconds: see :func:`sweep_queued` (default ``SWEEP_GRACE_SECONDS``, 30).
+        limit: at most this many jobs per step.
 
     Returns:
-        Counts: ``requeued``, ``sent``, ``rebroadcast``, ``dirty``, ``swept``.
+        Counts: ``released`` (expired unsigned reservations), ``requeued``, ``sent``,
+        ``confirmed``, ``rebroadcast`` (re-sent, outcome not yet success), ``dirty``,
+        ``deferred`` (chain unreachable: re-queued with the transaction), ``reservations``
+        (abandoned signed reservations settled), ``swept``.
     """
-    counts = {"requeued": 0, "sent": 0, "rebroadcast": 0, "dirty": 0, "swept": 0}
+    counts = {
+        "released": 0,
+        "requeued": 0,
+        "sent": 0,
+        "confirmed": 0,
+        "rebroadcast": 0,
+        "dirty": 0,
+        "deferred": 0,
+        "reservations": 0,
+        "swept": 0,
+    }
     now = utcnow()
     with transaction():
-        pool.release_expired(now)
+        counts["released"] = pool.release_expired(now)
         stale = list(
             db.session.scalars(
                 select(PublishJob.job_id)
                 .where(PublishJob.status == PROCESSING, PublishJob.lease_until < now)
+                .order_by(PublishJob.lease_until)
                 .limit(limit)
             )
         )
@@ -55,20 +102,33 @@ def reap(*, sweep_grace_seconds: int = 30, limit: int = 1000) -> dict[str, int]:
             continue
         if action in counts:
             counts[action] += 1
+    try:
+        counts["reservations"] = settle_reservations(limit=limit)
+    except Exception:
+        log.exception("could not settle abandoned reservations")
     counts["swept"] = sweep_queued(grace_seconds=sweep_grace_seconds, limit=limit)
+    for action, n in counts.items():
+        if n:
+            count_event("reaper", action, n)
     return counts
 
 
 def recover_job(job_id: str) -> str:
-    """Settle one ``processing`` job whose lease expired. Returns the action taken."""
+    """Settle one ``processing`` job whose lease expired (see the module docstring).
+
+    Returns:
+        The action taken: ``skipped`` (not expired any more, or not processing),
+        ``requeued``, ``sent``, ``confirmed``, ``dirty``, ``rebroadcast``, ``deferred``.
+    """
+    timeout = current_app.config["RESERVATION_TIMEOUT_SECONDS"]
     with transaction():
-        job = db.session.scalar(
-            select(PublishJob)
-            .where(PublishJob.job_id == job_id, PublishJob.status == PROCESSING)
-            .with_for_update()
-        )
-        if job is None or job.lease_until is None or job.lease_until >= utcnow():
+        job = pipeline.locked_job(job_id, None)
+        now = utcnow()
+        if job is None or job.lease_until is None or job.lease_until >= now:
             return "skipped"
+        # take the job over: the previous holder's token is void from now on
+        lease = now + timedelta(seconds=timeout)
+        job.lease_until = lease
         if job.raw_tx is None:
             for utxo in db.session.scalars(
                 select(Utxo).where(
@@ -78,71 +138,230 @@ def recover_job(job_id: str) -> str:
                 )
             ):
                 pool.release(utxo)
-            pipeline._requeue(job, keep_tx=False, detail="recovered by the reaper", delay=None)
+            pipeline.requeue(job, keep_tx=False, detail="recovered by the reaper", delay=None)
             return "requeued"
-        txid, raw_tx = job.txid, job.raw_tx
+        txid, raw_tx = job.txid or "", job.raw_tx
         utxo_txid, utxo_vout = job.utxo_txid, job.utxo_vout
     chain = services.broadcaster()
-    status = chain.tx_status(txid or "")
+    try:
+        # the input first, then our txid: if our transaction spends the input, it is known
+        # by the time we ask for it
+        spent = chain.output_status(utxo_txid, int(utxo_vout or 0)) if utxo_txid else "unknown"
+        status = chain.tx_status(txid)
+    except BroadcasterUnavailable as exc:
+        return _defer(job_id, lease, f"chain unreachable: {exc}")
     if status.state in ("mempool", "confirmed"):
-        pipeline.settle(job_id, BroadcastResult(txid or "", Outcome.ALREADY_KNOWN, "", "reaper"))
-        return "sent"
-    spent = chain.output_status(utxo_txid or "", utxo_vout or 0)
-    if spent == "spent":
-        # spent by a transaction that is not ours (ours is unknown to the network)
         pipeline.settle(
             job_id,
-            BroadcastResult(txid or "", Outcome.CONFLICT, "input spent elsewhere", "reaper"),
+            BroadcastResult(txid, Outcome.ALREADY_KNOWN, f"reaper: {status.state}", "reaper"),
+            lease=lease,
+        )
+        if status.state == "confirmed":
+            with transaction():
+                confirm.mark_confirmed(txid, status)
+            return "confirmed"
+        return "sent"
+    if spent == "spent":
+        pipeline.settle(
+            job_id,
+            BroadcastResult(
+                txid, Outcome.CONFLICT, "reaper: input spent by another transaction", "reaper"
+            ),
+            lease=lease,
         )
         return "dirty"
-    result = chain.broadcast(raw_tx)
-    pipeline.settle(job_id, result)
-    return "sent" if result.ok else "rebroadcast"
+    result = pipeline.broadcast_checked(raw_tx, txid)
+    step = pipeline.settle(job_id, result, lease=lease)
+    if step.action == "sent":
+        return "sent"
+    if result.outcome.dirties_input:
+        return "dirty"
+    return "rebroadcast"
 
 
-def sweep_queued(*, grace_seconds: int = 30, limit: int = 1000) -> int:
-    """Re-enqueue ``queued`` jobs not touched for ``grace_seconds`` (lost RQ jobs).
+def _defer(job_id: str, lease, detail: str) -> str:  # type: ignore[no-untyped-def]
+    with transaction():
+        job = pipeline.locked_job(job_id, lease)
+        if job is None:
+            return "skipped"
+        utxo = None
+        if job.utxo_txid is not None:
+            utxo = db.session.scalar(
+                select(Utxo).where(Utxo.txid == job.utxo_txid, Utxo.vout == job.utxo_vout)
+            )
+        pipeline.requeue(job, keep_tx=True, detail=detail[:300], delay=5, utxo=utxo)
+    return "deferred"
+
+
+def sweep_queued(
+    *, grace_seconds: int | None = None, limit: int = 1000, confirm_dead: bool = True
+) -> int:
+    """Re-enqueue ``queued`` jobs that are due since ``grace_seconds`` and that no live RQ job
+    carries (lost to a Redis flush or restart, to a worker killed between popping a job and
+    starting it, or to an enqueue that failed).
+
+    Args:
+        grace_seconds: a job is looked at only once it has been due (``not_before``, else
+            its last update) for this long (default ``SWEEP_GRACE_SECONDS``, 30).
+        limit: at most this many jobs, oldest first.
+        confirm_dead: re-enqueue a job only when two consecutive sweeps found no live
+            delivery for it (remembered in Redis). A worker pops a job a moment before it
+            marks it started; the second look keeps that moment from causing a duplicate
+            delivery (which would be harmless, only wasteful).
 
     Returns:
-        How many were enqueued again.
+        How many were enqueued again (0 in batch mode: the collector reads the database).
     """
+    if current_app.config["PUBLISH_MODE"] != "immediate":
+        return 0
+    if grace_seconds is None:
+        grace_seconds = int(pipeline.setting("SWEEP_GRACE_SECONDS", 30))
     cutoff = utcnow() - timedelta(seconds=grace_seconds)
     with transaction():
-        ids = list(
-            db.session.scalars(
-                select(PublishJob.job_id)
-                .where(
-                    PublishJob.status == QUEUED,
-                    PublishJob.updated_at < cutoff,
-                    PublishJob.processing_batch_id.is_(None),
-                )
-                .order_by(PublishJob.created_at)
-                .limit(limit)
+        rows = db.session.execute(
+            select(PublishJob.job_id, PublishJob.not_before)
+            .where(
+                PublishJob.status == QUEUED,
+                PublishJob.processing_batch_id.is_(None),
+                PublishJob.updated_at < cutoff,
+                or_(PublishJob.not_before.is_(None), PublishJob.not_before < cutoff),
             )
-        )
-        if ids:
-            # touch them so the next sweep leaves them alone for another grace period
-            db.session.execute(
-                update(PublishJob)
-                .where(PublishJob.job_id.in_(ids), PublishJob.status == QUEUED)
-                .values(updated_at=utcnow())
-                .execution_options(synchronize_session=False)
-            )
-    if services_mode_is_immediate():
-        for job_id in ids:
-            enqueue_publish(job_id)
-    return len(ids)
+            .order_by(PublishJob.created_at)
+            .limit(limit)
+        ).all()
+    if not rows:
+        return 0
+    ids = [rq_job_id(job_id, not_before) for job_id, not_before in rows]
+    try:
+        live = live_deliveries(ids)
+        dead = [rq_id for rq_id in ids if rq_id not in live]
+        if confirm_dead:
+            confirmed = _confirm_suspects(dead)
+        else:
+            confirmed = set(dead)
+    except Exception as exc:
+        log.warning("sweeper cannot reach Redis: %s", exc.__class__.__name__)
+        return 0
+    swept = 0
+    for (job_id, not_before), rq_id in zip(rows, ids):
+        if rq_id in confirmed and enqueue_publish(job_id, None, not_before=not_before):
+            swept += 1
+    if swept:
+        log.info("sweeper re-enqueued %d queued jobs no RQ job carried", swept)
+    return swept
+
+
+_SUSPECTS = "raregen:sweeper:suspects"
+
+
+def _confirm_suspects(dead: list[str]) -> set[str]:
+    """The deliveries of ``dead`` that the previous sweep found dead too; remember the rest
+    for the next sweep (Redis set, expires after 10 minutes)."""
+    from raregen.queue import redis_connection
+
+    conn = redis_connection()
+    previous = {x.decode() for x in cast("set[bytes]", conn.smembers(_SUSPECTS))}
+    confirmed = {rq_id for rq_id in dead if rq_id in previous}
+    pipe = conn.pipeline()
+    pipe.delete(_SUSPECTS)
+    fresh = [rq_id for rq_id in dead if rq_id not in confirmed]
+    if fresh:
+        pipe.sadd(_SUSPECTS, *fresh)
+        pipe.expire(_SUSPECTS, 600)
+    pipe.execute()
+    return confirmed
 
 
 def services_mode_is_immediate() -> bool:
     """True when jobs are published one RQ job each (not by the batch collector)."""
-    from flask import current_app
+    return bool(current_app.config["PUBLISH_MODE"] == "immediate")
 
-    return current_app.config["PUBLISH_MODE"] == "immediate"
+
+def settle_reservations(limit: int = 500) -> int:
+    """End reservations past their timeout that hold a signed transaction no ``queued`` or
+    ``processing`` job owns (see the module docstring).
+
+    Returns:
+        How many were settled.
+    """
+    now = utcnow()
+    with transaction():
+        rows = db.session.execute(
+            select(Utxo.id, Utxo.txid, Utxo.vout, Utxo.spent_by_txid, Utxo.reserved_by)
+            .where(
+                Utxo.status == RESERVED,
+                Utxo.reserved_until < now,
+                Utxo.spent_by_txid.is_not(None),
+            )
+            .limit(limit)
+        ).all()
+        live = (QUEUED, PROCESSING)
+        owned = set(
+            db.session.scalars(
+                select(PublishJob.txid).where(
+                    PublishJob.txid.in_([r.spent_by_txid for r in rows] or [""]),
+                    PublishJob.status.in_(live),
+                )
+            )
+        )
+        # a live job holding the reservation owns it even when the transaction is kept
+        # elsewhere (packed batches store it on the batch row)
+        holders = set(
+            db.session.scalars(
+                select(PublishJob.job_id).where(
+                    PublishJob.job_id.in_([r.reserved_by for r in rows if r.reserved_by] or [""]),
+                    PublishJob.status.in_(live),
+                )
+            )
+        )
+    chain = services.broadcaster()
+    settled = 0
+    for utxo_id, txid, vout, spender_or_none, holder in rows:
+        spender = str(spender_or_none)
+        if spender in owned or holder in holders:
+            continue
+        try:
+            known = chain.tx_status(spender).state != "unknown"
+            state = "spent" if known else chain.output_status(txid, vout)
+        except BroadcasterUnavailable:
+            continue
+        with transaction():
+            utxo = db.session.get(Utxo, utxo_id, populate_existing=True)
+            if utxo is None or utxo.status != RESERVED or utxo.spent_by_txid != spender:
+                continue
+            if known:
+                pool.mark_spent(utxo, spender)
+                _import_outputs(spender, utxo.depth + 1)
+            elif state == "unspent":
+                pool.release(utxo)
+            else:
+                pool.mark_dirty(utxo, f"abandoned reservation, input {state}")
+            settled += 1
+    return settled
+
+
+def _import_outputs(txid: str, depth: int) -> None:
+    """Add the outputs of ``txid`` that pay the server key to the pool (from a job's stored
+    transaction, else from the node). Logs and returns if the raw transaction is not at hand
+    (``pool sync`` imports it later)."""
+    raw = db.session.scalar(select(PublishJob.raw_tx).where(PublishJob.txid == txid).limit(1))
+    if raw is None:
+        try:
+            raw = services.node_rpc().call("getrawtransaction", txid, 0)
+        except Exception as exc:
+            log.warning(
+                "outputs of %s not imported (%s); run `pool sync`", txid, exc.__class__.__name__
+            )
+            return
+    wallet = services.server_wallet()
+    for vout, sats in pipeline.outputs_to(str(raw), wallet.locking_script_hex):
+        purpose = "funding" if sats >= 1_000_000 else "publish"
+        pool.add_utxo(txid, vout, sats, wallet.locking_script_hex, purpose=purpose, depth=depth)
 
 
 def settle_dirty(limit: int = 500) -> int:
-    """Ask the chain about dirty UTXOs: unspent ones return to the pool, spent ones are spent.
+    """Ask the chain about dirty UTXOs: unspent ones return to the pool, spent ones are spent;
+    ones the chain does not know (their parent dropped) stay dirty until it does.
 
     Returns:
         How many dirty UTXOs were settled.
@@ -156,16 +375,19 @@ def settle_dirty(limit: int = 500) -> int:
     for utxo_id, txid, vout in rows:
         try:
             state = chain.output_status(txid, vout)
-        except Exception:
+        except BroadcasterUnavailable:
             continue
         if state == "unknown":
             continue
         with transaction():
-            utxo = db.session.get(Utxo, utxo_id)
+            utxo = db.session.get(Utxo, utxo_id, populate_existing=True)
             if utxo is None or not utxo.dirty:
                 continue
             utxo.dirty = False
             if state == "spent":
                 utxo.status = SPENT
+                utxo.reserved_until = None
             settled += 1
+    if settled:
+        count_event("reaper", "dirty_settled", settled)
     return settled

@@ -1,5 +1,8 @@
 """RQ entry points. Each takes ids only, builds (once per process) the app, and runs the
-domain function inside an app context. All are safe to run twice."""
+domain function inside an app context. All are safe to run twice; the periodic ones also
+take a short Redis lock so two copies do not usually run at the same time (they would only
+waste work: the domain functions are fenced by database row locks). The lock's TTL is short
+(30-120 s): a work horse killed while holding it must not stop the reaper for long."""
 
 from __future__ import annotations
 
@@ -40,6 +43,20 @@ def _run(fn: Callable[..., T], *args: Any) -> T:
             db.session.remove()
 
 
+def _run_locked(name: str, seconds: int, fn: Callable[..., T], default: T) -> T:
+    from raregen.db import db
+    from raregen.queue import release_lock, try_lock
+
+    with _app().app_context():
+        if not try_lock(name, seconds):
+            return default
+        try:
+            return fn()
+        finally:
+            db.session.remove()
+            release_lock(name)
+
+
 def process_job(job_id: str) -> str:
     """Publish job ``job_id`` (immediate mode). Returns what was done."""
     from raregen.publish import pipeline
@@ -51,25 +68,33 @@ def confirm_sent() -> int:
     """Periodic: mark ``sent`` jobs ``confirmed`` once their transaction is mined."""
     from raregen.publish import confirm
 
-    return _run(confirm.confirm_sent)
+    return _run_locked("confirm", 30, confirm.confirm_sent, 0)
 
 
 def reap() -> dict[str, int]:
     """Periodic: settle jobs left in ``processing`` and re-enqueue forgotten ``queued`` jobs."""
     from raregen.publish import reaper
 
-    return _run(reaper.reap)
+    return _run_locked("reaper", 30, reaper.reap, {})
 
 
 def settle_dirty() -> int:
     """Periodic: settle dirty UTXOs against the chain."""
     from raregen.publish import reaper
 
-    return _run(reaper.settle_dirty)
+    return _run_locked("settle-dirty", 60, reaper.settle_dirty, 0)
 
 
 def replenish_pool() -> int:
     """Periodic: split funding coins into publish UTXOs under the low-water mark."""
     from raregen.publish import funding
 
-    return _run(funding.replenish)
+    return _run_locked("replenish", 120, funding.replenish, 0)
+
+
+def collect_batches() -> dict[str, int]:
+    """Periodic and triggered: batch and packed modes take queued jobs and publish them
+    together (DESIGN.md §6); in every mode, finish batches left behind."""
+    from raregen.publish import batch
+
+    return _run(batch.run_collector)

@@ -12,13 +12,16 @@ Public API::
     result = b.broadcast(raw_hex)          # BroadcastResult(txid, outcome, detail, backend)
     chain = build_chain(app.config)        # BROADCASTERS = ["node", "arc", ...] in failover order
 
-Importing this package registers the built-in backends ("node"). Other backends (ARC,
-WhatsOnChain) register in their own modules with :func:`register_broadcaster` and are
-imported here.
+Importing this package registers the built-in backends: "node" (SV Node JSON-RPC), "arc"
+(ARC, ``arc.py``) and "woc" (WhatsOnChain, ``woc.py``); each registers itself with
+:func:`register_broadcaster` in its module. ``BROADCASTERS=arc,node`` in the configuration
+builds a failover over ARC then the node, each from its ``<NAME>_*`` settings
+(``ARC_URL``, ``ARC_API_KEY``, ``WOC_URL``, ``WOC_NETWORK``, ``NODE_RPC_URL`` ...).
 """
 
 from __future__ import annotations
 
+from raregen.publish.broadcasters.arc import ARCBroadcaster, classify_arc_answer
 from raregen.publish.broadcasters.base import (
     REGISTRY,
     Broadcaster,
@@ -36,9 +39,14 @@ from raregen.publish.broadcasters.base import (
     txid_of,
 )
 from raregen.publish.broadcasters.node import SVNodeBroadcaster, classify_node_error
+from raregen.publish.broadcasters.woc import (
+    WhatsOnChainBroadcaster,
+    classify_woc_answer,
+)
 
 __all__ = [
     "REGISTRY",
+    "ARCBroadcaster",
     "BroadcastResult",
     "Broadcaster",
     "BroadcasterUnavailable",
@@ -48,9 +56,12 @@ __all__ = [
     "SVNodeBroadcaster",
     "TxState",
     "TxStatus",
+    "WhatsOnChainBroadcaster",
     "build_broadcaster",
     "build_chain",
+    "classify_arc_answer",
     "classify_node_error",
+    "classify_woc_answer",
     "register_broadcaster",
     "settings_from_config",
     "txid_of",

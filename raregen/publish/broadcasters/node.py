@@ -103,6 +103,8 @@ NODE_REJECT_PATTERNS: tuple[tuple[str, Outcome], ...] = (
     ("txn-already-known", Outcome.ALREADY_KNOWN),
     ("txn-already-in-mempool", Outcome.ALREADY_KNOWN),
     ("transaction already in block chain", Outcome.ALREADY_KNOWN),
+    # later node versions' text for -27 (help text of sendrawtransaction, BSV release notes)
+    ("transaction outputs already in utxo set", Outcome.ALREADY_KNOWN),
     ("already have transaction", Outcome.ALREADY_KNOWN),
     # input spent by someone else / unknown
     ("txn-mempool-conflict", Outcome.CONFLICT),

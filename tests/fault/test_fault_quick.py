@@ -1,0 +1,70 @@
+"""The fault-injection runs (``bench/fault_*.py``) in their shortened CI form (``--quick``):
+each runs as a subprocess with its own regtest node, embedded Redis and temporary PostgreSQL
+database, and must end with every record published and zeros in the columns that must be
+zero. Needs PostgreSQL (``TEST_POSTGRES_URL``) and the node binary; skipped (or failed in
+CI) without them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from raregen import ROOT
+from tests.plugins.db import PG_ADMIN_URL, unavailable
+
+pytestmark = [pytest.mark.slow, pytest.mark.node, pytest.mark.postgres]
+
+MUST_BE_ZERO = (
+    "records published twice",
+    "UTXOs spent twice",
+    "jobs not ended",
+    "reservations left past timeout",
+    "jobs failed",
+)
+
+
+@pytest.fixture(scope="module")
+def postgres_up() -> None:
+    import psycopg
+
+    try:
+        psycopg.connect(PG_ADMIN_URL, connect_timeout=3).close()
+    except Exception as exc:
+        unavailable(f"PostgreSQL at {PG_ADMIN_URL.split('@')[-1]}: {exc.__class__.__name__}")
+
+
+@pytest.mark.parametrize(
+    "script", ["fault_crash.py", "fault_redis.py", "fault_outage.py", "fault_race.py"]
+)
+def test_quick_fault_run(script: str, postgres_up: None, node_binary) -> None:  # type: ignore[no-untyped-def]
+    env = dict(os.environ, RAREGEN_BITCOIND=str(node_binary), PYTHONUNBUFFERED="1")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / script),
+            "--quick",
+            "--seed",
+            "7",
+            "--max-seconds",
+            "420",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("FAULT-RESULT ")]
+    assert lines, (
+        f"{script} printed no result (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    )
+    result = json.loads(lines[-1].split(" ", 1)[1])
+    table = "\n".join(ln for ln in proc.stdout.splitlines()[-25:])
+    for column in MUST_BE_ZERO:
+        assert result[column] == 0, f"{column} = {result[column]}\n{table}"
+    assert result["records published"] == result["records submitted"] > 0, table
+    assert proc.returncode == 0, table
