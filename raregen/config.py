@@ -71,6 +71,10 @@ def load_settings(instance_path: str) -> dict[str, Any]:
         # fees and pool (DESIGN.md §4)
         "FEE_RATE_SAT_PER_KB": _int("FEE_RATE_SAT_PER_KB", 100),
         "FEE_RATE_FLOOR_SAT_PER_KB": _int("FEE_RATE_FLOOR_SAT_PER_KB", 1),
+        # "config": FEE_RATE_SAT_PER_KB; "policy": the broadcaster's policy (ARC /v1/policy,
+        # node getsettings), cached FEE_RATE_CACHE_SECONDS, FEE_RATE_SAT_PER_KB if unknown
+        "FEE_RATE_SOURCE": _env("FEE_RATE_SOURCE", "config"),
+        "FEE_RATE_CACHE_SECONDS": _int("FEE_RATE_CACHE_SECONDS", 300),
         "RESERVATION_TIMEOUT_SECONDS": _int("RESERVATION_TIMEOUT_SECONDS", 300),
         "MAX_ATTEMPTS": _int("MAX_ATTEMPTS", 8),
         "POOL_TARGET_COUNT": _int("POOL_TARGET_COUNT", 200),
@@ -87,6 +91,11 @@ def load_settings(instance_path: str) -> dict[str, Any]:
         "PUBLISH_MODE": _env("PUBLISH_MODE", "immediate"),
         "BATCH_SIZE": _int("BATCH_SIZE", 500),
         "BATCH_WINDOW_SECONDS": _int("BATCH_WINDOW_SECONDS", 5),
+        # one collector run keeps taking batches while full ones wait, for at most this long
+        "BATCH_RUN_SECONDS": _int("BATCH_RUN_SECONDS", 60),
+        # packed mode: records per transaction, and the transaction's size bound (bytes)
+        "PACKED_MAX_RECORDS": _int("PACKED_MAX_RECORDS", 1000),
+        "PACKED_MAX_BYTES": _int("PACKED_MAX_BYTES", 1_000_000),
         # periodic tasks
         "CONFIRM_INTERVAL_SECONDS": _int("CONFIRM_INTERVAL_SECONDS", 5),
         "REAPER_INTERVAL_SECONDS": _int("REAPER_INTERVAL_SECONDS", 30),
@@ -97,9 +106,31 @@ def load_settings(instance_path: str) -> dict[str, Any]:
         "PUBLIC_BASE_URL": _env("PUBLIC_BASE_URL", ""),
         "MAIL_SERVER": _env("MAIL_SERVER"),
         "MAIL_PORT": _int("MAIL_PORT", 25),
+        "MAIL_USE_TLS": _bool("MAIL_USE_TLS", False),
+        "MAIL_USE_SSL": _bool("MAIL_USE_SSL", False),
+        "MAIL_USERNAME": _env("MAIL_USERNAME"),
+        "MAIL_PASSWORD": _env("MAIL_PASSWORD"),
         "MAIL_DEFAULT_SENDER": _env("MAIL_SENDER", "RareGen <no-reply@raregen.local>"),
+        # email one-time codes (DESIGN.md §7): validity, wrong tries, request limits
+        # (limits in Flask-Limiter's notation, counted per address and per client IP)
+        "OTP_VALIDITY_SECONDS": _int("OTP_VALIDITY_SECONDS", 600),
+        "OTP_MAX_TRIES": _int("OTP_MAX_TRIES", 5),
+        "OTP_RATE_LIMIT_PER_EMAIL": _env("OTP_RATE_LIMIT_PER_EMAIL", "5 per 15 minutes"),
+        "OTP_RATE_LIMIT_PER_IP": _env("OTP_RATE_LIMIT_PER_IP", "20 per hour"),
+        "SESSION_LIFETIME_SECONDS": _int("SESSION_LIFETIME_SECONDS", 14 * 86400),
+        # plans and credits: monthly allowance granted on the first publish of each month
+        "FREE_MONTHLY_CREDITS": _int("FREE_MONTHLY_CREDITS", 20),
+        "PAID_MONTHLY_CREDITS": _int("PAID_MONTHLY_CREDITS", 1000),
+        # encrypted wallet backups: decoded ciphertext size limit
+        "BACKUP_MAX_BYTES": _int("BACKUP_MAX_BYTES", 64 * 1024),
+        "PUBLISHER_TIMEOUT_SECONDS": _int("PUBLISHER_TIMEOUT_SECONDS", 15),
         "SESSION_COOKIE_SECURE": _bool("COOKIE_SECURE", False),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "RATELIMIT_ENABLED": _bool("RATELIMIT_ENABLED", True),
+        # X-RateLimit-* headers on every answer cost one more Redis round trip per request
+        # (a 429 still carries Retry-After: raregen.web.errors); docs/PERFORMANCE.md
+        "RATELIMIT_HEADERS_ENABLED": _bool("RATELIMIT_HEADERS_ENABLED", True),
+        # pool_pre_ping tests every pooled connection with a round trip before each use
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": _bool("DB_POOL_PRE_PING", True)},
     }

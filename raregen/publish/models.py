@@ -126,7 +126,8 @@ class Utxo(Timestamps, db.Model):  # type: ignore[name-defined,misc]
             postgresql_where=text("dirty"),
             sqlite_where=text("dirty"),
         ),
-        Index("idx_utxos_select", "status", "purpose", "satoshis"),
+        # the reservation's ORDER BY satoshis, id is read straight off this index (0003)
+        Index("idx_utxos_select", "status", "purpose", "satoshis", "id"),
     )
 
 
@@ -143,6 +144,10 @@ class PublishBatch(db.Model):  # type: ignore[name-defined,misc]
     broadcasted_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     completed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     error_detail: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # "batch" (one transaction per job) or "packed" (one transaction for all its jobs, whose
+    # raw hex is kept here once rather than on every job); migration 0003
+    mode: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    raw_tx: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     __table_args__ = (Index("idx_publish_batches_status", "status", "created_at"),)
 

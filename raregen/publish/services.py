@@ -10,7 +10,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,8 @@ from raregen.publish.broadcasters.base import Broadcaster
 from raregen.publish.txbuilder import ServerWallet
 
 _EXT = "raregen.services"
+
+log = logging.getLogger(__name__)
 
 
 def _cache(app: Flask) -> dict[str, Any]:
@@ -78,7 +82,39 @@ def broadcaster(app: Flask | None = None) -> Broadcaster:
 
 
 def fee_rate(app: Flask | None = None) -> int:
-    """The fee rate to pay, in satoshis per 1000 bytes (DESIGN.md §4)."""
+    """The fee rate to pay, in satoshis per 1000 bytes (DESIGN.md §4).
+
+    ``FEE_RATE_SOURCE``:
+
+    * ``config`` (default): ``FEE_RATE_SAT_PER_KB``;
+    * ``policy``: the broadcaster's own minimum (ARC ``/v1/policy`` ``miningFee``, the SV
+      node's ``minminingtxfee``), asked at most once per ``FEE_RATE_CACHE_SECONDS`` per
+      process; ``FEE_RATE_SAT_PER_KB`` while the backends cannot say (None or unreachable).
+      Asking is an explicit call here, never a library's implicit network default.
+
+    Either way the result is never below ``FEE_RATE_FLOOR_SAT_PER_KB``.
+    """
     app = app or current_app._get_current_object()  # type: ignore[attr-defined]
     cfg = app.config
-    return max(int(cfg["FEE_RATE_SAT_PER_KB"]), int(cfg["FEE_RATE_FLOOR_SAT_PER_KB"]))
+    floor = int(cfg["FEE_RATE_FLOOR_SAT_PER_KB"])
+    rate = int(cfg["FEE_RATE_SAT_PER_KB"])
+    if str(cfg.get("FEE_RATE_SOURCE") or "config").lower() == "policy":
+        rate = _policy_rate(app, default=rate)
+    return max(rate, floor)
+
+
+def _policy_rate(app: Flask, *, default: int) -> int:
+    cache = _cache(app)
+    now = time.monotonic()
+    cached: tuple[float, int | None] | None = cache.get("fee_policy")
+    if cached is None or now - cached[0] >= float(app.config["FEE_RATE_CACHE_SECONDS"]):
+        try:
+            asked: int | None = broadcaster(app).fee_rate_sat_per_kb()
+        except Exception as exc:  # a backend bug must not stop publishing: use the default
+            log.warning("fee policy query failed: %s", exc.__class__.__name__)
+            asked = None
+        # an unknown answer is cached too, so an unreachable policy endpoint is not asked
+        # on every transaction
+        cached = (now, int(asked) if asked is not None else None)
+        cache["fee_policy"] = cached
+    return default if cached[1] is None else cached[1]

@@ -1,0 +1,497 @@
+"""Batch and packed modes (DESIGN.md §6) against the real regtest SV Node: one broadcast call
+for a whole batch, one conflicting transaction among good ones, packed records with their own
+vouts, the trigger that does not stack, recovery, the same API answer in every mode; and the
+fee policy (DESIGN.md §4)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import timedelta
+
+import coincurve
+import pytest
+
+from raregen import protocol, signing
+from raregen.db import db, transaction, utcnow
+from raregen.publish import batch, funding, keys, pipeline, pool, reaper, services
+from raregen.publish.broadcasters.base import BroadcastResult, Outcome
+from raregen.publish.models import PublishBatch, PublishJob, Utxo
+from raregen.publish.txbuilder import SpendableUtxo, build_publish_tx, required_satoshis
+
+
+@pytest.fixture
+def chain_app(app, regtest_node):  # type: ignore[no-untyped-def]
+    """The app wired to the regtest node, with a funded pool of 12 UTXOs and RQ queues of its
+    own (Redis is shared with other test runs: nothing here flushes it)."""
+    saved = dict(app.config)
+    app.config.update(
+        NODE_RPC_URL=regtest_node.url,
+        NODE_RPC_USER=regtest_node.user,
+        NODE_RPC_PASSWORD=regtest_node.password,
+        POOL_TARGET_COUNT=12,
+        POOL_LOW_WATER=0,
+        QUEUE_NAME=f"test-batch-{uuid.uuid4().hex[:10]}",
+    )
+    app.extensions.pop("raregen.services", None)
+    funding.fund_dev(50_000_000)
+    funding.split(12, 40_000)
+    regtest_node.mine(1)
+    with transaction():
+        db.session.execute(db.text("UPDATE utxos SET depth = 0"))
+    yield app
+    _drop_queues(app)
+    app.config.clear()
+    app.config.update(saved)  # the app is shared by the session: leave its settings as found
+    app.extensions.pop("raregen.services", None)
+
+
+def _drop_queues(app) -> None:  # type: ignore[no-untyped-def]
+    from rq import Queue
+
+    from raregen.queue import periodic_queue_name, redis_connection
+
+    conn = redis_connection()
+    name = app.config["QUEUE_NAME"]
+    for qname in (name, periodic_queue_name(name)):
+        Queue(qname, connection=conn).empty()
+    conn.delete(f"raregen:{name}:batch-pending")
+    conn.delete(f"rq:job:{name}-batch-collector")
+
+
+@pytest.fixture
+def author(chain_app):  # type: ignore[no-untyped-def]
+    key = coincurve.PrivateKey()
+    keys.register_key(key.public_key.format().hex())
+    return key
+
+
+class SpyBroadcaster:
+    """The real broadcaster, counting calls; single broadcasts are refused in batch tests."""
+
+    def __init__(self, real, *, allow_single: bool = False):  # type: ignore[no-untyped-def]
+        self.real = real
+        self.name = real.name
+        self.many_calls: list[int] = []
+        self.allow_single = allow_single
+
+    def broadcast(self, raw_hex):  # type: ignore[no-untyped-def]
+        assert self.allow_single, "batch mode must broadcast through broadcast_many"
+        return self.real.broadcast(raw_hex)
+
+    def broadcast_many(self, raws):  # type: ignore[no-untyped-def]
+        self.many_calls.append(len(raws))
+        return self.real.broadcast_many(raws)
+
+    def __getattr__(self, name):  # type: ignore[no-untyped-def]
+        return getattr(self.real, name)
+
+
+def _spy(app, **kw) -> SpyBroadcaster:  # type: ignore[no-untyped-def]
+    spy = SpyBroadcaster(services.broadcaster(), **kw)
+    app.extensions["raregen.services"]["broadcaster"] = spy
+    return spy
+
+
+def _submit(client, author, n: int, tag: str = "r") -> list[str]:  # type: ignore[no-untyped-def]
+    ids = []
+    for i in range(n):
+        resp = client.post("/v1/publish", json=signing.make_request(author, {tag: i}))
+        assert resp.status_code == 202, resp.json
+        ids.append(resp.json["jobId"])
+    return ids
+
+
+def _jobs(ids: list[str]) -> list[PublishJob]:
+    with transaction():
+        rows = list(db.session.scalars(db.select(PublishJob).where(PublishJob.job_id.in_(ids))))
+        for row in rows:
+            db.session.expunge(row)
+    by_id = {r.job_id: r for r in rows}
+    return [by_id[i] for i in ids]
+
+
+def _batch_row(batch_id: str) -> PublishBatch:
+    with transaction():
+        row = db.session.get(PublishBatch, batch_id)
+        db.session.expunge(row)
+        return row
+
+
+def test_batch_collector_publishes_in_one_call(chain_app, regtest_node, author):  # type: ignore[no-untyped-def]
+    chain_app.config.update(PUBLISH_MODE="batch")
+    from raregen.queue import publish_queue
+
+    ids = _submit(chain_app.test_client(), author, 6)
+    assert publish_queue().count == 0  # no RQ job per record in batch mode
+    assert [j.status for j in _jobs(ids)] == ["queued"] * 6
+    spy = _spy(chain_app)
+
+    report = batch.collect_batch()
+
+    assert spy.many_calls == [6]
+    assert report.claimed == 6 and report.counts.get("sent") == 6 and not report.more
+    jobs = _jobs(ids)
+    assert [j.status for j in jobs] == ["sent"] * 6
+    assert len({j.txid for j in jobs}) == 6
+    assert {j.processing_batch_id for j in jobs} == {report.batch_id}
+    assert all(j.vout == 0 and j.sent_at and j.lease_until is None for j in jobs)
+    row = _batch_row(report.batch_id)
+    assert row.status == "sent" and row.mode == "batch" and row.job_count == 6
+    assert row.broadcasted_at and row.completed_at
+    mempool = set(regtest_node.rpc.call("getrawmempool"))
+    assert {j.txid for j in jobs} <= mempool
+    with transaction():
+        spent = db.session.scalars(
+            db.select(Utxo).where(Utxo.spent_by_txid.in_([j.txid for j in jobs]))
+        ).all()
+        assert len(spent) == 6 and {u.status for u in spent} == {"spent"}
+        change = db.session.scalars(
+            db.select(Utxo).where(Utxo.txid.in_([j.txid for j in jobs]))
+        ).all()
+        assert len(change) == 6 and {u.status for u in change} == {"available"}
+        assert {u.depth for u in change} == {1}
+    # a second run finds nothing
+    assert batch.collect_batch().claimed == 0
+    # and the records read back valid from the chain
+    view = chain_app.test_client().get(f"/v1/records/{jobs[0].txid}").json
+    assert [r["valid"] for r in view["records"]] == [True]
+
+
+def test_batch_with_one_conflict_publishes_the_others(chain_app, regtest_node, author):  # type: ignore[no-untyped-def]
+    chain_app.config.update(PUBLISH_MODE="batch")
+    ids = _submit(chain_app.test_client(), author, 4)
+    jobs = _jobs(ids)
+    rate = services.fee_rate()
+    need = min(required_satoshis([pipeline.record_script_for(j)], rate) for j in jobs)
+    # the UTXOs the batch will take: the 4 smallest clean ones that cover the fee
+    with transaction():
+        victims = list(
+            db.session.scalars(
+                pool._candidates(need, chain_app.config["MAX_UNCONFIRMED_DEPTH"], "publish").limit(
+                    4
+                )
+            )
+        )
+        row = db.session.get(Utxo, victims[2])
+        spendable = SpendableUtxo(row.txid, row.vout, row.satoshis, row.script_pub_key)
+    # someone else (same key, outside RareGen) spends one of them first
+    other = build_publish_tx(
+        services.server_wallet(),
+        spendable,
+        [protocol.record_script(b"{}", b"\x30\x06\x02\x01\x01\x02\x01\x01", b"\x02" * 33)],
+        rate,
+    )
+    regtest_node.rpc.call("sendrawtransaction", other.raw_hex)
+    spy = _spy(chain_app)
+
+    report = batch.collect_batch()
+
+    assert spy.many_calls == [4]
+    assert report.counts.get("sent") == 3 and report.counts.get("dirty") == 1
+    jobs = _jobs(ids)
+    assert sorted(j.status for j in jobs) == ["queued", "sent", "sent", "sent"]
+    loser = next(j for j in jobs if j.status == "queued")
+    assert loser.raw_tx is None and loser.txid is None and loser.processing_batch_id is None
+    detail = (loser.error_detail or "").upper()
+    assert loser.attempts == 1 and ("CONFLICT" in detail or "MISSING" in detail)
+    with transaction():
+        dirty = db.session.get(Utxo, victims[2])
+        assert dirty.dirty is True and dirty.status == "available" and dirty.spent_by_txid is None
+    assert _batch_row(report.batch_id).status == "partial"
+    # the next run publishes it with another UTXO
+    again = batch.collect_batch()
+    assert again.counts.get("sent") == 1
+    loser = _jobs([loser.job_id])[0]
+    assert loser.status == "sent" and (loser.utxo_txid, loser.utxo_vout) != (
+        spendable.txid,
+        spendable.vout,
+    )
+
+
+def test_packed_mode_gives_each_job_its_own_vout(chain_app, regtest_node, author):  # type: ignore[no-untyped-def]
+    chain_app.config.update(PUBLISH_MODE="packed")
+    client = chain_app.test_client()
+    bodies = [signing.make_request(author, {"packed": i, "title": f"work {i}"}) for i in range(5)]
+    ids = []
+    for body in bodies:
+        resp = client.post("/v1/publish", json=body)
+        assert resp.status_code == 202
+        ids.append(resp.json["jobId"])
+    spy = _spy(chain_app, allow_single=True)
+
+    report = batch.collect_packed()
+
+    assert report.claimed == 5 and report.counts.get("sent") == 5
+    assert len(spy.many_calls) == 1
+    jobs = _jobs(ids)
+    assert {j.status for j in jobs} == {"sent"}
+    txid = jobs[0].txid
+    assert {j.txid for j in jobs} == {txid}
+    assert sorted(j.vout for j in jobs) == [0, 1, 2, 3, 4]
+    assert all(j.raw_tx is None for j in jobs)  # stored once, on the batch
+    row = _batch_row(report.batch_id)
+    assert row.mode == "packed" and row.status == "sent" and row.raw_tx
+    assert txid in set(regtest_node.rpc.call("getrawmempool"))
+    with transaction():
+        assert batch.packed_raw_tx(txid) == row.raw_tx
+        assert batch.packed_raw_tx("00" * 32) is None
+    view = client.get(f"/v1/records/{txid}").json
+    assert len(view["records"]) == 5 and all(r["valid"] for r in view["records"])
+    by_vout = {r["vout"]: r for r in view["records"]}
+    for job, body in zip(jobs, bodies, strict=True):
+        assert by_vout[job.vout]["signedPayload"] == body["signedPayload"]
+        status = client.get(f"/v1/jobs/{job.job_id}").json
+        assert status["status"] == "sent" and status["txid"] == txid and status["vout"] == job.vout
+    # one input spent, its change back in the pool
+    with transaction():
+        assert (
+            db.session.scalar(
+                db.select(db.func.count()).where(Utxo.spent_by_txid == txid, Utxo.status == "spent")
+            )
+            == 1
+        )
+        change = db.session.scalars(db.select(Utxo).where(Utxo.txid == txid)).all()
+        assert len(change) == 1 and change[0].status == "available" and change[0].vout == 5
+
+
+def test_packed_size_limit_splits_transactions(chain_app, regtest_node, author):  # type: ignore[no-untyped-def]
+    chain_app.config.update(PUBLISH_MODE="packed", PACKED_MAX_BYTES=1200)
+    ids = _submit(chain_app.test_client(), author, 5)
+    totals = batch.run_collector(budget_seconds=30)
+    assert totals.get("sent") == 5 and totals["batches"] >= 2
+    jobs = _jobs(ids)
+    assert {j.status for j in jobs} == {"sent"}
+    assert len({j.txid for j in jobs}) == totals["batches"]
+    for txid in {j.txid for j in jobs}:
+        raw = regtest_node.rpc.call("getrawtransaction", txid, 0)
+        assert len(raw) // 2 <= 1200
+
+
+def test_packed_transient_failure_is_resent_not_resigned(chain_app, regtest_node, author):  # type: ignore[no-untyped-def]
+    chain_app.config.update(PUBLISH_MODE="packed")
+    ids = _submit(chain_app.test_client(), author, 3)
+    real = services.broadcaster()
+
+    class Down(SpyBroadcaster):
+        def broadcast_many(self, raws):  # type: ignore[no-untyped-def]
+            return [BroadcastResult("", Outcome.TRANSIENT, "node down", "node") for _ in raws]
+
+    chain_app.extensions["raregen.services"]["broadcaster"] = Down(real)
+    report = batch.collect_packed()
+    assert report.counts.get("retry") == 3
+    jobs = _jobs(ids)
+    assert {j.status for j in jobs} == {"processing"}
+    assert {j.lease_until for j in jobs} == {None}  # out of the reaper's reach
+    row = _batch_row(report.batch_id)
+    assert row.status == "retry" and row.raw_tx
+    # the reaper leaves them alone
+    assert reaper.reap()["requeued"] == 0
+    chain_app.extensions["raregen.services"]["broadcaster"] = real
+    # not yet: the back-off has not passed
+    assert batch.resume_stale() == 0
+    assert batch.resume_stale(now=utcnow() + timedelta(seconds=30)) == 1
+    jobs = _jobs(ids)
+    assert {j.status for j in jobs} == {"sent"}
+    assert {j.txid for j in jobs} == set(json.loads(row.txids or "[]"))
+    assert _batch_row(report.batch_id).status == "sent"
+
+
+def test_batch_job_left_processing_is_recovered_by_the_reaper(
+    chain_app, regtest_node, author, monkeypatch
+):  # type: ignore[no-untyped-def]
+    chain_app.config.update(PUBLISH_MODE="batch")
+    ids = _submit(chain_app.test_client(), author, 2)
+
+    class Crash(BaseException):
+        pass
+
+    def crash(raws):  # type: ignore[no-untyped-def]
+        raise Crash()
+
+    monkeypatch.setattr(batch, "_broadcast_many", crash)
+    with pytest.raises(Crash):
+        batch.collect_batch()
+    monkeypatch.undo()
+    jobs = _jobs(ids)
+    assert {j.status for j in jobs} == {"processing"} and all(j.raw_tx for j in jobs)
+    with transaction():
+        db.session.execute(
+            db.update(PublishJob).values(lease_until=utcnow() - timedelta(seconds=1))
+        )
+    counts = reaper.reap()
+    assert counts["sent"] == 2
+    jobs = _jobs(ids)
+    assert {j.status for j in jobs} == {"sent"}
+    assert set(regtest_node.rpc.call("getrawmempool")) >= {j.txid for j in jobs}
+    # the stale batch row is closed by a later collector run
+    assert batch.resume_stale(now=utcnow() + timedelta(seconds=3600)) == 1
+
+
+def test_trigger_enqueues_one_collector_and_publishes(chain_app, regtest_node, author):  # type: ignore[no-untyped-def]
+    from rq import Queue, SimpleWorker
+
+    from raregen.queue import periodic_queue_name, redis_connection
+
+    chain_app.config.update(PUBLISH_MODE="batch", BATCH_SIZE=3)
+    conn = redis_connection()
+    queue = Queue(periodic_queue_name(chain_app.config["QUEUE_NAME"]), connection=conn)
+    ids = _submit(chain_app.test_client(), author, 2)
+    assert queue.count == 0  # not a full batch yet
+    ids += _submit(chain_app.test_client(), author, 3, tag="more")
+    assert queue.job_ids == [batch.trigger_job_id()]  # triggered once, never stacked
+    SimpleWorker([queue], connection=conn).work(burst=True)
+    assert {j.status for j in _jobs(ids)} == {"sent"}
+    # the job is gone after success, so the next full batch can trigger again
+    assert queue.count == 0 and batch.enqueue_collector() is True
+
+
+@pytest.mark.parametrize("mode", ["immediate", "batch", "packed"])
+def test_api_answers_the_same_in_every_mode(chain_app, author, mode):  # type: ignore[no-untyped-def]
+    chain_app.config.update(PUBLISH_MODE=mode)
+    client = chain_app.test_client()
+    body = signing.make_request(author, {"mode": mode})
+    first = client.post("/v1/publish", json=body)
+    assert first.status_code == 202
+    assert set(first.json) == {"jobId", "status", "statusUrl"}
+    assert first.json["status"] == "queued"
+    assert first.json["statusUrl"] == f"/v1/jobs/{first.json['jobId']}"
+    again = client.post("/v1/publish", json=body)
+    assert again.status_code == 200 and again.json == first.json
+    view = client.get(first.json["statusUrl"]).json
+    assert view["status"] == "queued" and view["jobId"] == first.json["jobId"]
+
+
+def test_fee_rate_from_policy_cached_with_floor(chain_app, monkeypatch):  # type: ignore[no-untyped-def]
+    calls: list[int] = []
+
+    class Policy:
+        name = "stub"
+        answer: int | None = 7
+
+        def fee_rate_sat_per_kb(self):  # type: ignore[no-untyped-def]
+            calls.append(1)
+            return self.answer
+
+    stub = Policy()
+    chain_app.extensions["raregen.services"]["broadcaster"] = stub
+    chain_app.config.update(
+        FEE_RATE_SOURCE="policy", FEE_RATE_SAT_PER_KB=100, FEE_RATE_FLOOR_SAT_PER_KB=1
+    )
+    try:
+        assert services.fee_rate() == 7
+        assert services.fee_rate() == 7 and len(calls) == 1  # cached
+        chain_app.config.update(FEE_RATE_FLOOR_SAT_PER_KB=10)
+        assert services.fee_rate() == 10  # never below the floor
+        chain_app.extensions["raregen.services"].pop("fee_policy")
+        stub.answer = None
+        assert services.fee_rate() == 100  # unknown policy: the configured rate
+        chain_app.config.update(FEE_RATE_SOURCE="config", FEE_RATE_SAT_PER_KB=250)
+        assert services.fee_rate() == 250
+    finally:
+        chain_app.config.update(
+            FEE_RATE_SOURCE="config", FEE_RATE_SAT_PER_KB=100, FEE_RATE_FLOOR_SAT_PER_KB=1
+        )
+        chain_app.extensions["raregen.services"].pop("fee_policy", None)
+
+
+def test_node_policy_rate_and_pool_utxo_size(chain_app, regtest_node):  # type: ignore[no-untyped-def]
+    chain_app.config.update(FEE_RATE_SOURCE="policy")
+    try:
+        # the regtest node's -minminingtxfee is 50 sat/kB
+        assert services.fee_rate() == regtest_node.min_mining_fee_sat_per_kb
+    finally:
+        chain_app.config.update(FEE_RATE_SOURCE="config")
+        chain_app.extensions["raregen.services"].pop("fee_policy", None)
+    # 3 transactions of one 100 000-byte record at 100 sat/kB; packed: one 1 MB transaction
+    assert funding.default_utxo_sats() == 30_099
+    chain_app.config.update(PUBLISH_MODE="packed")
+    assert funding.default_utxo_sats() == 100_000
+
+
+def test_batch_crash_before_signing_is_requeued_by_the_reaper(  # type: ignore[no-untyped-def]
+    chain_app, regtest_node, author, monkeypatch
+):
+    chain_app.config.update(PUBLISH_MODE="batch")
+    ids = _submit(chain_app.test_client(), author, 3)
+
+    class Crash(BaseException):
+        pass
+
+    def crash(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise Crash()
+
+    monkeypatch.setattr(batch, "build_publish_tx", crash)
+    with pytest.raises(Crash):
+        batch.collect_batch()
+    monkeypatch.undo()
+    jobs = _jobs(ids)
+    assert {j.status for j in jobs} == {"processing"} and {j.raw_tx for j in jobs} == {None}
+    with transaction():
+        assert db.session.scalar(db.select(db.func.count()).where(Utxo.status == "reserved")) == 3
+        past = utcnow() - timedelta(seconds=1)
+        db.session.execute(db.update(PublishJob).values(lease_until=past))
+        db.session.execute(
+            db.update(Utxo).where(Utxo.status == "reserved").values(reserved_until=past)
+        )
+    counts = reaper.reap()
+    assert counts["requeued"] == 3 and counts["released"] == 3
+    assert {j.status for j in _jobs(ids)} == {"queued"}
+    with transaction():
+        assert db.session.scalar(db.select(db.func.count()).where(Utxo.status == "reserved")) == 0
+    # and they are published by the next run (the batch row of the crash gets closed)
+    assert batch.run_collector(budget_seconds=30).get("sent") == 3
+    assert {j.status for j in _jobs(ids)} == {"sent"}
+
+
+def test_packed_crash_after_signing_is_resent_by_resume(  # type: ignore[no-untyped-def]
+    chain_app, regtest_node, author, monkeypatch
+):
+    chain_app.config.update(PUBLISH_MODE="packed")
+    ids = _submit(chain_app.test_client(), author, 4)
+
+    class Crash(BaseException):
+        pass
+
+    def crash(raws):  # type: ignore[no-untyped-def]
+        raise Crash()
+
+    monkeypatch.setattr(batch, "_broadcast_many", crash)
+    with pytest.raises(Crash):
+        batch.collect_packed()
+    monkeypatch.undo()
+    jobs = _jobs(ids)
+    assert {j.status for j in jobs} == {"processing"} and len({j.txid for j in jobs}) == 1
+    assert reaper.reap()["requeued"] == 0  # no lease on packed jobs: the batch has it
+    assert batch.resume_stale() == 0  # not stale yet
+    later = utcnow() + timedelta(seconds=chain_app.config["RESERVATION_TIMEOUT_SECONDS"] + 1)
+    assert batch.resume_stale(now=later) == 1
+    jobs = _jobs(ids)
+    assert {j.status for j in jobs} == {"sent"} and sorted(j.vout for j in jobs) == [0, 1, 2, 3]
+    assert jobs[0].txid in set(regtest_node.rpc.call("getrawmempool"))
+
+
+def test_packed_crash_before_signing_leaves_the_jobs_queued(  # type: ignore[no-untyped-def]
+    chain_app, regtest_node, author, monkeypatch
+):
+    chain_app.config.update(PUBLISH_MODE="packed")
+    ids = _submit(chain_app.test_client(), author, 2)
+
+    class Crash(BaseException):
+        pass
+
+    def crash(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise Crash()
+
+    monkeypatch.setattr(batch, "build_packed_tx", crash)
+    with pytest.raises(Crash):
+        batch.collect_packed()
+    monkeypatch.undo()
+    # packed jobs are written only once their transaction is signed and stored: nothing to
+    # recover, nothing reserved
+    jobs = _jobs(ids)
+    assert {j.status for j in jobs} == {"queued"} and {j.attempts for j in jobs} == {0}
+    with transaction():
+        assert db.session.scalar(db.select(db.func.count()).where(Utxo.status == "reserved")) == 0
+        assert db.session.scalar(db.select(db.func.count()).select_from(PublishBatch)) == 0
+    assert batch.collect_packed().counts.get("sent") == 2
