@@ -59,23 +59,24 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     csrf.init_app(app)
     limiter.init_app(app)
 
-    from raregen.web import errors, health
+    from raregen.web import errors, health, metrics
 
     errors.register(app)
     app.register_blueprint(health.bp)
+    app.register_blueprint(metrics.bp)
 
     role = app.config["ROLE"]
     if role in ("all", "publisher"):
-        from raregen.publish import api, cli
+        from raregen.publish import api, cli, internal_api
 
         app.register_blueprint(api.bp)
         csrf.exempt(api.bp)
+        # the wallet's calls when it runs as its own process (ROLE=wallet); service token
+        app.register_blueprint(internal_api.bp)
+        csrf.exempt(internal_api.bp)
         cli.register(app)
     if role in ("all", "wallet"):
-        try:
-            from raregen.wallet import views as wallet_views
-        except ImportError:  # the wallet component is optional in this build
-            wallet_views = None  # type: ignore[assignment]
-        if wallet_views is not None and hasattr(wallet_views, "init_app"):
-            wallet_views.init_app(app)
+        from raregen.wallet import views as wallet_views
+
+        wallet_views.init_app(app)
     return app
