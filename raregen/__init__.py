@@ -9,13 +9,10 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flask import Flask
-
-from raregen.config import load_settings
-from raregen.extensions import csrf, limiter, migrate
-from raregen.db import db
+if TYPE_CHECKING:
+    from flask import Flask
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,6 +39,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     Returns:
         The app with the blueprints of its role (``ROLE``: all, publisher or wallet).
     """
+    # imported here so that `import raregen` (the `raregen` client command, the pure modules)
+    # does not pay for Flask and its extensions
+    from flask import Flask
+
+    from raregen.config import load_settings
+    from raregen.db import db
+    from raregen.extensions import csrf, limiter, migrate
+
     instance = os.environ.get("RAREGEN_INSTANCE_PATH") or str(ROOT / "instance")
     app = Flask(__name__, instance_path=instance, instance_relative_config=True)
     app.config.update(load_settings(app.instance_path))

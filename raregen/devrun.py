@@ -110,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             children.append(
                 subprocess.Popen(
                     [str(Path(py).parent / "gunicorn"), "-w", "2", "-b", f"127.0.0.1:{args.port}",
+                     "--no-control-socket",
                      "--access-logfile", "-", "app:create_app()"],
                     env=env,
                     cwd=ROOT,

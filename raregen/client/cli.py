@@ -115,7 +115,10 @@ def sign(record_file: str, key_path: str, record_type: str | None, ttl: int) -> 
 
 
 def _get_job(server: str, job_id: str) -> dict[str, Any]:
-    resp = requests.get(f"{server}/v1/jobs/{job_id}", timeout=TIMEOUT)
+    try:
+        resp = requests.get(f"{server}/v1/jobs/{job_id}", timeout=TIMEOUT)
+    except requests.RequestException as exc:
+        raise click.ClickException(f"cannot reach {server}: {exc.__class__.__name__}") from None
     if resp.status_code != 200:
         raise click.ClickException(_error_text(resp))
     return resp.json()  # type: ignore[no-any-return]

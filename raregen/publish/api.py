@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, request, url_for
 
+from raregen.errors import PayloadTooLarge
 from raregen.extensions import limiter
 from raregen.publish import intake, records
 from raregen.publish.jobs import get_job_view
@@ -19,7 +20,11 @@ def _publish_limit() -> str:
 @limiter.limit(_publish_limit)
 def publish():  # type: ignore[no-untyped-def]
     """Contract v1 (DESIGN.md §2): 202 for a new job, 200 for an exact resubmission."""
-    body = intake.parse_body(request.get_data(cache=False), request.content_type)
+    raw = request.get_data(cache=False)
+    if len(raw) >= current_app.config["MAX_CONTENT_LENGTH"]:
+        # a chunked body is cut at the limit by the WSGI layer instead of refused: refuse it
+        raise PayloadTooLarge("The request body is larger than allowed.")
+    body = intake.parse_body(raw, request.content_type)
     accepted = intake.accept(body)
     status_url = url_for("publish_api.job_status", job_id=accepted.job_id)
     payload = {"jobId": accepted.job_id, "status": accepted.status, "statusUrl": status_url}

@@ -180,6 +180,8 @@ def get(account_id: int, version: int | None = None) -> dict[str, Any]:
     Raises:
         NotFound: 404 ``NOT_FOUND``, the account has no such backup.
     """
+    if version is not None and not 0 < version < 2**31:
+        raise NotFound("No backup is stored for this account.", field="version")
     query = select(Backup).where(Backup.account_id == account_id)
     if version is not None:
         query = query.where(Backup.version == version)

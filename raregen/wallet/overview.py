@@ -54,10 +54,14 @@ def job_item(job: PublishJob) -> dict[str, Any]:
     }
 
 
+# pages past this are empty anyway; bounding it keeps the OFFSET inside a 64-bit integer
+MAX_PAGE = 1_000_000
+
+
 def jobs_page(account: Account, page: int = 1, per_page: int = PER_PAGE_DEFAULT) -> dict[str, Any]:
     """One page of the account's jobs, newest first:
     ``{"jobs": [...], "page", "perPage", "total", "hasMore"}`` (``per_page`` capped at 100)."""
-    page, per_page = max(1, page), min(max(1, per_page), PER_PAGE_MAX)
+    page, per_page = min(max(1, page), MAX_PAGE), min(max(1, per_page), PER_PAGE_MAX)
     where = PublishJob.account_ref == account_ref(account.id)
     total = int(db.session.scalar(select(func.count()).select_from(PublishJob).where(where)) or 0)
     rows = db.session.scalars(

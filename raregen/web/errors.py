@@ -27,7 +27,7 @@ _HTTP_CODES = {
 }
 
 
-_JSON_PATHS = ("/v1/", "/wallet/api/", "/internal/")
+_JSON_PATHS = ("/v1/", "/wallet/api/", "/internal/", "/healthz", "/metrics")
 
 
 def wants_json() -> bool:

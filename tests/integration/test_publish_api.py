@@ -262,3 +262,23 @@ def test_random_bodies_never_500(client, key):  # type: ignore[no-untyped-def]
         resp = client.post("/v1/publish", data=data, content_type="application/json")
         assert resp.status_code < 500, (data, resp.get_data(as_text=True))
         assert resp.is_json
+
+
+def test_cut_off_body_is_413_not_400(client, app):  # type: ignore[no-untyped-def]
+    # a chunked body is cut at MAX_CONTENT_LENGTH by the WSGI layer: it must still be a 413
+    import io
+
+    limit = app.config["MAX_CONTENT_LENGTH"]
+    big = b'{"signedPayload":"' + b"a" * (limit + 100) + b'"}'
+    resp = client.post(
+        "/v1/publish",
+        input_stream=io.BytesIO(big),
+        headers={"Content-Type": "application/json", "Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input_terminated": True},  # what gunicorn sets for chunked
+    )
+    expect(resp, 413, "PAYLOAD_TOO_LARGE")
+
+
+def test_health_errors_are_json(client):  # type: ignore[no-untyped-def]
+    resp = client.post("/healthz")
+    assert resp.status_code == 405 and resp.is_json

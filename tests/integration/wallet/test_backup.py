@@ -82,3 +82,10 @@ def test_envelope_checks(signed_in):  # type: ignore[no-untyped-def]
     bad(envelope(size=64 * 1024 + 1), 413, "PAYLOAD_TOO_LARGE")
     assert signed_in.put("/wallet/api/backup", envelope(size=64 * 1024)).json == {"version": 1}
     expect_error(signed_in.put("/wallet/api/backup", envelope(), csrf=False), 400, "CSRF_FAILED")
+
+
+def test_huge_numbers_in_urls_are_not_500(signed_in):  # type: ignore[no-untyped-def]
+    # found by a fresh-user review: integers past 2**63 overflowed the database driver
+    expect_error(signed_in.get("/wallet/api/backup/9223372036854775808"), 404, "NOT_FOUND")
+    resp = signed_in.get("/wallet/api/jobs?page=99999999999999999999999")
+    assert resp.status_code == 200 and resp.json["jobs"] == []
