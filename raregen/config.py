@@ -99,6 +99,9 @@ def load_settings(instance_path: str) -> dict[str, Any]:
         # periodic tasks
         "CONFIRM_INTERVAL_SECONDS": _int("CONFIRM_INTERVAL_SECONDS", 5),
         "REAPER_INTERVAL_SECONDS": _int("REAPER_INTERVAL_SECONDS", 30),
+        "SWEEP_GRACE_SECONDS": _int("SWEEP_GRACE_SECONDS", 30),
+        "SETTLE_DIRTY_INTERVAL_SECONDS": _int("SETTLE_DIRTY_INTERVAL_SECONDS", 60),
+        "REPLENISH_INTERVAL_SECONDS": _int("REPLENISH_INTERVAL_SECONDS", 30),
         "DEV_MINE_INTERVAL_SECONDS": _int("DEV_MINE_INTERVAL_SECONDS", 5),
         # wallet / web
         "SERVICE_TOKEN": _env("SERVICE_TOKEN"),
