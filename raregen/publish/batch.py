@@ -210,6 +210,22 @@ def _reset_pending() -> None:
 # The collector run
 
 
+# the columns a claimed job is read with, in :class:`_Job`'s field order
+_JOB_COLUMNS = (
+    PublishJob.id,
+    PublishJob.job_id,
+    PublishJob.key_id,
+    PublishJob.signed_payload,
+    PublishJob.signature,
+    PublishJob.pubkey,
+    PublishJob.attempts,
+    PublishJob.raw_tx,
+    PublishJob.txid,
+    PublishJob.utxo_txid,
+    PublishJob.utxo_vout,
+)
+
+
 @dataclass
 class _Job:
     """A claimed job: what building, storing and settling need (no ORM object)."""
@@ -350,19 +366,7 @@ def _claim(
             not_before=None,
             updated_at=now,
         )
-        .returning(
-            PublishJob.id,
-            PublishJob.job_id,
-            PublishJob.key_id,
-            PublishJob.signed_payload,
-            PublishJob.signature,
-            PublishJob.pubkey,
-            PublishJob.attempts,
-            PublishJob.raw_tx,
-            PublishJob.txid,
-            PublishJob.utxo_txid,
-            PublishJob.utxo_vout,
-        )
+        .returning(*_JOB_COLUMNS)
         .execution_options(synchronize_session=False)
     ).all()
     jobs = [_Job(**row._mapping) for row in rows]
@@ -660,12 +664,7 @@ def _reserve_coins(
     rows = db.session.execute(
         update(Utxo)
         .where(Utxo.id == picked.c.id, Utxo.status == AVAILABLE)
-        .values(
-            status=RESERVED,
-            reserved_at=now,
-            reserved_until=now + timedelta(seconds=timeout),
-            reserved_by=holder,
-        )
+        .values(**pool.reservation_values(holder, now, timeout))
         .returning(Utxo.id, Utxo.txid, Utxo.vout, Utxo.satoshis, Utxo.script_pub_key, Utxo.depth)
         .execution_options(synchronize_session=False)
     ).all()
@@ -825,19 +824,7 @@ def _lock_queued(limit: int, now: datetime) -> list[_Job]:
     transaction (``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite's ``BEGIN IMMEDIATE``
     serializes writers) but not written: packed mode writes each job once, after signing."""
     query = (
-        select(
-            PublishJob.id,
-            PublishJob.job_id,
-            PublishJob.key_id,
-            PublishJob.signed_payload,
-            PublishJob.signature,
-            PublishJob.pubkey,
-            PublishJob.attempts,
-            PublishJob.raw_tx,
-            PublishJob.txid,
-            PublishJob.utxo_txid,
-            PublishJob.utxo_vout,
-        )
+        select(*_JOB_COLUMNS)
         .where(
             PublishJob.status == QUEUED,
             PublishJob.raw_tx.is_(None),
@@ -1402,19 +1389,7 @@ def _fail_jobs(
 
 def _processing_jobs(batch_id: str) -> list[_Job]:
     rows = db.session.execute(
-        select(
-            PublishJob.id,
-            PublishJob.job_id,
-            PublishJob.key_id,
-            PublishJob.signed_payload,
-            PublishJob.signature,
-            PublishJob.pubkey,
-            PublishJob.attempts,
-            PublishJob.raw_tx,
-            PublishJob.txid,
-            PublishJob.utxo_txid,
-            PublishJob.utxo_vout,
-        ).where(*_ours(batch_id, None))
+        select(*_JOB_COLUMNS).where(*_ours(batch_id, None))
     ).all()
     return [_Job(**row._mapping) for row in rows]
 

@@ -50,6 +50,17 @@ def release_expired(now: datetime | None = None) -> int:
     return int(result.rowcount or 0)
 
 
+def reservation_values(holder: str, now: datetime, timeout_seconds: float) -> dict[str, Any]:
+    """The column values marking a UTXO ``reserved`` by ``holder`` (a job or batch id) until
+    ``now`` plus ``timeout_seconds``."""
+    return {
+        "status": RESERVED,
+        "reserved_at": now,
+        "reserved_until": now + timedelta(seconds=timeout_seconds),
+        "reserved_by": holder,
+    }
+
+
 def _candidates(min_satoshis: int, max_depth: int, purpose: str):  # type: ignore[no-untyped-def]
     return (
         select(Utxo.id)
@@ -90,12 +101,7 @@ def reserve(
     """
     now = now or utcnow()
     release_expired(now)
-    values = {
-        "status": RESERVED,
-        "reserved_at": now,
-        "reserved_until": now + timedelta(seconds=timeout_seconds),
-        "reserved_by": holder,
-    }
+    values = reservation_values(holder, now, timeout_seconds)
     if is_postgres():
         sub = (
             _candidates(min_satoshis, max_depth, purpose)
@@ -141,12 +147,7 @@ def reserve_many(
     """
     now = now or utcnow()
     release_expired(now)
-    values = {
-        "status": RESERVED,
-        "reserved_at": now,
-        "reserved_until": now + timedelta(seconds=timeout_seconds),
-        "reserved_by": holder,
-    }
+    values = reservation_values(holder, now, timeout_seconds)
     cand = _candidates(min_satoshis, max_depth, PURPOSE_PUBLISH).limit(count)
     if is_postgres():
         cand = cand.with_for_update(skip_locked=True, of=Utxo)
