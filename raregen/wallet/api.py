@@ -84,11 +84,16 @@ def challenge():  # type: ignore[no-untyped-def]
 @bp.post("/keys")
 @api_login_required
 def register_keys():  # type: ignore[no-untyped-def]
-    """Verify the proofs of possession, then register the keys with the publisher."""
+    """Verify the proofs of possession, then register the keys with the publisher.
+
+    A body that cannot be a proof (shape, challenge form, encodings) is refused before the
+    challenge is spent; once the form is right the challenge is spent, whatever follows.
+    """
     value, entries = keyreg.parse_keys(_json_body())
+    decoded = keyreg.decode_proofs(entries)
     account_id = _account_id()
     keyreg.consume_challenge(account_id, value)
-    proofs = keyreg.verify_proofs(value, entries)
+    proofs = keyreg.verify_proofs(value, decoded)
     return _answer(forward.publisher().register_keys(account_ref(account_id), proofs))
 
 

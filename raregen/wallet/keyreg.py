@@ -4,11 +4,19 @@ The server issues a random challenge (32 bytes, 64 hex characters, valid 300 sec
 use, bound to the account). For each key the browser signs, with that key, the UTF-8 bytes of
 ``"raregen-key-registration:" + challenge + ":" + purpose + ":" + pubkey`` (ECDSA secp256k1
 over SHA-256, DER, base64, low-S: the same rules as a publish signature).
+
+Order of checks for ``POST /wallet/api/keys``: the body's shape, the challenge's form
+(64 lowercase hex) and every entry's encodings (:func:`parse_keys`, :func:`decode_proofs`)
+come first and spend nothing; then the challenge is spent (:func:`consume_challenge`,
+whatever follows); then the signatures are verified (:func:`verify_proofs`). A request that
+cannot be a proof therefore gets a 400 and leaves its challenge usable.
 """
 
 from __future__ import annotations
 
+import re
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, cast
@@ -23,6 +31,7 @@ from raregen.wallet.models import KeyChallenge
 
 CHALLENGE_SECONDS = 300
 MESSAGE_PREFIX = "raregen-key-registration:"
+_CHALLENGE_RE = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -31,6 +40,23 @@ class KeyProof:
 
     purpose: str
     pubkey: str
+
+
+@dataclass(frozen=True)
+class DecodedEntry:
+    """A key entry whose encodings were checked, not yet its signature.
+
+    Attributes:
+        purpose: ``identity``, ``financial`` or ``tokens``.
+        pubkey_text: the pubkey as sent (66 hex; the signed message contains this text).
+        pubkey: the SEC1 compressed key, 33 bytes (on the curve).
+        der: the strict DER signature bytes (BIP 66).
+    """
+
+    purpose: str
+    pubkey_text: str
+    pubkey: bytes
+    der: bytes
 
 
 def _affected(statement: Any) -> int:
@@ -64,8 +90,11 @@ def _bad(message: str, field: str | None = "keys") -> RequestError:
 def parse_keys(body: Any) -> tuple[str, list[dict[str, str]]]:
     """Check the shape of a registration body; return the challenge and the key entries.
 
+    Spends nothing (no database access).
+
     Raises:
-        RequestError: MALFORMED_JSON, MISSING_FIELD, UNKNOWN_FIELD, BAD_PURPOSE.
+        RequestError: MALFORMED_JSON (also for a challenge that is not 64 lowercase hex,
+            field ``challenge``), MISSING_FIELD, UNKNOWN_FIELD, BAD_PURPOSE.
     """
     if not isinstance(body, dict):
         raise _bad("The body must be a JSON object.", None)
@@ -76,6 +105,13 @@ def parse_keys(body: Any) -> tuple[str, list[dict[str, str]]]:
     challenge, keys = body.get("challenge"), body.get("keys")
     if not isinstance(challenge, str) or not challenge:
         raise RequestError("challenge is required.", code="MISSING_FIELD", field="challenge")
+    if not _CHALLENGE_RE.fullmatch(challenge):
+        raise RequestError(
+            "challenge must be the 64 lowercase hex characters POST /wallet/api/challenge "
+            "answered.",
+            code="MALFORMED_JSON",
+            field="challenge",
+        )
     if not isinstance(keys, list) or not 1 <= len(keys) <= len(PURPOSES):
         raise _bad(f"keys must be a list of 1 to {len(PURPOSES)} entries.")
     entries, seen = [], set()
@@ -109,7 +145,7 @@ def consume_challenge(account_id: int, challenge: str) -> None:
         used = _affected(
             update(KeyChallenge)
             .where(
-                KeyChallenge.challenge == challenge[:64],
+                KeyChallenge.challenge == challenge,
                 KeyChallenge.account_id == account_id,
                 KeyChallenge.used_at.is_(None),
                 KeyChallenge.expires_at > now,
@@ -125,15 +161,21 @@ def consume_challenge(account_id: int, challenge: str) -> None:
         )
 
 
-def verify_proofs(challenge: str, entries: list[dict[str, str]]) -> list[KeyProof]:
-    """Verify each entry's signature over :func:`proof_message`.
+def decode_proofs(entries: Sequence[dict[str, str]]) -> list[DecodedEntry]:
+    """Check each entry's pubkey and signature encodings (no signature check, no database).
+
+    Args:
+        entries: the key entries of :func:`parse_keys`.
+
+    Returns:
+        One :class:`DecodedEntry` per entry, in order.
 
     Raises:
-        RequestError: ``BAD_PUBKEY`` (uncompressed keys are refused here: 66 hex only),
-            ``BAD_SIGNATURE_ENCODING``.
-        SignatureRejected: ``SIGNATURE_INVALID``, ``HIGH_S_SIGNATURE``.
+        RequestError: ``BAD_PUBKEY`` (not 66 hex characters: uncompressed keys are refused
+            here; or not on the curve), ``BAD_SIGNATURE_ENCODING`` (not standard base64 of
+            strict DER).
     """
-    proofs = []
+    decoded = []
     for entry in entries:
         if len(entry["pubkey"]) != 66:
             raise RequestError(
@@ -143,8 +185,31 @@ def verify_proofs(challenge: str, entries: list[dict[str, str]]) -> list[KeyProo
             )
         pub = signing.parse_pubkey(entry["pubkey"])
         der = signing.decode_signature(entry["signature"])
+        decoded.append(DecodedEntry(entry["purpose"], entry["pubkey"], pub, der))
+    return decoded
+
+
+def verify_proofs(
+    challenge: str, entries: Sequence[dict[str, str] | DecodedEntry]
+) -> list[KeyProof]:
+    """Verify each entry's signature over :func:`proof_message`.
+
+    Args:
+        challenge: the challenge the entries signed.
+        entries: raw entries (decoded here with :func:`decode_proofs`) or already decoded.
+
+    Returns:
+        The proven keys, in order (pubkeys lowercase compressed hex).
+
+    Raises:
+        RequestError: ``BAD_PUBKEY``, ``BAD_SIGNATURE_ENCODING`` (raw entries only).
+        SignatureRejected: ``SIGNATURE_INVALID``, ``HIGH_S_SIGNATURE``.
+    """
+    proofs = []
+    for item in entries:
+        entry = item if isinstance(item, DecodedEntry) else decode_proofs([item])[0]
         signing.verify_signature(
-            pub, der, proof_message(challenge, entry["purpose"], entry["pubkey"])
+            entry.pubkey, entry.der, proof_message(challenge, entry.purpose, entry.pubkey_text)
         )
-        proofs.append(KeyProof(entry["purpose"], pub.hex()))
+        proofs.append(KeyProof(entry.purpose, entry.pubkey.hex()))
     return proofs

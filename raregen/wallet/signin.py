@@ -9,23 +9,33 @@ address's earlier codes. The account is created when its address is first verifi
 Race safety: each attempt spends a try with one conditional UPDATE (``tries < max``, unused,
 unexpired) before the code is compared, and acceptance is a conditional UPDATE of
 ``used_at``; parallel guesses can neither exceed the tries nor use a code twice.
+
+Only a well-formed guess (six digits once spaces and dashes are removed) spends a try: an
+empty or non-numeric entry cannot be the code, so it is refused with ``400 BAD_CODE`` and the
+tries are left alone. Every attempt, well-formed or not, counts against
+``OTP_VERIFY_RATE_LIMIT_PER_IP`` (default ``100 per hour``: the 20 codes an IP may ask for
+per hour times their 5 tries), so free malformed attempts cannot be sent without bound.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any, cast
+from datetime import datetime, timedelta
+from typing import Any, NoReturn, cast
 
 from flask import current_app
 from sqlalchemy import CursorResult, select, update
 
 from raregen.audit import audit
 from raregen.db import after_commit, db, transaction, utcnow
-from raregen.errors import CodeRejected
+from raregen.errors import CodeRejected, RequestError
 from raregen.wallet import accounts, limits, mail, otp
 from raregen.wallet.models import OTP_PURPOSE_SIGNIN, OtpChallenge
+
+#: Code attempts per client IP (Flask-Limiter notation), well-formed or not; app config
+#: ``OTP_VERIFY_RATE_LIMIT_PER_IP`` overrides it.
+VERIFY_RATE_LIMIT_PER_IP = "100 per hour"
 
 
 def _affected(statement: Any) -> int:
@@ -132,19 +142,73 @@ def _refusal(challenge: OtpChallenge | None, now_expired: bool) -> CodeRejected:
     return CodeRejected("This code cannot be used; ask for a new one.", code="CODE_EXPIRED")
 
 
-def verify_code(challenge_id: int | None, raw_code: object) -> SignedIn:
+def _refuse_malformed(challenge_id: int | None, now: datetime, max_tries: int) -> NoReturn:
+    """Refuse an entry that cannot be a code without spending a try.
+
+    A challenge that can no longer be used is reported as such (the user needs a new code
+    whatever they type); otherwise the refusal is ``BAD_CODE``.
+    """
+    with transaction():
+        challenge = (
+            db.session.scalar(
+                select(OtpChallenge)
+                .where(OtpChallenge.id == challenge_id)
+                .execution_options(populate_existing=True)
+            )
+            if challenge_id is not None
+            else None
+        )
+        refusal: RequestError | CodeRejected
+        if (
+            challenge is None
+            or challenge.used_at is not None
+            or challenge.tries >= max_tries
+            or challenge.expires_at <= now
+        ):
+            refusal = _refusal(challenge, challenge is not None and challenge.expires_at <= now)
+        else:
+            left = max_tries - challenge.tries
+            refusal = RequestError(
+                "A sign-in code is the 6 digits from the mail; this entry did not count as "
+                f"a try ({left} {'try' if left == 1 else 'tries'} left).",
+                code="BAD_CODE",
+                field="code",
+            )
+    raise refusal
+
+
+def verify_code(challenge_id: int | None, raw_code: object, ip: str | None = None) -> SignedIn:
     """Check a typed code against challenge ``challenge_id``; sign the address in if right.
 
-    Every attempt, right or wrong, spends one of the challenge's tries; the 5th attempt may
-    still succeed, a 6th is refused even with the right code.
+    Every well-formed attempt (six digits once spaces and dashes are removed), right or
+    wrong, spends one of the challenge's tries; the 5th attempt may still succeed, a 6th is
+    refused even with the right code. An entry that cannot be a code (empty, letters, not
+    six digits) spends no try. Every attempt counts against the per-IP limit
+    ``OTP_VERIFY_RATE_LIMIT_PER_IP`` (default :data:`VERIFY_RATE_LIMIT_PER_IP`).
+
+    Args:
+        challenge_id: the pending challenge of this browser (its session), or None.
+        raw_code: what the user typed (a form field: a string).
+        ip: the client's address, counted by the rate limit (None counts as "unknown").
 
     Raises:
+        RateLimited: 429 ``RATE_LIMITED`` with ``retry_after`` seconds; nothing else is
+            checked and no try is spent.
+        RequestError: 400 ``BAD_CODE`` (field ``code``) for an entry that cannot be a code,
+            while the challenge could still be used; no try is spent.
         CodeRejected: ``CODE_WRONG`` (with ``tries_left``), ``CODE_EXPIRED``, ``CODE_USED``,
             ``TOO_MANY_TRIES``.
     """
+    limit = current_app.config.get("OTP_VERIFY_RATE_LIMIT_PER_IP") or VERIFY_RATE_LIMIT_PER_IP
+    limits.enforce(
+        [(str(limit), "otp-verify-ip", ip or "unknown")],
+        "Too many sign-in attempts from your network; wait a little and try again.",
+    )
     max_tries = int(current_app.config["OTP_MAX_TRIES"])
     code = otp.normalize_code(raw_code) if isinstance(raw_code, str) else None
     now = utcnow()
+    if code is None:
+        _refuse_malformed(challenge_id, now, max_tries)
     with transaction():
         spent = 0
         if challenge_id is not None:

@@ -35,7 +35,7 @@ from flask import (
     url_for,
 )
 
-from raregen.errors import CodeRejected, RareGenError, RateLimited
+from raregen.errors import RareGenError, RateLimited
 from raregen.wallet import mail, signin
 from raregen.wallet import session as wallet_session
 from raregen.wallet.overview import account_jobs, account_view
@@ -115,8 +115,8 @@ def code():  # type: ignore[no-untyped-def]
     if request.method == "GET":
         return _page("wallet/auth/code.html", email=email)
     try:
-        result = signin.verify_code(challenge_id, request.form.get("code", ""))
-    except CodeRejected as err:
+        result = signin.verify_code(challenge_id, request.form.get("code", ""), request.remote_addr)
+    except RareGenError as err:  # CodeRejected, BAD_CODE, RATE_LIMITED
         return _page("wallet/auth/code.html", err.status, err, email=email)
     target = _safe_next(session.get(_NEXT)) or DASHBOARD
     wallet_session.sign_in(result.account_id)

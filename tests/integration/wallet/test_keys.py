@@ -169,3 +169,39 @@ def test_malformed_registrations(signed_in):  # type: ignore[no-untyped-def]
         headers={"X-CSRFToken": signed_in.token, "Content-Type": "application/json"},
     )
     expect_error(resp, 400, "DUPLICATE_MEMBER")
+
+
+def test_proof_that_cannot_be_a_proof_leaves_the_challenge(signed_in):  # type: ignore[no-untyped-def]
+    key = coincurve.PrivateKey()
+    challenge = signed_in.post("/wallet/api/challenge").json["challenge"]
+    good = proof(key, challenge, "identity")
+
+    def send(value: str, entry: dict[str, str]):  # type: ignore[no-untyped-def]
+        return signed_in.post("/wallet/api/keys", {"challenge": value, "keys": [entry]})
+
+    # encodings that cannot be a proof: 400, and the challenge is not spent
+    expect_error(send(challenge, dict(good, pubkey="zz" * 33)), 400, "BAD_PUBKEY")
+    expect_error(send(challenge, dict(good, pubkey="05" + "11" * 32)), 400, "BAD_PUBKEY")
+    expect_error(
+        send(challenge, dict(good, signature="not base64!")), 400, "BAD_SIGNATURE_ENCODING"
+    )
+    expect_error(send(challenge, dict(good, signature="MAA=")), 400, "BAD_SIGNATURE_ENCODING")
+    # a later entry's bad encoding is found before anything is spent too
+    second = proof(coincurve.PrivateKey(), challenge, "financial")
+    resp = signed_in.post(
+        "/wallet/api/keys",
+        {"challenge": challenge, "keys": [good, dict(second, signature="")]},
+    )
+    expect_error(resp, 400, "BAD_SIGNATURE_ENCODING")
+    # a challenge that cannot be one (not 64 lowercase hex, or with a tail) is a 400 too
+    for value in ("xyz", challenge.upper(), challenge + "ff", challenge[:63]):
+        err = expect_error(send(value, good), 400, "MALFORMED_JSON")
+        assert err["field"] == "challenge"
+    # the challenge still works
+    resp = send(challenge, good)
+    assert resp.status_code == 200, resp.json
+    assert signed_in.get("/wallet/api/me").json["keys"] == [
+        {"purpose": "identity", "pubkey": key.public_key.format().hex()}
+    ]
+    # an unknown challenge of the right form is still CHALLENGE_INVALID
+    expect_error(send("ab" * 32, good), 401, "CHALLENGE_INVALID")

@@ -112,13 +112,78 @@ def test_fifth_attempt_may_be_right(wallet, app):  # type: ignore[no-untyped-def
     code = latest_code(app, "gina@example.com")
     for _ in range(4):
         wallet.enter_code(_wrong(code))
-    page = wallet.enter_code(_wrong(code)[:3])  # not even a code: still a try
-    assert page.status_code == 401
-    wallet.request_code("gina@example.com")
-    code = latest_code(app, "gina@example.com")
-    for _ in range(4):
-        wallet.enter_code(_wrong(code))
     assert wallet.enter_code(code).status_code == 303
+
+
+def _tries(email: str) -> int:
+    return int(
+        db.session.scalar(
+            select(OtpChallenge.tries)
+            .where(OtpChallenge.email == email)
+            .order_by(OtpChallenge.id.desc())
+            .limit(1)
+        )
+    )
+
+
+NOT_CODES = ["", "   ", "abcdef", "12345", "1234567", "12a456", "12.456", "\uff11" * 6]
+
+
+def test_entry_that_cannot_be_a_code_spends_no_try(wallet, app):  # type: ignore[no-untyped-def]
+    wallet.request_code("gus@example.com")
+    code = latest_code(app, "gus@example.com")
+    for entry in NOT_CODES:
+        err = expect_error(wallet.enter_code(entry, headers=JSON), 400, "BAD_CODE")
+        assert err["field"] == "code" and "did not count" in err["message"], err
+    page = wallet.enter_code("abc")
+    text = page.get_data(as_text=True)
+    assert page.status_code == 400
+    assert 'data-code="BAD_CODE"' in text and "5 tries left" in text
+    assert 'id="code-form"' in text  # the form stays: the same code can still be typed
+    assert _tries("gus@example.com") == 0
+    # all five tries are still there: four wrong ones, then the right one (spaces allowed)
+    for left in (4, 3, 2, 1):
+        err = expect_error(wallet.enter_code(_wrong(code), headers=JSON), 401, "CODE_WRONG")
+        assert f"{left} tr" in err["message"]
+    assert _tries("gus@example.com") == 4
+    assert wallet.enter_code(f"{code[:3]} {code[3:]}").status_code == 303
+
+
+def test_entry_that_cannot_be_a_code_on_a_dead_code_says_why(  # type: ignore[no-untyped-def]
+    wallet, app, monkeypatch
+):
+    wallet.request_code("hal@example.com")
+    code = latest_code(app, "hal@example.com")
+    for _ in range(5):
+        wallet.enter_code(_wrong(code))
+    # a new code is needed whatever is typed: say so rather than "not a code"
+    expect_error(wallet.enter_code("", headers=JSON), 401, "TOO_MANY_TRIES")
+    wallet.request_code("hal@example.com")
+    later = utcnow() + timedelta(seconds=601)
+    monkeypatch.setattr(signin, "utcnow", lambda: later)
+    expect_error(wallet.enter_code("x", headers=JSON), 401, "CODE_EXPIRED")
+
+
+def test_code_attempts_are_rate_limited_per_ip(wallet, app, monkeypatch):  # type: ignore[no-untyped-def]
+    assert signin.VERIFY_RATE_LIMIT_PER_IP == "100 per hour"
+    monkeypatch.setitem(app.config, "OTP_VERIFY_RATE_LIMIT_PER_IP", "3 per minute")
+    wallet.request_code("ike@example.com")
+    code = latest_code(app, "ike@example.com")
+    expect_error(wallet.enter_code("", headers=JSON), 400, "BAD_CODE")
+    expect_error(wallet.enter_code("abc", headers=JSON), 400, "BAD_CODE")
+    expect_error(wallet.enter_code(_wrong(code), headers=JSON), 401, "CODE_WRONG")
+    # malformed and well-formed attempts count alike; refused ones spend no try
+    resp = wallet.enter_code("abc", headers=JSON)
+    expect_error(resp, 429, "RATE_LIMITED")
+    assert 0 < int(resp.headers["Retry-After"]) <= 60
+    page = wallet.enter_code(code)
+    assert page.status_code == 429 and "Try again in" in page.get_data(as_text=True)
+    assert int(page.headers["Retry-After"]) > 0
+    assert _tries("ike@example.com") == 1
+    # another IP is counted on its own
+    other = WalletClient(app, ip="198.51.100.4")
+    other.request_code("jo@example.com")
+    assert other.enter_code(latest_code(app, "jo@example.com")).status_code == 303
 
 
 def test_wrong_code_page_says_tries_left(wallet, app):  # type: ignore[no-untyped-def]
