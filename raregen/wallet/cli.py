@@ -1,4 +1,4 @@
-"""Operator commands: ``flask --app app accounts list|plan|grant|ledger``."""
+"""Operator commands: ``flask --app app accounts list|plan|grant|ledger|purge-expired``."""
 
 from __future__ import annotations
 
@@ -92,6 +92,30 @@ def accounts_ledger(email: str) -> None:
                 )
     except RareGenError as err:
         raise _fail(err) from None
+
+
+@accounts_cli.command("purge-expired")
+@click.option(
+    "--grace-hours",
+    type=click.FloatRange(min=0),
+    default=24.0,
+    show_default=True,
+    help="Keep rows this long after they expired.",
+)
+def accounts_purge_expired(grace_hours: float) -> None:
+    """Delete expired sign-in codes and key challenges (raregen.wallet.purge)."""
+    from datetime import timedelta
+
+    from raregen.db import utcnow
+    from raregen.wallet.purge import purge_expired
+
+    now = utcnow()
+    grace = timedelta(hours=grace_hours)
+    counts = purge_expired(now, grace)
+    click.echo(
+        f"purged {counts['otp_challenges']} sign-in codes and {counts['key_challenges']} "
+        f"key challenges expired before {now - grace:%Y-%m-%d %H:%M:%S} UTC"
+    )
 
 
 def register(app: Flask) -> None:
