@@ -22,14 +22,31 @@ and leaves one file per process: with a fork per RQ job that is one file per job
 flush resets the counters; Prometheus treats that as a counter reset (``rate()`` is
 unaffected). Scrape failures of one source (Redis down) leave its series out instead of
 failing the whole answer; ``raregen_metrics_source_up{source}`` says which answered.
+
+Access (docs/OPERATIONS.md, "Watching it"): the numbers describe the server's funds and
+traffic, so they are not public.
+
+* ``METRICS_TOKEN`` set (``RAREGEN_METRICS_TOKEN``): every client, loopback included, must
+  send ``Authorization: Bearer <token>`` (RFC 6750 §2.1; Prometheus's ``authorization``
+  scrape setting sends exactly this). Without it or with another token: ``401`` with the
+  error JSON of DESIGN.md §2 (code ``AUTH_REQUIRED``) and ``WWW-Authenticate: Bearer
+  realm="metrics"`` (RFC 6750 §3; ``error="invalid_token"`` for a wrong token). The token
+  is compared in constant time.
+* ``METRICS_TOKEN`` unset: only a direct loopback client (``127.0.0.0/8``, ``::1``,
+  ``::ffff:127.0.0.0/104``) is served; a request carrying a proxy's forwarding header
+  (``Forwarded``, ``X-Forwarded-For``, ``X-Real-IP``) is not direct, even from loopback (a
+  reverse proxy on the same host would otherwise make every client look local). Others get
+  ``403`` ``FORBIDDEN``: the endpoint exists, but no credential would help.
 """
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import logging
 from collections.abc import Iterator
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, current_app, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -172,9 +189,79 @@ class _Collector:
         )
 
 
+#: Headers a reverse proxy adds (RFC 7239 ``Forwarded`` and the de facto ones).
+FORWARDING_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Real-IP")
+
+
+def _error(status: int, code: str, message: str) -> Response:
+    resp = jsonify({"error": {"code": code, "message": message, "field": None}})
+    resp.status_code = status
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+def _bearer_token() -> str | None:
+    """The credentials of an ``Authorization: Bearer <token>`` header (the scheme name is
+    case-insensitive, RFC 9110 §11.1), or None."""
+    scheme, _, credentials = (request.headers.get("Authorization") or "").strip().partition(" ")
+    if scheme.lower() != "bearer" or not credentials.strip():
+        return None
+    return credentials.strip()
+
+
+def is_loopback(address: str | None) -> bool:
+    """True for a loopback IP address: ``127.0.0.0/8``, ``::1``, or an IPv4-mapped IPv6
+    loopback (``::ffff:127.0.0.1``). False for anything else, including None and text that
+    is not an IP address (e.g. a Unix socket peer has no address)."""
+    if not address:
+        return False
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return bool(ip.is_loopback or (mapped is not None and mapped.is_loopback))
+
+
+def access_refusal() -> Response | None:
+    """Who may read ``/metrics`` (module docstring): None when this request may, else the
+    refusal to send (401 ``AUTH_REQUIRED`` with ``WWW-Authenticate``, or 403 ``FORBIDDEN``).
+
+    Reads ``current_app.config["METRICS_TOKEN"]`` (a string, or None/empty: unset).
+    """
+    token = str(current_app.config.get("METRICS_TOKEN") or "").strip()
+    if token:
+        given = _bearer_token()
+        if given is not None and hmac.compare_digest(given.encode(), token.encode()):
+            return None
+        resp = _error(
+            401,
+            "AUTH_REQUIRED",
+            "/metrics needs the header Authorization: Bearer <RAREGEN_METRICS_TOKEN>.",
+        )
+        challenge = 'Bearer realm="metrics"'
+        if given is not None:
+            challenge += ', error="invalid_token"'
+        resp.headers["WWW-Authenticate"] = challenge
+        return resp
+    direct = not any(name in request.headers for name in FORWARDING_HEADERS)
+    if direct and is_loopback(request.remote_addr):
+        return None
+    return _error(
+        403,
+        "FORBIDDEN",
+        "/metrics is served only to loopback clients; set RAREGEN_METRICS_TOKEN to scrape "
+        "it from elsewhere with a bearer token.",
+    )
+
+
 @bp.get("/metrics")
 def metrics() -> Response:
-    """Prometheus text format (version 0.0.4)."""
+    """Prometheus text format (version 0.0.4), for the clients :func:`access_refusal`
+    admits; nothing is read from the database or Redis for a refused request."""
+    refusal = access_refusal()
+    if refusal is not None:
+        return refusal
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Collector())  # type: ignore[arg-type]
     return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
