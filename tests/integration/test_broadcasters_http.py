@@ -545,3 +545,242 @@ def test_woc_status_queries(fake: FakeHTTP) -> None:
     with pytest.raises(BroadcasterUnavailable):
         woc.tx_status(TXID)
     assert woc.fee_rate_sat_per_kb() is None
+
+
+# ---------------------------------------------------------------------------------------
+# Shared helpers (base.py, http_client.py) and the Extended Format (ef.py)
+# ---------------------------------------------------------------------------------------
+
+
+def test_recheck_missing_inputs_looks_up_once_and_settles_each() -> None:
+    from raregen.publish.broadcasters.base import BroadcastResult, recheck_missing_inputs
+
+    a, b, c = "aa" * 32, "bb" * 32, "cc" * 32
+    results = [
+        BroadcastResult(b, Outcome.MISSING_INPUTS, "Missing inputs", "x"),
+        BroadcastResult(a, Outcome.ACCEPTED, "", "x"),
+        BroadcastResult(c, Outcome.MISSING_INPUTS, "16: missing-inputs", "x"),
+        BroadcastResult("", Outcome.MISSING_INPUTS, "no txid", "x"),
+        BroadcastResult(b, Outcome.MISSING_INPUTS, "Missing inputs", "x"),
+    ]
+    calls: list[list[str]] = []
+
+    def knows(txids: list[str]) -> dict[str, bool]:
+        calls.append(txids)
+        return {b: True, c: False}
+
+    out = recheck_missing_inputs(results, knows, known_note="(known)")
+    assert calls == [[b, c]]  # sorted, distinct, only MISSING_INPUTS with a txid
+    assert [(r.outcome, r.detail) for r in out] == [
+        (Outcome.ALREADY_KNOWN, "Missing inputs (known)"),
+        (Outcome.ACCEPTED, ""),
+        (Outcome.MISSING_INPUTS, "16: missing-inputs"),
+        (Outcome.MISSING_INPUTS, "no txid"),
+        (Outcome.ALREADY_KNOWN, "Missing inputs (known)"),
+    ]
+
+    def down(txids: list[str]) -> dict[str, bool]:
+        raise BroadcasterUnavailable("x", "timeout: ReadTimeout")
+
+    out = recheck_missing_inputs(results, down)
+    assert out[0].outcome is Outcome.TRANSIENT
+    assert out[0].detail == "Missing inputs; could not look the txid up: x: timeout: ReadTimeout"
+    assert out[1].outcome is Outcome.ACCEPTED and out[3].outcome is Outcome.MISSING_INPUTS
+    assert recheck_missing_inputs(results[1:2], down) == results[1:2]  # nothing to look up
+
+
+def test_arc_missing_inputs_with_lookup_down_is_transient(fake: FakeHTTP) -> None:
+    fake.routes[("POST", "/v1/tx")] = lambda r: (460, arc_error(460, "Not extended format", ""))
+    fake.routes[("GET", f"/v1/tx/{TXID}")] = lambda r: (503, "down")
+    result = make_arc(fake).broadcast(RAW)
+    assert result.outcome is Outcome.TRANSIENT
+    assert "could not look the txid up: arc: HTTP 503" in result.detail
+
+
+def test_woc_missing_inputs_with_lookup_down_is_transient(fake: FakeHTTP) -> None:
+    fake.routes[("POST", RAW_PATH)] = lambda r: (
+        400,
+        "unexpected response code 500: Missing inputs",
+    )
+    fake.routes[("GET", f"/v1/bsv/test/tx/hash/{TXID}")] = lambda r: (500, "down")
+    result = make_woc(fake).broadcast(RAW)
+    assert result.outcome is Outcome.TRANSIENT
+    assert result.detail.startswith("unexpected response code 500: Missing inputs; could not")
+
+
+def test_status_queries_of_unreachable_backends_raise_unavailable() -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    arc = ARCBroadcaster(dead, connect_timeout=0.5)
+    woc = WhatsOnChainBroadcaster(dead, "test", connect_timeout=0.5)
+    for query in (lambda: arc.tx_status(TXID), lambda: woc.tx_status(TXID)):
+        with pytest.raises(BroadcasterUnavailable, match="connection failed: ConnectionError"):
+            query()
+    assert arc.fee_rate_sat_per_kb() is None
+    result = woc.broadcast(RAW)
+    assert (result.outcome, result.detail) == (
+        Outcome.TRANSIENT,
+        "connection failed: ConnectionError",
+    )
+
+
+@pytest.mark.parametrize("body", [None, ["a list"], "a string"])
+def test_woc_status_answer_that_is_not_an_object_is_unavailable(fake: FakeHTTP, body: Any) -> None:
+    fake.routes[("GET", f"/v1/bsv/test/tx/hash/{TXID}")] = lambda r: (200, json.dumps(body))
+    with pytest.raises(BroadcasterUnavailable, match="not a JSON object"):
+        make_woc(fake).tx_status(TXID)
+
+
+def test_fee_policies_are_cached(fake: FakeHTTP) -> None:
+    policy = {"policy": {"miningFee": {"satoshis": 3, "bytes": 2000}}}
+    fake.routes[("GET", "/v1/policy")] = lambda r: (200, policy)
+    arc = make_arc(fake)
+    assert arc.fee_rate_sat_per_kb() == 2  # 1.5 sat/kB rounded up
+    assert arc.fee_rate_sat_per_kb() == 2
+    assert len([r for r in fake.requests if r["path"] == "/v1/policy"]) == 1
+    arc.policy_cache_seconds = 0
+    assert arc.fee_rate_sat_per_kb() == 2
+    assert len([r for r in fake.requests if r["path"] == "/v1/policy"]) == 2
+
+
+def _signed_tx(n_inputs: int = 2):  # type: ignore[no-untyped-def]
+    """A signed transaction spending ``n_inputs`` outputs of one parent, and that parent."""
+    from bsv import P2PKH, PrivateKey, Script, Transaction, TransactionInput, TransactionOutput
+
+    key = PrivateKey()
+    lock = P2PKH().lock(key.address())
+    parent = Transaction(
+        tx_outputs=[
+            TransactionOutput(locking_script=lock, satoshis=1000 + i) for i in range(n_inputs)
+        ]
+    )
+    tx = Transaction()
+    for vout in range(n_inputs):
+        tx.add_input(
+            TransactionInput(
+                source_transaction=parent,
+                source_txid=parent.txid(),
+                source_output_index=vout,
+                unlocking_script_template=P2PKH().unlock(key),
+            )
+        )
+    tx.add_output(TransactionOutput(locking_script=Script("006a0568656c6c6f"), satoshis=0))
+    tx.add_output(TransactionOutput(locking_script=lock, satoshis=900))
+    tx.sign()
+    return tx, parent
+
+
+def _pool(parent: Any) -> dict[tuple[str, int], tuple[int, str]]:
+    return {
+        (parent.txid(), i): (out.satoshis, out.locking_script.hex())
+        for i, out in enumerate(parent.outputs)
+    }
+
+
+def test_extended_format_matches_bsv_sdk_and_keeps_the_txid() -> None:
+    from raregen.publish.broadcasters.ef import (
+        input_outpoints,
+        is_extended,
+        to_extended_format,
+    )
+
+    for n in (1, 2, 3):
+        tx, parent = _signed_tx(n)
+        raw = tx.hex()
+        outpoints = input_outpoints(raw)
+        assert outpoints == [(parent.txid(), i) for i in range(n)]
+        pool = _pool(parent)
+        ef = to_extended_format(raw, [pool[o] for o in outpoints])
+        assert ef == tx.to_ef().hex()  # bsv-sdk's serializer, from the whole parent
+        assert ef[8:20] == "0000000000ef" and is_extended(ef) and not is_extended(raw)
+        assert txid_of(raw) == tx.txid()
+    # refusals
+    tx, parent = _signed_tx(2)
+    pool = list(_pool(parent).values())
+    for bad_raw, prevouts in [
+        (tx.hex(), pool[:1]),  # one prevout for two inputs
+        (tx.hex()[:-2], pool),  # cut short
+        (tx.hex() + "00", pool),  # bytes after the locktime
+        (tx.to_ef().hex(), pool),  # already EF
+        ("zz", pool),
+    ]:
+        with pytest.raises(ValueError):
+            to_extended_format(bad_raw, prevouts)
+    with pytest.raises(ValueError):
+        to_extended_format(tx.hex(), [(-1, pool[0][1]), pool[1]])
+
+
+def test_arc_sends_extended_format_when_the_pool_knows_the_inputs(fake: FakeHTTP) -> None:
+    tx, parent = _signed_tx(2)
+    txid = tx.txid()
+    fake.routes[("POST", "/v1/tx")] = lambda r: (200, arc_ok("SEEN_ON_NETWORK", txid=txid))
+    asked: list[list[tuple[str, int]]] = []
+
+    def prevouts(outpoints: list[tuple[str, int]]) -> dict[tuple[str, int], tuple[int, str]]:
+        asked.append(outpoints)
+        return _pool(parent)
+
+    arc = make_arc(fake, prevouts=prevouts)
+    result = arc.broadcast(tx.hex())
+    assert (result.outcome, result.txid) == (Outcome.ACCEPTED, txid)
+    assert asked == [[(parent.txid(), 0), (parent.txid(), 1)]]
+    (sent,) = fake.posted("/v1/tx")
+    assert json.loads(sent["body"]) == {"rawTx": tx.to_ef().hex()}
+
+    # an input the pool does not know: the raw transaction, as without a resolver
+    arc = make_arc(fake, prevouts=lambda outs: {outs[0]: _pool(parent)[outs[0]]})
+    assert arc.broadcast(tx.hex()).outcome is Outcome.ACCEPTED
+    assert json.loads(fake.posted("/v1/tx")[-1]["body"]) == {"rawTx": tx.hex()}
+
+    # a failing resolver does not stop the broadcast
+    def broken(outpoints: list[tuple[str, int]]) -> dict[tuple[str, int], tuple[int, str]]:
+        raise RuntimeError("database down")
+
+    assert make_arc(fake, prevouts=broken).broadcast(tx.hex()).outcome is Outcome.ACCEPTED
+    assert json.loads(fake.posted("/v1/tx")[-1]["body"]) == {"rawTx": tx.hex()}
+    for odd in (None, {(parent.txid(), 0): "junk", (parent.txid(), 1): (1, "zz")}):
+        arc = make_arc(fake, prevouts=lambda outs, odd=odd: odd)  # type: ignore[misc]
+        assert arc.broadcast(tx.hex()).outcome is Outcome.ACCEPTED
+        assert json.loads(fake.posted("/v1/tx")[-1]["body"]) == {"rawTx": tx.hex()}
+
+    # without a resolver: raw, exactly as before
+    assert make_arc(fake).broadcast(tx.hex()).outcome is Outcome.ACCEPTED
+    assert json.loads(fake.posted("/v1/tx")[-1]["body"]) == {"rawTx": tx.hex()}
+
+
+def test_arc_batch_sends_each_transaction_in_extended_format(fake: FakeHTTP) -> None:
+    tx1, parent1 = _signed_tx(1)
+    tx2, parent2 = _signed_tx(2)
+    known = {**_pool(parent1), **_pool(parent2)}
+    fake.routes[("POST", "/v1/txs")] = lambda r: (
+        200,
+        [arc_ok("SEEN_ON_NETWORK", txid=tx1.txid()), arc_ok("SEEN_ON_NETWORK", txid=tx2.txid())],
+    )
+    calls: list[list[tuple[str, int]]] = []
+
+    def prevouts(outpoints: list[tuple[str, int]]) -> dict[tuple[str, int], tuple[int, str]]:
+        calls.append(outpoints)
+        return known
+
+    results = make_arc(fake, prevouts=prevouts).broadcast_many([tx1.hex(), tx2.hex(), "zz"])
+    assert [r.outcome for r in results] == [Outcome.ACCEPTED, Outcome.ACCEPTED, Outcome.TRANSIENT]
+    assert len(calls) == 1 and len(calls[0]) == 3  # one lookup for the whole batch
+    (sent,) = fake.posted("/v1/txs")
+    assert json.loads(sent["body"]) == [
+        {"rawTx": tx1.to_ef().hex()},
+        {"rawTx": tx2.to_ef().hex()},
+        {"rawTx": "zz"},  # not a transaction: sent as given, ARC judges it
+    ]
+
+
+def test_arc_prevouts_setting_from_config() -> None:
+    def resolver(outpoints: list[tuple[str, int]]) -> dict[tuple[str, int], tuple[int, str]]:
+        return {}
+
+    arc = build_chain(
+        {"BROADCASTERS": "arc", "ARC_URL": "http://127.0.0.1:1", "ARC_PREVOUTS": resolver}
+    )
+    assert isinstance(arc, ARCBroadcaster) and arc.prevouts is resolver
+    plain = build_chain(
+        {"BROADCASTERS": "arc", "ARC_URL": "http://127.0.0.1:1", "ARC_PREVOUTS": "x"}
+    )
+    assert isinstance(plain, ARCBroadcaster) and plain.prevouts is None

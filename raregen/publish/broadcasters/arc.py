@@ -56,6 +56,17 @@ answer                                                   Outcome
 a body that is not ARC's JSON
 =======================================================  =======================================
 
+Extended Format: ``rawTx`` may be a raw transaction or its Extended Format (BRC-30, see
+``ef.py``), which ARC prefers (its README, "Extended Format (EF)": with each input's
+satoshis and locking script ARC validates scripts and fees without fetching the parent
+transactions; for a raw transaction it must fetch them from a node, and answers 460 "Not
+extended format" when it cannot, e.g. for an unconfirmed parent it has not seen). Double
+spends are still found by the node either way. With a ``prevouts`` resolver (setting
+``ARC_PREVOUTS``: a callable ``[(txid, vout)] -> {(txid, vout): (satoshis, locking script
+hex)}``, e.g. a lookup in the pool's ``utxos`` table), a transaction all of whose inputs are
+resolved is sent as EF; otherwise, and when the resolver fails, the raw transaction is sent
+(as without a resolver). Results and txids are the same either way.
+
 Imports neither Flask nor SQLAlchemy.
 """
 
@@ -63,7 +74,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import requests
@@ -71,17 +82,33 @@ import requests
 from raregen.publish.broadcasters.base import (
     BroadcasterUnavailable,
     BroadcastResult,
+    CachedValue,
     Outcome,
     OutputState,
     TxStatus,
+    recheck_missing_inputs,
     register_broadcaster,
+    transient_results,
     txid_of,
 )
+from raregen.publish.broadcasters.ef import input_outpoints, to_extended_format
+from raregen.publish.broadcasters.http_client import HTTPBackend, transport_detail
 from raregen.publish.broadcasters.node import classify_node_error
 
-__all__ = ["ARC_ERROR_OUTCOMES", "ARC_STATUS_OUTCOMES", "ARCBroadcaster", "classify_arc_answer"]
+__all__ = [
+    "ARC_ERROR_OUTCOMES",
+    "ARC_STATUS_OUTCOMES",
+    "ARCBroadcaster",
+    "PrevoutResolver",
+    "classify_arc_answer",
+]
 
 log = logging.getLogger(__name__)
+
+#: ``resolver([(txid, vout), ...]) -> {(txid, vout): (satoshis, locking script hex)}``: the
+#: outputs it knows among those asked (txids in display order). May raise: the transactions
+#: are then sent raw.
+PrevoutResolver = Callable[[list[tuple[str, int]]], Mapping[tuple[str, int], tuple[int, str]]]
 
 #: txStatus -> outcome; None marks a pending status (ARC holds the tx, the network has not
 #: answered yet).
@@ -180,6 +207,8 @@ class ARCBroadcaster:
         poll_interval: seconds between those polls (default 1).
         policy_cache_seconds: how long :meth:`fee_rate_sat_per_kb` keeps ARC's answer.
         session: a ``requests.Session`` (tests); one is made otherwise.
+        prevouts: a :data:`PrevoutResolver`; when set, transactions whose inputs it resolves
+            are sent in Extended Format (module docstring). None: always raw.
     """
 
     def __init__(
@@ -198,6 +227,7 @@ class ARCBroadcaster:
         poll_interval: float = 1.0,
         policy_cache_seconds: float = 300.0,
         session: requests.Session | None = None,
+        prevouts: PrevoutResolver | None = None,
     ):
         if not url:
             raise ValueError("ARC needs a url (ARC_URL)")
@@ -212,8 +242,8 @@ class ARCBroadcaster:
         self.status_deadline = float(status_deadline)
         self.poll_interval = float(poll_interval)
         self.policy_cache_seconds = float(policy_cache_seconds)
-        self._policy: tuple[float, int | None] | None = None
-        self._session = session or requests.Session()
+        self._policy = CachedValue()
+        self.prevouts = prevouts
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
@@ -221,7 +251,7 @@ class ARCBroadcaster:
             headers["X-CallbackUrl"] = callback_url
             if callback_token:
                 headers["X-CallbackToken"] = callback_token
-        self._headers = headers
+        self._http = HTTPBackend(name, self.url, headers, self.timeout, session)
 
     @classmethod
     def from_settings(
@@ -233,7 +263,8 @@ class ARCBroadcaster:
         """Build from app settings ``ARC_URL``, ``ARC_API_KEY``, ``ARC_WAIT_FOR``,
         ``ARC_MAX_TIMEOUT``, ``ARC_CALLBACK_URL``, ``ARC_CALLBACK_TOKEN``,
         ``ARC_CONNECT_TIMEOUT``, ``ARC_READ_TIMEOUT``, ``ARC_STATUS_DEADLINE``,
-        ``ARC_POLL_INTERVAL`` (lower-cased, without the prefix). Unknown settings are ignored.
+        ``ARC_POLL_INTERVAL`` (lower-cased, without the prefix), and ``ARC_PREVOUTS`` (a
+        :data:`PrevoutResolver`, used only if callable). Unknown settings are ignored.
 
         Raises:
             ValueError: no URL.
@@ -249,7 +280,11 @@ class ARCBroadcaster:
             "poll_interval": float,
             "name": str,
         }
-        kwargs = {k: known[k](v) for k, v in settings.items() if k in known and v is not None}
+        kwargs: dict[str, Any] = {
+            k: known[k](v) for k, v in settings.items() if k in known and v is not None
+        }
+        if callable(settings.get("prevouts")):
+            kwargs["prevouts"] = settings["prevouts"]
         return cls(url or "", api_key, **kwargs)
 
     def __repr__(self) -> str:
@@ -263,28 +298,55 @@ class ARCBroadcaster:
         """One HTTP call (``submit``: with the X-WaitFor/X-MaxTimeout headers). Returns
         ``(status, decoded JSON or None)``; raises ``requests.RequestException`` for
         transport failures."""
-        headers = dict(self._headers)
-        if submit:
-            headers["X-WaitFor"] = self.wait_for
-            headers["X-MaxTimeout"] = str(self.max_timeout)
-        resp = self._session.request(
-            method, self.url + path, timeout=self.timeout, headers=headers, **kwargs
+        extra = (
+            {"X-WaitFor": self.wait_for, "X-MaxTimeout": str(self.max_timeout)} if submit else None
         )
+        answer = self._http.request(method, path, headers=extra, **kwargs)
+        return answer.status, answer.json
+
+    def _submit_forms(self, raws: list[str]) -> list[str]:
+        """What to send as ``rawTx`` for each transaction: its Extended Format when the
+        ``prevouts`` resolver knows every input's output, else the raw hex. One resolver
+        call for all transactions; never raises."""
+        if self.prevouts is None or not raws:
+            return list(raws)
+        spent: list[list[tuple[str, int]] | None] = []
+        for raw in raws:
+            try:
+                spent.append(input_outpoints(raw))
+            except ValueError:  # not a transaction we can extend: ARC judges the raw form
+                spent.append(None)
+        wanted = sorted({o for outs in spent if outs for o in outs})
         try:
-            body = resp.json()
-        except ValueError:
-            body = None
-        return resp.status_code, body
+            known = self.prevouts(wanted) if wanted else {}
+            found = [[known.get(o) for o in outs] if outs else None for outs in spent]
+        except Exception as exc:  # noqa: BLE001 - a failed lookup must not stop a broadcast
+            why = exc.__class__.__name__
+            log.warning("ARC: previous outputs unavailable (%s); sending raw", why)
+            return list(raws)
+        forms = []
+        for raw, values in zip(raws, found):
+            if not values or any(v is None for v in values):
+                forms.append(raw)
+                continue
+            try:
+                forms.append(to_extended_format(raw, [v for v in values if v is not None]))
+            except (ValueError, TypeError) as exc:
+                log.warning("ARC: no Extended Format for %s (%s); sending raw", txid_of(raw), exc)
+                forms.append(raw)
+        return forms
 
     # -- broadcasting -----------------------------------------------------------------------
 
     def broadcast(self, raw_hex: str) -> BroadcastResult:
-        """``POST /v1/tx`` and classify (module table). Never raises."""
+        """``POST /v1/tx`` (Extended Format when ``prevouts`` resolves every input) and
+        classify (module table). Never raises."""
         txid = txid_of(raw_hex)
+        (form,) = self._submit_forms([raw_hex])
         try:
-            status, body = self._request("POST", "/v1/tx", submit=True, json={"rawTx": raw_hex})
+            status, body = self._request("POST", "/v1/tx", submit=True, json={"rawTx": form})
         except requests.RequestException as exc:
-            return BroadcastResult(txid, Outcome.TRANSIENT, _transport(exc), self.name)
+            return BroadcastResult(txid, Outcome.TRANSIENT, transport_detail(exc), self.name)
         if body is None:
             return BroadcastResult(
                 txid, Outcome.TRANSIENT, f"HTTP {status} without an ARC answer", self.name
@@ -297,24 +359,14 @@ class ARCBroadcaster:
         outcome, detail = classify_arc_answer(body, http_status)
         if outcome is None:
             return self._poll_pending(txid, detail)
-        if outcome is Outcome.MISSING_INPUTS and txid:
-            try:
-                state = self.tx_status(txid).state
-            except BroadcasterUnavailable as exc:
-                return BroadcastResult(
-                    txid,
-                    Outcome.TRANSIENT,
-                    f"{detail}; could not look the txid up: {exc}",
-                    self.name,
-                )
-            if state != "unknown":
-                return BroadcastResult(
-                    txid,
-                    Outcome.ALREADY_KNOWN,
-                    f"{detail} (the transaction itself is known)",
-                    self.name,
-                )
-        return BroadcastResult(txid, outcome, detail, self.name)
+        (result,) = recheck_missing_inputs(
+            [BroadcastResult(txid, outcome, detail, self.name)], self._knows
+        )
+        return result
+
+    def _knows(self, txids: list[str]) -> dict[str, bool]:
+        """txid -> does ARC know it (any status but unknown)? Raises BroadcasterUnavailable."""
+        return {t: self.tx_status(t).state != "unknown" for t in txids}
 
     def _poll_pending(self, txid: str, detail: str) -> BroadcastResult:
         """Poll ``GET /v1/tx/{txid}`` until a final status or ``status_deadline``."""
@@ -325,7 +377,7 @@ class ARCBroadcaster:
             try:
                 status, body = self._request("GET", f"/v1/tx/{txid}")
             except requests.RequestException as exc:
-                last = f"{last}; status query failed: {_transport(exc)}"
+                last = f"{last}; status query failed: {transport_detail(exc)}"
                 continue
             if status != 200 or body is None:
                 continue
@@ -340,20 +392,21 @@ class ARCBroadcaster:
         )
 
     def broadcast_many(self, raw_hexes: Sequence[str]) -> list[BroadcastResult]:
-        """``POST /v1/txs`` with all transactions (parents first); one result per input, in
-        order. A transaction the answer does not mention is TRANSIENT; a transport failure
-        makes them all TRANSIENT."""
+        """``POST /v1/txs`` with all transactions (parents first; each in Extended Format
+        when ``prevouts`` resolves its inputs); one result per input, in order. A
+        transaction the answer does not mention is TRANSIENT; a transport failure makes them
+        all TRANSIENT."""
         raws = list(raw_hexes)
         if not raws:
             return []
         txids = [txid_of(r) for r in raws]
+        forms = self._submit_forms(raws)
         try:
             status, body = self._request(
-                "POST", "/v1/txs", submit=True, json=[{"rawTx": r} for r in raws]
+                "POST", "/v1/txs", submit=True, json=[{"rawTx": f} for f in forms]
             )
         except requests.RequestException as exc:
-            why = _transport(exc)
-            return [BroadcastResult(t, Outcome.TRANSIENT, why, self.name) for t in txids]
+            return transient_results(txids, transport_detail(exc), self.name)
         items = body.get("transactions") if isinstance(body, dict) else body
         if not isinstance(items, list):
             outcome, detail = classify_arc_answer(body, status)
@@ -388,10 +441,8 @@ class ARCBroadcaster:
         Raises:
             BroadcasterUnavailable: transport failure, 5xx, or an answer that is not ARC's.
         """
-        try:
-            status, body = self._request("GET", f"/v1/tx/{txid}")
-        except requests.RequestException as exc:
-            raise BroadcasterUnavailable(self.name, _transport(exc)) from None
+        answer = self._http.query("GET", f"/v1/tx/{txid}")
+        status, body = answer.status, answer.json
         if status == 404:
             return TxStatus(txid, "unknown")
         if status != 200 or not isinstance(body, dict):
@@ -422,8 +473,8 @@ class ARCBroadcaster:
         """``GET /v1/policy`` ``miningFee`` as satoshis per 1000 bytes (rounded up), cached for
         ``policy_cache_seconds``; None when ARC cannot be asked."""
         now = time.monotonic()
-        if self._policy is not None and now - self._policy[0] < self.policy_cache_seconds:
-            return self._policy[1]
+        if self._policy.fresh(now, self.policy_cache_seconds):
+            return self._policy.value  # type: ignore[no-any-return]
         try:
             status, body = self._request("GET", "/v1/policy")
             fee = body["policy"]["miningFee"]  # type: ignore[index]
@@ -434,13 +485,8 @@ class ARCBroadcaster:
             return None
         if status != 200:
             return None
-        self._policy = (now, rate)
+        self._policy.store(now, rate)
         return rate
-
-
-def _transport(exc: requests.RequestException) -> str:
-    kind = "timeout" if isinstance(exc, requests.Timeout) else "connection failed"
-    return f"{kind}: {exc.__class__.__name__}"
 
 
 register_broadcaster("arc", ARCBroadcaster)

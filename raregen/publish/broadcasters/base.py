@@ -49,6 +49,7 @@ __all__ = [
     "BroadcastResult",
     "Broadcaster",
     "BroadcasterUnavailable",
+    "CachedValue",
     "FailoverBroadcaster",
     "Outcome",
     "OutputState",
@@ -56,8 +57,10 @@ __all__ = [
     "TxStatus",
     "build_broadcaster",
     "build_chain",
+    "recheck_missing_inputs",
     "register_broadcaster",
     "settings_from_config",
+    "transient_results",
     "txid_of",
 ]
 
@@ -190,6 +193,87 @@ def txid_of(raw_hex: str) -> str:
     except (ValueError, TypeError):
         return ""
     return hashlib.sha256(hashlib.sha256(raw).digest()).digest()[::-1].hex()
+
+
+# ---------------------------------------------------------------------------------------
+# Helpers every backend uses
+# ---------------------------------------------------------------------------------------
+
+
+def transient_results(txids: Sequence[str], detail: str, backend: str) -> list[BroadcastResult]:
+    """One TRANSIENT result per txid, all with ``detail`` (a whole call that failed)."""
+    return [BroadcastResult(t, Outcome.TRANSIENT, detail, backend) for t in txids]
+
+
+def recheck_missing_inputs(
+    results: Sequence[BroadcastResult],
+    knows: Callable[[list[str]], Mapping[str, bool]],
+    *,
+    errors: tuple[type[Exception], ...] = (BroadcasterUnavailable,),
+    known_note: str = "(the transaction itself is known)",
+) -> list[BroadcastResult]:
+    """Settle the MISSING_INPUTS results by looking their txids up (DESIGN.md §5: "Missing
+    inputs" can also mean the input was spent by our own transaction, already mined).
+
+    Args:
+        results: results of one backend; only MISSING_INPUTS ones with a txid are looked up.
+        knows: ``knows(txids) -> {txid: does the backend know it (mempool or block)}``,
+            called at most once, with the sorted distinct txids to look up.
+        errors: what ``knows`` raises when it cannot ask (the backend's transport errors).
+        known_note: appended to the detail of a result that becomes ALREADY_KNOWN.
+
+    Returns:
+        The results in the same order: a looked-up txid that is known becomes
+        ALREADY_KNOWN (``"<detail> <known_note>"``); when the lookup raised one of
+        ``errors``, every looked-up result becomes TRANSIENT (``"<detail>; could not look
+        the txid up: <error>"``); everything else is unchanged.
+    """
+    out = list(results)
+    missing = sorted({r.txid for r in out if r.outcome is Outcome.MISSING_INPUTS and r.txid})
+    if not missing:
+        return out
+    try:
+        known: Mapping[str, bool] | None = knows(missing)
+        why = ""
+    except errors as exc:
+        known, why = None, str(exc)
+    for i, r in enumerate(out):
+        if r.outcome is not Outcome.MISSING_INPUTS or not r.txid:
+            continue
+        if known is None:
+            out[i] = BroadcastResult(
+                r.txid,
+                Outcome.TRANSIENT,
+                f"{r.detail}; could not look the txid up: {why}",
+                r.backend,
+            )
+        elif known.get(r.txid):
+            out[i] = BroadcastResult(
+                r.txid, Outcome.ALREADY_KNOWN, f"{r.detail} {known_note}", r.backend
+            )
+    return out
+
+
+class CachedValue:
+    """One remembered answer (a backend's fee policy) and when it was stored. Times are
+    ``time.monotonic`` seconds passed in by the caller, so the age counts from when the
+    question was asked."""
+
+    def __init__(self) -> None:
+        self._entry: tuple[float, Any] | None = None
+
+    def fresh(self, now: float, max_age: float) -> bool:
+        """True when a value was stored less than ``max_age`` seconds before ``now``."""
+        return self._entry is not None and now - self._entry[0] < max_age
+
+    @property
+    def value(self) -> Any:
+        """The stored value (None if nothing was stored)."""
+        return self._entry[1] if self._entry is not None else None
+
+    def store(self, now: float, value: Any) -> None:
+        """Keep ``value``, stored at ``now``."""
+        self._entry = (now, value)
 
 
 # ---------------------------------------------------------------------------------------

@@ -82,10 +82,13 @@ from raregen.chain.rpc import NodeRPC, RPCError, RPCTransportError, btc_to_sats
 from raregen.publish.broadcasters.base import (
     BroadcasterUnavailable,
     BroadcastResult,
+    CachedValue,
     Outcome,
     OutputState,
     TxStatus,
+    recheck_missing_inputs,
     register_broadcaster,
+    transient_results,
     txid_of,
 )
 
@@ -198,7 +201,7 @@ class SVNodeBroadcaster:
         self.max_batch_hex_chars = int(max_batch_hex_chars)
         self.batch_timeout = batch_timeout
         self.fee_cache_seconds = fee_cache_seconds
-        self._fee_cache: tuple[float, int | None] | None = None
+        self._fee_cache = CachedValue()
 
     @classmethod
     def from_settings(
@@ -252,26 +255,19 @@ class SVNodeBroadcaster:
             return BroadcastResult(txid, Outcome.TRANSIENT, str(exc), self.name)
         except RPCError as exc:
             outcome = classify_node_error(exc.message, exc.code)
-            if outcome is Outcome.MISSING_INPUTS and txid:
-                return self._recheck_missing(txid, exc.message)
-            return BroadcastResult(txid, outcome, exc.message, self.name)
+            result = BroadcastResult(txid, outcome, exc.message, self.name)
+            return self._recheck_missing([result])[0]
         return BroadcastResult(str(answer) if answer else txid, Outcome.ACCEPTED, "", self.name)
 
-    def _recheck_missing(self, txid: str, detail: str) -> BroadcastResult:
-        try:
-            known = self._knows([txid])[txid]
-        except RPCTransportError as exc:
-            return BroadcastResult(
-                txid, Outcome.TRANSIENT, f"{detail}; could not look the txid up: {exc}", self.name
-            )
-        if known:
-            return BroadcastResult(
-                txid,
-                Outcome.ALREADY_KNOWN,
-                f"{detail} (the transaction itself is known to the node)",
-                self.name,
-            )
-        return BroadcastResult(txid, Outcome.MISSING_INPUTS, detail, self.name)
+    def _recheck_missing(self, results: list[BroadcastResult]) -> list[BroadcastResult]:
+        """:func:`~raregen.publish.broadcasters.base.recheck_missing_inputs` with one
+        ``getrawtransaction`` batch; a transport failure makes those results TRANSIENT."""
+        return recheck_missing_inputs(
+            results,
+            self._knows,
+            errors=(RPCTransportError,),
+            known_note="(the transaction itself is known to the node)",
+        )
 
     def _knows(self, txids: Sequence[str]) -> dict[str, bool]:
         """txid -> does the node know it (mempool or block)? Raises RPCTransportError."""
@@ -323,7 +319,7 @@ class SVNodeBroadcaster:
                 "sendrawtransactions", [{"hex": r} for r in raws], timeout=self.batch_timeout
             )
         except RPCTransportError as exc:
-            return [BroadcastResult(t, Outcome.TRANSIENT, str(exc), self.name) for t in txids]
+            return transient_results(txids, str(exc), self.name)
         except RPCError as exc:
             log.info("sendrawtransactions refused the batch (%s); sending one by one", exc.message)
             return [self.broadcast(r) for r in raws]
@@ -355,31 +351,7 @@ class SVNodeBroadcaster:
                 results.append(BroadcastResult(txid, Outcome.ALREADY_KNOWN, "known", self.name))
             else:
                 results.append(BroadcastResult(txid, Outcome.ACCEPTED, "", self.name))
-        missing = sorted({r.txid for r in results if r.outcome is Outcome.MISSING_INPUTS})
-        if missing:
-            try:
-                knows = self._knows(missing)
-            except RPCTransportError as exc:
-                knows = None
-                why = str(exc)
-            for i, r in enumerate(results):
-                if r.outcome is not Outcome.MISSING_INPUTS:
-                    continue
-                if knows is None:
-                    results[i] = BroadcastResult(
-                        r.txid,
-                        Outcome.TRANSIENT,
-                        f"{r.detail}; could not look the txid up: {why}",
-                        self.name,
-                    )
-                elif knows.get(r.txid):
-                    results[i] = BroadcastResult(
-                        r.txid,
-                        Outcome.ALREADY_KNOWN,
-                        f"{r.detail} (the transaction itself is known to the node)",
-                        self.name,
-                    )
-        return results
+        return self._recheck_missing(results)
 
     # -- status ---------------------------------------------------------------------------
 
@@ -454,15 +426,15 @@ class SVNodeBroadcaster:
         """The node's ``minminingtxfee`` (``getsettings``) in sat/kB, cached for
         ``fee_cache_seconds``; None if the node cannot be asked."""
         now = time.monotonic()
-        if self._fee_cache is not None and now - self._fee_cache[0] < self.fee_cache_seconds:
-            return self._fee_cache[1]
+        if self._fee_cache.fresh(now, self.fee_cache_seconds):
+            return self._fee_cache.value  # type: ignore[no-any-return]
         try:
             settings = self.rpc.call("getsettings")
             rate: int | None = btc_to_sats(settings["minminingtxfee"])
         except (RPCError, RPCTransportError, KeyError, TypeError, ValueError) as exc:
             log.info("node fee policy unavailable: %s", exc.__class__.__name__)
             return None
-        self._fee_cache = (now, rate)
+        self._fee_cache.store(now, rate)
         return rate
 
 

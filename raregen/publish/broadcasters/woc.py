@@ -37,9 +37,11 @@ from raregen.publish.broadcasters.base import (
     Outcome,
     OutputState,
     TxStatus,
+    recheck_missing_inputs,
     register_broadcaster,
     txid_of,
 )
+from raregen.publish.broadcasters.http_client import HTTPAnswer, HTTPBackend, transport_detail
 from raregen.publish.broadcasters.node import NODE_REJECT_PATTERNS, classify_node_error
 
 __all__ = ["WhatsOnChainBroadcaster", "classify_woc_answer"]
@@ -86,10 +88,10 @@ class WhatsOnChainBroadcaster:
         self.network = network
         self.name = name
         self.timeout = (float(connect_timeout), float(read_timeout))
-        self._session = session or requests.Session()
-        self._headers = {"Accept": "application/json"}
+        headers = {"Accept": "application/json"}
         if api_key:
-            self._headers["Authorization"] = api_key
+            headers["Authorization"] = api_key
+        self._http = HTTPBackend(name, self._path(""), headers, self.timeout, session)
 
     @classmethod
     def from_settings(
@@ -113,11 +115,9 @@ class WhatsOnChainBroadcaster:
     def _path(self, tail: str) -> str:
         return f"{self.url}/v1/bsv/{self.network}{tail}"
 
-    def _get(self, tail: str) -> requests.Response:
-        try:
-            return self._session.get(self._path(tail), timeout=self.timeout, headers=self._headers)
-        except requests.RequestException as exc:
-            raise BroadcasterUnavailable(self.name, _transport(exc)) from None
+    def _get(self, tail: str) -> HTTPAnswer:
+        """``GET <base>/v1/bsv/<network><tail>``. Raises BroadcasterUnavailable."""
+        return self._http.query("GET", tail)
 
     # -- broadcasting -----------------------------------------------------------------------
 
@@ -125,37 +125,22 @@ class WhatsOnChainBroadcaster:
         """``POST /tx/raw`` and classify (module docstring). Never raises."""
         txid = txid_of(raw_hex)
         try:
-            resp = self._session.post(
-                self._path("/tx/raw"),
-                json={"txhex": raw_hex},
-                timeout=self.timeout,
-                headers=self._headers,
-            )
+            resp = self._http.request("POST", "/tx/raw", json={"txhex": raw_hex})
         except requests.RequestException as exc:
-            return BroadcastResult(txid, Outcome.TRANSIENT, _transport(exc), self.name)
-        text = (resp.text or "").strip()
-        if resp.status_code == 200:
+            return BroadcastResult(txid, Outcome.TRANSIENT, transport_detail(exc), self.name)
+        text = resp.text.strip()
+        if resp.status == 200:
             return BroadcastResult(txid, Outcome.ACCEPTED, "", self.name)
-        detail = text.strip('"')[:500] or f"HTTP {resp.status_code}"
-        outcome = classify_woc_answer(resp.status_code, text)
-        if outcome is Outcome.MISSING_INPUTS and txid:
-            try:
-                known = self.tx_status(txid).state != "unknown"
-            except BroadcasterUnavailable as exc:
-                return BroadcastResult(
-                    txid,
-                    Outcome.TRANSIENT,
-                    f"{detail}; could not look the txid up: {exc}",
-                    self.name,
-                )
-            if known:
-                return BroadcastResult(
-                    txid,
-                    Outcome.ALREADY_KNOWN,
-                    f"{detail} (the transaction itself is known)",
-                    self.name,
-                )
-        return BroadcastResult(txid, outcome, detail, self.name)
+        detail = text.strip('"')[:500] or f"HTTP {resp.status}"
+        outcome = classify_woc_answer(resp.status, text)
+        (result,) = recheck_missing_inputs(
+            [BroadcastResult(txid, outcome, detail, self.name)], self._knows
+        )
+        return result
+
+    def _knows(self, txids: list[str]) -> dict[str, bool]:
+        """txid -> does WhatsOnChain know it? Raises BroadcasterUnavailable."""
+        return {t: self.tx_status(t).state != "unknown" for t in txids}
 
     def broadcast_many(self, raw_hexes: Sequence[str]) -> list[BroadcastResult]:
         """One ``POST /tx/raw`` per transaction, in order (parents first)."""
@@ -168,17 +153,17 @@ class WhatsOnChainBroadcaster:
         confirmed; else mempool.
 
         Raises:
-            BroadcasterUnavailable: transport failure, 5xx, rate limit.
+            BroadcasterUnavailable: transport failure, 5xx, rate limit, an answer that is
+                not a JSON object.
         """
         resp = self._get(f"/tx/hash/{txid}")
-        if resp.status_code == 404:
+        if resp.status == 404:
             return TxStatus(txid, "unknown")
-        if resp.status_code != 200:
-            raise BroadcasterUnavailable(self.name, f"HTTP {resp.status_code} for tx/hash")
-        try:
-            info = resp.json()
-        except ValueError:
-            raise BroadcasterUnavailable(self.name, "tx/hash answer is not JSON") from None
+        if resp.status != 200:
+            raise BroadcasterUnavailable(self.name, f"HTTP {resp.status} for tx/hash")
+        info = resp.json
+        if not isinstance(info, dict):
+            raise BroadcasterUnavailable(self.name, "tx/hash answer is not a JSON object")
         block_hash = info.get("blockhash")
         confirmations = int(info.get("confirmations") or 0)
         if block_hash and confirmations > 0:
@@ -200,20 +185,15 @@ class WhatsOnChainBroadcaster:
             BroadcasterUnavailable: transport failure, 5xx, rate limit.
         """
         resp = self._get(f"/tx/{txid}/{int(vout)}/spent")
-        if resp.status_code == 200:
+        if resp.status == 200:
             return "spent"
-        if resp.status_code != 404:
-            raise BroadcasterUnavailable(self.name, f"HTTP {resp.status_code} for spent")
+        if resp.status != 404:
+            raise BroadcasterUnavailable(self.name, f"HTTP {resp.status} for spent")
         return "unspent" if self.tx_status(txid).state != "unknown" else "unknown"
 
     def fee_rate_sat_per_kb(self) -> int | None:
         """WhatsOnChain publishes no fee policy: None."""
         return None
-
-
-def _transport(exc: requests.RequestException) -> str:
-    kind = "timeout" if isinstance(exc, requests.Timeout) else "connection failed"
-    return f"{kind}: {exc.__class__.__name__}"
 
 
 register_broadcaster("woc", WhatsOnChainBroadcaster)
