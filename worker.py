@@ -1,18 +1,39 @@
-"""RQ worker entry: ``python worker.py`` (the periodic queue, then the publish queue, with RQ's
-scheduler for delayed retries) or ``python worker.py --cron`` (the scheduler of the periodic
-jobs: confirmations, reaper and sweeper, dirty UTXOs, pool replenishment).
+"""RQ worker entry: ``python worker.py`` (the batch-collector queue, then the periodic queue,
+then the publish queue, with RQ's scheduler for delayed retries) or ``python worker.py
+--cron`` (the scheduler of the periodic jobs: confirmations, reaper and sweeper, dirty UTXOs,
+pool replenishment, the batch collector's tick).
 
-Shutdown (RQ 3.0 behaviour):
+The worker runs every job in its own process and main thread (RQ's ``SimpleWorker``): no
+fork per job, one app, one SQLAlchemy engine and one connection pool for the worker's whole
+life (a job checks a pooled connection out and gives it back; ``pool_pre_ping`` replaces one
+PostgreSQL dropped). ``--fork`` brings back RQ's forking ``Worker`` (a new work horse process,
+and so a new database connection, per job: ~150-200 ms more per job on a small machine;
+docs/PERFORMANCE.md). Either way a process forked from the worker (RQ's scheduler process, a
+work horse) starts with empty connection pools and never touches the parent's connections
+(:mod:`raregen.publish.tasks`).
 
-* SIGTERM or SIGINT once: warm shutdown. The worker takes no new job, lets the work horse
-  finish the job it runs (a publish job takes well under its 120 s RQ timeout), then exits 0.
-  Jobs still queued stay in Redis and in the database (``queued``); a restart goes on.
-* a second SIGTERM/SIGINT: cold shutdown. The horse is killed at once; its job stays
-  ``processing`` with a lease, and the reaper settles it once the lease
-  (``RESERVATION_TIMEOUT_SECONDS``) has expired: re-sends its stored transaction, or marks it
-  sent, or re-queues it. Nothing is lost; nothing is published twice.
-* ``kill -9``: as the cold shutdown. (The horse runs in its own process group: killing only
-  the main process leaves the horse to finish its job.)
+Job timeouts: RQ's death penalty (``SIGALRM`` in the main thread, the job's ``job_timeout``:
+120 s for a publish job) raises ``JobTimeoutException`` inside the running job; its database
+transaction is rolled back, RQ records the failure (and retries the delivery as enqueued),
+and the worker takes the next job. With ``--fork`` the horse gets the same alarm, and the
+parent kills a horse that outlives it.
+
+Shutdown (RQ 3.0 behaviour, the same with and without ``--fork``):
+
+* SIGTERM or SIGINT once: warm shutdown. The worker takes no new job, finishes the job it
+  runs (a publish job takes well under a second, bounded by its 120 s RQ timeout), then exits
+  0. Jobs still queued stay in Redis and in the database (``queued``); a restart goes on.
+  Give the worker a stop timeout of at least 130 s.
+* a second SIGTERM/SIGINT (at least 1 s after the first; RQ ignores a repeat within a
+  second): cold shutdown. The running job is abandoned at once (without ``--fork`` RQ raises
+  ``SystemExit`` inside it: its open database transaction is rolled back; with ``--fork`` the
+  horse is killed); the job stays ``processing`` with a lease, and the reaper settles it once
+  the lease (``RESERVATION_TIMEOUT_SECONDS``) has expired: re-sends its stored transaction,
+  or marks it sent, or re-queues it. Nothing is lost; nothing is published twice.
+* ``kill -9``: as the cold shutdown. Kill the worker's whole process group (what systemd,
+  Docker and Kubernetes do): a worker holding RQ's scheduler lock has a scheduler child
+  process, which would otherwise outlive it. (With ``--fork`` the horse runs in its own
+  process group: killing only the worker's group leaves the horse to finish its job.)
 
 The cron process exits on SIGTERM after its current tick.
 """
@@ -21,26 +42,50 @@ from __future__ import annotations
 
 import argparse
 import logging
+from typing import TYPE_CHECKING
 
 from raregen import create_app
 from raregen.publish import tasks
-from raregen.queue import periodic_queue_name, redis_connection
+from raregen.queue import redis_connection, worker_queue_names
+
+if TYPE_CHECKING:
+    from flask import Flask
+    from rq.worker import BaseWorker
 
 
-def run_worker(burst: bool = False) -> None:
-    app = create_app()
+def build_worker(app: Flask, *, fork: bool = False) -> BaseWorker:
+    """The RQ worker of ``app``'s queues (:func:`raregen.queue.worker_queue_names`: batch
+    collector first, then periodic, then publish).
+
+    Args:
+        app: the app; its config names the queues (``QUEUE_NAME``) and Redis (``REDIS_URL``).
+        fork: RQ's forking ``Worker`` (a work horse process per job) instead of its
+            ``SimpleWorker`` (jobs in this process's main thread).
+
+    Returns:
+        The worker, not started. Its job timeouts are RQ's death penalty
+        (``UnixSignalDeathPenalty``), which needs the main thread: call ``work()`` there.
+    """
+    from rq import Queue, SimpleWorker, Worker
+
     tasks.set_app(app)
-    from rq import Queue, Worker
-
     with app.app_context():
         conn = redis_connection()
-        name = app.config["QUEUE_NAME"]
-        queues = [Queue(periodic_queue_name(name), connection=conn), Queue(name, connection=conn)]
-    worker = Worker(queues, connection=conn)
+        queues = [
+            Queue(name, connection=conn) for name in worker_queue_names(app.config["QUEUE_NAME"])
+        ]
+    worker_class = Worker if fork else SimpleWorker
+    return worker_class(queues, connection=conn)
+
+
+def run_worker(burst: bool = False, fork: bool = False) -> None:
+    """Build the app and serve the queues until stopped (module docstring)."""
+    worker = build_worker(create_app(), fork=fork)
     worker.work(with_scheduler=True, burst=burst, logging_level="WARNING")
 
 
 def run_cron() -> None:
+    """Build the app and run the periodic-job scheduler (:mod:`raregen.publish.schedule`)."""
     app = create_app()
     tasks.set_app(app)
     from raregen.publish.schedule import build_cron_scheduler
@@ -51,16 +96,23 @@ def run_cron() -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--cron", action="store_true", help="run the periodic-job scheduler")
-    parser.add_argument("--burst", action="store_true", help="stop when the queue is empty")
+    parser.add_argument("--burst", action="store_true", help="stop when the queues are empty")
+    parser.add_argument(
+        "--fork",
+        action="store_true",
+        help="fork a work horse per job (RQ's Worker) instead of running jobs in-process",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("rq.cron").setLevel(logging.WARNING)
     if args.cron:
         run_cron()
     else:
-        run_worker(burst=args.burst)
+        run_worker(burst=args.burst, fork=args.fork)
 
 
 if __name__ == "__main__":

@@ -9,10 +9,12 @@ fault, lets the system recover, then checks the chain and the database:
   flushed);
 * PostgreSQL: a temporary database ``raregen_fault_<hex>`` created on ``TEST_POSTGRES_URL``
   (default ``postgresql://postgres@127.0.0.1:5432/postgres``), migrated, dropped at the end;
-* N worker processes (``python worker.py``) and the periodic-job scheduler
-  (``python worker.py --cron``: reaper and sweeper, confirmations, dirty UTXOs), with
+* N worker processes (``python worker.py``: jobs run in the worker's own process, RQ's
+  ``SimpleWorker``; the first ``--fork-workers`` of them with ``--fork``, RQ's forking
+  ``Worker``, a work horse per job) and the periodic-job scheduler (``python worker.py
+  --cron``: reaper and sweeper, confirmations, dirty UTXOs), with
   ``RAREGEN_RESERVATION_TIMEOUT_SECONDS`` small so recovery is quick; a supervisor restarts
-  any worker that dies on its own;
+  any worker that exits (killed, or stopped with SIGTERM);
 * a miner thread (a block every ``--block-interval`` seconds);
 * records signed by a few author keys and accepted through the intake service (the same
   code as ``POST /v1/publish``), at a steady rate.
@@ -108,6 +110,12 @@ def base_parser(description: str, **defaults: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--recovery-seconds", type=float, default=300.0, help="how long the recovery phase may take"
     )
+    p.add_argument(
+        "--fork-workers",
+        type=int,
+        default=defaults.get("fork_workers", 0),
+        help="how many of the workers run `worker.py --fork` (a work horse per job)",
+    )
     p.add_argument("--seed", type=int, default=None)
     p.add_argument(
         "--redis-url",
@@ -124,6 +132,7 @@ class Worker:
     index: int
     proc: subprocess.Popen[bytes]
     cron: bool = False
+    fork: bool = False
 
 
 @dataclass
@@ -251,28 +260,36 @@ class Harness:
 
     # -- processes ------------------------------------------------------------------------
 
-    def _spawn(self, index: int, cron: bool = False) -> Worker:
+    def _spawn(self, index: int, cron: bool = False, fork: bool = False) -> Worker:
         logfile = open(self.tmp / f"{'cron' if cron else f'worker-{index}'}.log", "ab")  # noqa: SIM115
-        cmd = [sys.executable, str(ROOT / "worker.py")] + (["--cron"] if cron else [])
+        cmd = [sys.executable, str(ROOT / "worker.py")]
+        cmd += ["--cron"] if cron else (["--fork"] if fork else [])
         proc = subprocess.Popen(
             cmd, env={**os.environ, **self.env}, cwd=ROOT, stdout=logfile, stderr=subprocess.STDOUT
         )
         logfile.close()
-        return Worker(index, proc, cron)
+        return Worker(index, proc, cron, fork)
 
     def start_workers(self, n: int | None = None) -> None:
+        """Start ``n`` workers (``--workers``; the first ``--fork-workers`` with ``--fork``),
+        the cron process, and the supervisor."""
         n = n or self.args.workers
-        self.workers = [self._spawn(i) for i in range(n)]
+        forks = min(getattr(self.args, "fork_workers", 0), n)
+        self.workers = [self._spawn(i, fork=i < forks) for i in range(n)]
         self.cron = self._spawn(-1, cron=True)
         log(
-            f"started {n} workers (pids {[w.proc.pid for w in self.workers]}) and cron "
-            f"(pid {self.cron.proc.pid})"
+            f"started {n} workers (pids {[w.proc.pid for w in self.workers]}; {forks} with "
+            f"--fork) and cron (pid {self.cron.proc.pid})"
         )
         self._thread(self._supervisor)
 
     def kill_worker(self, worker: Worker, *, horse_only: bool = False, restart: bool = True) -> int:
-        """SIGKILL a worker's children (its work horse, its scheduler), or the worker and all
-        its children, by pid; restart a killed worker. Returns how many processes were hit."""
+        """SIGKILL a worker and all its children (its RQ scheduler process, if it holds the
+        scheduler lock; with ``--fork`` its work horse), by pid, and restart it; or, with
+        ``horse_only`` (``--fork`` workers only: a ``SimpleWorker`` has no horse), only its
+        children, leaving the worker alive. Returns how many processes were hit."""
+        if horse_only and not worker.fork:
+            raise ValueError("only a --fork worker has a work horse")
         with self._lock:
             pids = _descendants(worker.proc.pid)
             targets = pids if horse_only else [worker.proc.pid, *pids]
@@ -292,8 +309,15 @@ class Harness:
                     self.restart_worker(worker)
             return hit
 
+    def stop_worker(self, worker: Worker) -> None:
+        """SIGTERM once (warm shutdown): the worker finishes the job it runs and exits 0; the
+        supervisor restarts it."""
+        with self._lock:
+            if worker.proc.poll() is None:
+                worker.proc.send_signal(signal.SIGTERM)
+
     def restart_worker(self, worker: Worker) -> None:
-        fresh = self._spawn(worker.index, worker.cron)
+        fresh = self._spawn(worker.index, worker.cron, worker.fork)
         worker.proc = fresh.proc
 
     def _supervisor(self) -> None:
@@ -506,18 +530,12 @@ class Harness:
         from sqlalchemy import select
 
         from raregen import protocol
+        from raregen.chain.scan import transactions_since
         from raregen.db import db
         from raregen.publish import pool
         from raregen.publish.models import PublishJob, Utxo
 
-        rpc = self.node.rpc
-        raws: list[bytes] = []
-        tip = int(rpc.call("getblockcount"))
-        for height in range(self.start_height + 1, tip + 1):
-            block = bytes.fromhex(rpc.call("getblock", rpc.call("getblockhash", height), 0))
-            raws += _block_txs(block)
-        for txid in rpc.call("getrawmempool"):
-            raws.append(bytes.fromhex(rpc.call("getrawtransaction", txid, 0)))
+        raws = transactions_since(self.node.rpc, self.start_height)
         records: Counter = Counter()
         spenders: dict[tuple[str, int], set[str]] = {}
         for raw in raws:
@@ -666,34 +684,3 @@ def _drop_database(name: str) -> None:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     except Exception as exc:
         log(f"could not drop database {name}: {exc.__class__.__name__}")
-
-
-def _block_txs(block: bytes) -> list[bytes]:
-    """The raw transactions of a serialized block (80-byte header, varint count)."""
-    pos = 80
-    count, pos = _varint(block, pos)
-    txs = []
-    for _ in range(count):
-        start = pos
-        pos += 4
-        n_in, pos = _varint(block, pos)
-        for _ in range(n_in):
-            pos += 36
-            size, pos = _varint(block, pos)
-            pos += size + 4
-        n_out, pos = _varint(block, pos)
-        for _ in range(n_out):
-            pos += 8
-            size, pos = _varint(block, pos)
-            pos += size
-        pos += 4
-        txs.append(block[start:pos])
-    return txs
-
-
-def _varint(data: bytes, pos: int) -> tuple[int, int]:
-    first = data[pos]
-    if first < 0xFD:
-        return first, pos + 1
-    width = {0xFD: 2, 0xFE: 4, 0xFF: 8}[first]
-    return int.from_bytes(data[pos + 1 : pos + 1 + width], "little"), pos + 1 + width

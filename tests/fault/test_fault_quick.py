@@ -2,7 +2,12 @@
 each runs as a subprocess with its own regtest node, embedded Redis and temporary PostgreSQL
 database, and must end with every record published and zeros in the columns that must be
 zero. Needs PostgreSQL (``TEST_POSTGRES_URL``) and the node binary; skipped (or failed in
-CI) without them."""
+CI) without them.
+
+The workers run their jobs in-process (``worker.py``: RQ's SimpleWorker, no work horse), so
+the crash run's main fault is ``kill -9`` of whole workers, which abandons the job a worker
+runs mid-step; one of its two workers runs ``worker.py --fork`` so that work-horse-only
+kills, and the forking worker, stay covered; warm stops (SIGTERM once) are mixed in."""
 
 from __future__ import annotations
 
@@ -66,5 +71,7 @@ def test_quick_fault_run(script: str, postgres_up: None, node_binary) -> None:  
     table = "\n".join(ln for ln in proc.stdout.splitlines()[-25:])
     for column in MUST_BE_ZERO:
         assert result[column] == 0, f"{column} = {result[column]}\n{table}"
+    if script == "fault_crash.py":
+        assert result["kill -9 (worker and children)"] > 0, table
     assert result["records published"] == result["records submitted"] > 0, table
     assert proc.returncode == 0, table

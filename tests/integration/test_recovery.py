@@ -22,6 +22,7 @@ from sqlalchemy import select, update
 
 from raregen import ROOT, protocol, signing
 from raregen.chain.devnet import RegtestNode
+from raregen.chain.scan import transactions_since
 from raregen.db import db, transaction, utcnow
 from raregen.publish import confirm, funding, keys, pipeline, pool, reaper, services
 from raregen.publish.models import PublishJob, Utxo
@@ -130,50 +131,14 @@ def claim_and_sign(job_id: str):  # type: ignore[no-untyped-def]
 
 
 def records_on_chain(node: RegtestNode, since_height: int) -> Counter:
-    """(pubkey, nonce) -> how many record outputs carry it, in the mempool and in blocks
-    above ``since_height``."""
-    rpc = node.rpc
-    raws = [rpc.call("getrawtransaction", t, 0) for t in rpc.call("getrawmempool")]
-    for height in range(since_height + 1, int(rpc.call("getblockcount")) + 1):
-        block = rpc.call("getblock", rpc.call("getblockhash", height), 0)
-        raws += _block_txs(bytes.fromhex(block))
+    """(pubkey, nonce) -> how many record outputs carry it, in blocks above ``since_height``
+    and in the mempool (:func:`raregen.chain.scan.transactions_since`)."""
     found: Counter = Counter()
-    for raw in raws:
-        for rec in protocol.extract_records(bytes.fromhex(raw) if isinstance(raw, str) else raw):
+    for raw in transactions_since(node.rpc, since_height):
+        for rec in protocol.extract_records(raw):
             if rec.payload is not None:
                 found[(rec.pubkey33.hex(), rec.payload.nonce)] += 1
     return found
-
-
-def _block_txs(block: bytes) -> list[bytes]:
-    """Split a serialized block into its raw transactions (80-byte header, varint count)."""
-    pos = 80
-    count, pos = _varint(block, pos)
-    txs = []
-    for _ in range(count):
-        start = pos
-        pos += 4
-        n_in, pos = _varint(block, pos)
-        for _ in range(n_in):
-            pos += 36
-            size, pos = _varint(block, pos)
-            pos += size + 4
-        n_out, pos = _varint(block, pos)
-        for _ in range(n_out):
-            pos += 8
-            size, pos = _varint(block, pos)
-            pos += size
-        pos += 4
-        txs.append(block[start:pos])
-    return txs
-
-
-def _varint(data: bytes, pos: int) -> tuple[int, int]:
-    first = data[pos]
-    if first < 0xFD:
-        return first, pos + 1
-    width = {0xFD: 2, 0xFE: 4, 0xFF: 8}[first]
-    return int.from_bytes(data[pos + 1 : pos + 1 + width], "little"), pos + 1 + width
 
 
 def nonce_of(job_id: str) -> tuple[str, str]:
@@ -521,6 +486,145 @@ def test_metrics_exposes_states_pool_outcomes_and_latency(rec_app, author):  # t
 
 
 # ---------------------------------------------------------------------------------------
+# re-queueing by mode, the worker's queues, the periodic-job table
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["immediate", "batch", "packed"])
+def test_requeue_enqueues_an_rq_job_only_in_immediate_mode(rec_app, author, monkeypatch, mode):  # type: ignore[no-untyped-def]
+    """In batch and packed modes a re-queued job is only set back to ``queued``: the
+    collector takes it from the database (an RQ publish job would publish it outside its
+    batch)."""
+    from rq import Queue
+
+    from raregen.publish import batch
+    from raregen.queue import rq_job_id
+
+    (job_id,) = submit(rec_app, author)
+    queue = Queue(rec_app.config["QUEUE_NAME"], connection=redis_connection())
+    queue.empty()
+    monkeypatch.setitem(rec_app.config, "PUBLISH_MODE", mode)
+    claimed = pipeline.claim(job_id)
+    assert claimed is not None
+    with transaction():
+        held = pipeline.locked_job(job_id, claimed.lease_until)
+        pipeline.requeue(held, keep_tx=False, detail="handed back", delay=None)
+    row = job(job_id)
+    assert row.status == "queued" and row.lease_until is None
+    assert queue.scheduled_job_registry.count == 0
+    if mode == "immediate":
+        assert queue.job_ids == [rq_job_id(job_id, row.not_before)]
+        return
+    assert queue.job_ids == []
+    batch.run_collector(budget_seconds=5)  # the collector picks the row up
+    assert job(job_id).status == "sent"
+
+
+def test_workers_listen_to_the_collector_queue_first(rec_app):  # type: ignore[no-untyped-def]
+    import importlib.util
+
+    from rq import SimpleWorker, Worker
+    from rq.timeouts import UnixSignalDeathPenalty
+
+    from raregen.publish import tasks
+
+    spec = importlib.util.spec_from_file_location("raregen_worker_entry", ROOT / "worker.py")
+    assert spec is not None and spec.loader is not None
+    entry = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(entry)
+    name = rec_app.config["QUEUE_NAME"]
+    simple = entry.build_worker(rec_app)
+    forking = entry.build_worker(rec_app, fork=True)
+    assert tasks._APP is rec_app
+    assert type(simple) is SimpleWorker and type(forking) is Worker
+    assert simple.death_penalty_class is UnixSignalDeathPenalty  # job timeouts: SIGALRM
+    assert simple.queue_names() == [f"{name}-batch", f"{name}-periodic", name]
+
+
+def test_in_process_worker_reuses_one_pool_and_enforces_job_timeouts(rec_app, author):  # type: ignore[no-untyped-def]
+    """``worker.py``'s SimpleWorker: publish jobs run in this process on pooled database
+    connections (no new connection per job), and RQ's death penalty still stops a job that
+    outlives its ``job_timeout``; the worker goes on with the next job."""
+    from rq import Queue, SimpleWorker
+    from sqlalchemy import event
+
+    ids = submit(rec_app, author, 3)
+    conn = redis_connection()
+    queue = Queue(rec_app.config["QUEUE_NAME"], connection=conn)
+    slow = queue.enqueue(time.sleep, 30, job_timeout=1, result_ttl=60, failure_ttl=60)
+    more = submit(rec_app, author, 1)  # behind the slow job
+    engine = db.engine
+    connects: list[object] = []
+
+    def count(*_: object) -> None:
+        connects.append(1)
+
+    event.listen(engine, "connect", count)
+    try:
+        started = time.monotonic()
+        SimpleWorker([queue], connection=conn).work(burst=True)
+        took = time.monotonic() - started
+    finally:
+        event.remove(engine, "connect", count)
+    assert took < 20, took  # the 30 s sleep was cut at 1 s
+    slow.refresh()
+    assert slow.get_status() == "failed"
+    assert "JobTimeoutException" in (slow.latest_result().exc_string or "")
+    assert [job(j).status for j in ids + more] == ["sent"] * 4
+    assert len(connects) <= 1, connects  # pooled: at most one new connection for all jobs
+    assert engine.pool.checkedout() == 0
+
+
+def test_a_forked_child_starts_with_empty_pools(rec_app):  # type: ignore[no-untyped-def]
+    """RQ's scheduler process (and a ``--fork`` work horse) is forked from a worker whose
+    pool holds open connections: the child gets empty pools, the parent keeps its own."""
+    with transaction():
+        db.session.execute(db.text("SELECT 1"))
+    engine = db.engine
+    assert engine.pool.checkedin() >= 1
+    pid = os.fork()
+    if pid == 0:  # the child: never return into pytest
+        code = 1
+        try:
+            code = 0 if db.engine.pool.checkedin() == 0 else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert engine.pool.checkedin() >= 1
+    with transaction():  # the parent's pooled connection still works
+        assert db.session.execute(db.text("SELECT 1")).scalar() == 1
+
+
+def test_cron_registers_the_periodic_table(rec_app, monkeypatch):  # type: ignore[no-untyped-def]
+    from raregen.publish import schedule
+
+    name = rec_app.config["QUEUE_NAME"]
+    monkeypatch.setitem(rec_app.config, "CONFIRM_INTERVAL_SECONDS", 5)
+    monkeypatch.setitem(rec_app.config, "REAPER_INTERVAL_SECONDS", 7)
+    monkeypatch.setitem(rec_app.config, "REPLENISH_INTERVAL_SECONDS", 30)
+    monkeypatch.setitem(rec_app.config, "BATCH_WINDOW_SECONDS", 5)
+    monkeypatch.setitem(rec_app.config, "BATCH_RUN_SECONDS", 30)
+    monkeypatch.delitem(rec_app.config, "SETTLE_DIRTY_INTERVAL_SECONDS", raising=False)
+    monkeypatch.setenv("RAREGEN_SETTLE_DIRTY_INTERVAL_SECONDS", "61")
+    jobs = {j.name: j for j in schedule.build_cron_scheduler(rec_app).get_jobs()}
+    assert list(jobs) == ["confirm-sent", "reaper", "settle-dirty", "replenish", "batch-collector"]
+    periodic, collector = f"{name}-periodic", f"{name}-batch"
+    expected = {
+        "confirm-sent": ("raregen.publish.tasks.confirm_sent", periodic, 5, 120),
+        "reaper": ("raregen.publish.tasks.reap", periodic, 7, 300),
+        "settle-dirty": ("raregen.publish.tasks.settle_dirty", periodic, 61, 300),
+        "replenish": ("raregen.publish.tasks.replenish_pool", periodic, 30, 300),
+        "batch-collector": ("raregen.publish.tasks.collect_batches", collector, 5, 150),
+    }
+    for cron_name, (func, queue, interval, timeout) in expected.items():
+        got = jobs[cron_name]
+        assert (got.func_name, got.queue_name, got.interval) == (func, queue, interval)
+        assert got.job_options["job_timeout"] == timeout
+        assert got.job_options["result_ttl"] == 60
+
+
+# ---------------------------------------------------------------------------------------
 # real worker processes: SIGTERM (warm shutdown) and kill -9
 # ---------------------------------------------------------------------------------------
 
@@ -543,9 +647,10 @@ def _worker_env(app, **extra: str) -> dict[str, str]:  # type: ignore[no-untyped
     return env
 
 
-def _start_worker(app, **extra: str) -> subprocess.Popen:  # type: ignore[no-untyped-def]
+def _start_worker(app, *, fork: bool = False, **extra: str) -> subprocess.Popen:  # type: ignore[no-untyped-def]
+    """``python worker.py`` (jobs in-process) or, with ``fork``, ``worker.py --fork``."""
     return subprocess.Popen(
-        [sys.executable, str(ROOT / "worker.py")],
+        [sys.executable, str(ROOT / "worker.py"), *(["--fork"] if fork else [])],
         env=_worker_env(app, **extra),
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
@@ -575,13 +680,14 @@ def pg_rec_app(pg_app, regtest_node, monkeypatch):  # type: ignore[no-untyped-de
     pg_app.extensions.pop("raregen.services", None)
 
 
-def test_sigterm_finishes_the_current_job_and_loses_nothing(pg_rec_app, regtest_node):  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("fork", [False, True], ids=["in-process", "fork"])
+def test_sigterm_finishes_the_current_job_and_loses_nothing(pg_rec_app, regtest_node, fork):  # type: ignore[no-untyped-def]
     app = pg_rec_app
     start = int(regtest_node.rpc.call("getblockcount"))
     key = coincurve.PrivateKey()
     keys.register_key(key.public_key.format().hex())
     ids = submit(app, key, 30)
-    worker = _start_worker(app)
+    worker = _start_worker(app, fork=fork)
     try:
         _wait(lambda: _statuses(ids)["sent"] >= 2, 60, "a first sent job")
         worker.send_signal(signal.SIGTERM)
@@ -609,10 +715,8 @@ def test_sigterm_finishes_the_current_job_and_loses_nothing(pg_rec_app, regtest_
     assert sorted(found[(key.public_key.format().hex(), job(j).nonce)] for j in ids) == [1] * 30
 
 
-def test_kill_9_mid_broadcast_is_settled_by_the_reaper(pg_rec_app, regtest_node, monkeypatch):  # type: ignore[no-untyped-def]
-    """The worker's broadcast hangs (an ARC that never answers in time); the worker is killed
-    with SIGKILL while the job is ``processing`` with its transaction stored; the reaper
-    re-sends that same transaction once the lease expires."""
+def _hanging_arc():  # type: ignore[no-untyped-def]
+    """An ARC endpoint that answers nothing for 20 s (a broadcast that hangs)."""
     import threading
 
     from werkzeug.serving import make_server
@@ -624,27 +728,50 @@ def test_kill_9_mid_broadcast_is_settled_by_the_reaper(pg_rec_app, regtest_node,
 
     server = make_server("127.0.0.1", 0, hanging, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@pytest.mark.parametrize(
+    "how", ["kill-9", "kill-9-fork", "sigterm-twice"], ids=["kill-9", "kill-9-fork", "cold"]
+)
+def test_stop_mid_broadcast_is_settled_by_the_reaper(pg_rec_app, regtest_node, monkeypatch, how):  # type: ignore[no-untyped-def]
+    """The worker's broadcast hangs (an ARC that never answers in time); the worker is
+    stopped hard while the job is ``processing`` with its transaction stored: ``kill -9`` of
+    the worker and its children (in-process worker, or ``--fork`` with its horse), or a cold
+    shutdown (SIGTERM, then SIGTERM again more than 1 s later: RQ raises SystemExit inside
+    the running job). The job stays ``processing``; the reaper re-sends that same transaction
+    once the lease expires."""
     app = pg_rec_app
     monkeypatch.setitem(app.config, "RESERVATION_TIMEOUT_SECONDS", 3)
     key = coincurve.PrivateKey()
     keys.register_key(key.public_key.format().hex())
     (job_id,) = submit(app, key, 1)
+    server = _hanging_arc()
     worker = _start_worker(
         app,
+        fork=how == "kill-9-fork",
         RAREGEN_BROADCASTERS="arc",
         RAREGEN_ARC_URL=f"http://127.0.0.1:{server.server_port}",
         RAREGEN_RESERVATION_TIMEOUT_SECONDS="3",
     )
     try:
         _wait(lambda: job(job_id).raw_tx is not None, 60, "the signed transaction")
-        children = Path(f"/proc/{worker.pid}/task/{worker.pid}/children").read_text().split()
-        for pid in [worker.pid, *map(int, children)]:
-            os.kill(pid, signal.SIGKILL)
-        worker.wait(10)
+        if how == "sigterm-twice":
+            worker.send_signal(signal.SIGTERM)  # warm: would wait for the hanging broadcast
+            time.sleep(1.5)
+            assert worker.poll() is None
+            worker.send_signal(signal.SIGTERM)  # cold: abandon the job now
+            worker.wait(15)
+        else:
+            children = Path(f"/proc/{worker.pid}/task/{worker.pid}/children").read_text().split()
+            for pid in [worker.pid, *map(int, children)]:
+                os.kill(pid, signal.SIGKILL)
+            worker.wait(10)
     finally:
         server.shutdown()
         if worker.poll() is None:
             worker.kill()
+            worker.wait(10)
     stuck = job(job_id)
     assert stuck.status == "processing" and stuck.raw_tx
     time.sleep(3.2)
@@ -678,5 +805,5 @@ def test_live_deliveries_distrusts_stale_redis_state(rec_app, author):  # type: 
     conn.hset(f"rq:job:{rq_id}", mapping={"status": "started",
                                           "started_at": time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())})
     assert live_deliveries([rq_id]) == {rq_id}
-    conn.hset(f"rq:job:{rq_id}", "started_at", "2020-01-01T00:00:00.000000Z")  # horse long dead
+    conn.hset(f"rq:job:{rq_id}", "started_at", "2020-01-01T00:00:00.000000Z")  # worker long dead
     assert live_deliveries([rq_id]) == set()
