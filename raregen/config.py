@@ -109,6 +109,8 @@ def load_settings(instance_path: str) -> dict[str, Any]:
         "SWEEP_GRACE_SECONDS": _int("SWEEP_GRACE_SECONDS", 30),
         "SETTLE_DIRTY_INTERVAL_SECONDS": _int("SETTLE_DIRTY_INTERVAL_SECONDS", 60),
         "REPLENISH_INTERVAL_SECONDS": _int("REPLENISH_INTERVAL_SECONDS", 30),
+        # expired wallet one-time codes and key challenges (raregen.wallet.purge)
+        "PURGE_INTERVAL_SECONDS": _int("PURGE_INTERVAL_SECONDS", 3600),
         "DEV_MINE_INTERVAL_SECONDS": _int("DEV_MINE_INTERVAL_SECONDS", 5),
         # wallet / web
         "SERVICE_TOKEN": _env("SERVICE_TOKEN"),

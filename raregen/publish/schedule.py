@@ -54,6 +54,9 @@ PERIODIC_JOBS: tuple[PeriodicJob, ...] = (
     PeriodicJob("reaper", tasks.reap, "REAPER_INTERVAL_SECONDS", 30, 300),
     PeriodicJob("settle-dirty", tasks.settle_dirty, "SETTLE_DIRTY_INTERVAL_SECONDS", 60, 300),
     PeriodicJob("replenish", tasks.replenish_pool, "REPLENISH_INTERVAL_SECONDS", 30, 300),
+    PeriodicJob(
+        "purge-wallet", tasks.purge_wallet_challenges, "PURGE_INTERVAL_SECONDS", 3600, 300
+    ),
     # batch and packed modes (DESIGN.md §6); in immediate mode it only finishes old batches
     PeriodicJob(
         "batch-collector", tasks.collect_batches, "BATCH_WINDOW_SECONDS", 5, None, queue="batch"

@@ -140,3 +140,10 @@ def collect_batches() -> dict[str, int]:
     from raregen.publish import batch
 
     return _run(batch.run_collector)
+
+
+def purge_wallet_challenges() -> dict[str, int]:
+    """Periodic: delete wallet one-time codes and key challenges expired over a day ago."""
+    from raregen.wallet import purge
+
+    return _run_locked("purge-wallet", 300, purge.purge_expired, {})

@@ -608,13 +608,21 @@ def test_cron_registers_the_periodic_table(rec_app, monkeypatch):  # type: ignor
     monkeypatch.delitem(rec_app.config, "SETTLE_DIRTY_INTERVAL_SECONDS", raising=False)
     monkeypatch.setenv("RAREGEN_SETTLE_DIRTY_INTERVAL_SECONDS", "61")
     jobs = {j.name: j for j in schedule.build_cron_scheduler(rec_app).get_jobs()}
-    assert list(jobs) == ["confirm-sent", "reaper", "settle-dirty", "replenish", "batch-collector"]
+    assert list(jobs) == [
+        "confirm-sent",
+        "reaper",
+        "settle-dirty",
+        "replenish",
+        "purge-wallet",
+        "batch-collector",
+    ]
     periodic, collector = f"{name}-periodic", f"{name}-batch"
     expected = {
         "confirm-sent": ("raregen.publish.tasks.confirm_sent", periodic, 5, 120),
         "reaper": ("raregen.publish.tasks.reap", periodic, 7, 300),
         "settle-dirty": ("raregen.publish.tasks.settle_dirty", periodic, 61, 300),
         "replenish": ("raregen.publish.tasks.replenish_pool", periodic, 30, 300),
+        "purge-wallet": ("raregen.publish.tasks.purge_wallet_challenges", periodic, 3600, 300),
         "batch-collector": ("raregen.publish.tasks.collect_batches", collector, 5, 150),
     }
     for cron_name, (func, queue, interval, timeout) in expected.items():

@@ -121,3 +121,17 @@ def test_purge_command(app, monkeypatch):  # type: ignore[no-untyped-def]
     out = runner.invoke(args=["accounts", "purge-expired", "--grace-hours", "-1"])
     assert out.exit_code != 0
     assert _left() == (["fresh"], 1)
+
+
+def test_periodic_task_purges(app):  # type: ignore[no-untyped-def]
+    """The cron's ``purge-wallet`` job (``tasks.purge_wallet_challenges``) runs the purge."""
+    from raregen.publish import tasks
+
+    _rows(utcnow().replace(microsecond=0))
+    tasks.set_app(app)
+    # the task's clock runs a little after the rows' clock: "at-grace" may go too
+    purged = tasks.purge_wallet_challenges()
+    assert purged["otp_challenges"] in (2, 3) and purged["key_challenges"] in (2, 3)
+    left = _left()[0]
+    assert {"fresh", "just-expired", "inside-grace"} <= set(left)
+    assert "past-grace" not in left and "old-used" not in left
