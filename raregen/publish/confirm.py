@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from raregen.db import db, transaction, utcnow
 from raregen.publish import pool, services
@@ -48,25 +48,33 @@ def confirm_sent(limit: int = 2000) -> int:
     about pool outputs still counted as unconfirmed (split transactions, change of jobs
     confirmed earlier) and reset the depth of mined ones.
 
+    A transaction the chain does not know any more is sent again from its stored raw
+    transaction: the job's ``raw_tx``, or for a packed transaction (whose jobs keep none)
+    the batch row's (``batch.packed_raw_tx``).
+
     Args:
-        limit: at most this many distinct txids per call.
+        limit: at most this many distinct txids per call, oldest ``sent_at`` first (a packed
+            transaction counts once however many jobs it carries).
 
     Returns:
         The number of jobs marked ``confirmed``.
     """
     with transaction():
-        rows = db.session.execute(
-            select(PublishJob.txid, PublishJob.raw_tx)
-            .where(PublishJob.status == SENT, PublishJob.txid.is_not(None))
-            .order_by(PublishJob.sent_at)
-            .limit(limit)
-        ).all()
+        txids = [
+            txid
+            for txid, _ in db.session.execute(
+                select(PublishJob.txid, func.min(PublishJob.sent_at))
+                .where(PublishJob.status == SENT, PublishJob.txid.is_not(None))
+                .group_by(PublishJob.txid)
+                .order_by(func.min(PublishJob.sent_at), PublishJob.txid)
+                .limit(limit)
+            ).all()
+            if txid
+        ]
     seen: set[str] = set()
     chain = services.broadcaster()
     confirmed = 0
-    for txid, raw_tx in rows:
-        if not txid or txid in seen:
-            continue
+    for txid in txids:
         seen.add(txid)
         try:
             status = chain.tx_status(txid)
@@ -76,13 +84,31 @@ def confirm_sent(limit: int = 2000) -> int:
         if status.state == "confirmed":
             with transaction():
                 confirmed += mark_confirmed(txid, status)
-        elif status.state == "unknown" and raw_tx:
+        elif status.state == "unknown":
+            with transaction():
+                raw_tx = stored_raw_tx(txid)
+            if not raw_tx:
+                continue
             try:
                 chain.broadcast(raw_tx)
             except Exception as exc:
                 log.warning("re-broadcast of %s failed: %s", txid, exc.__class__.__name__)
     reset_depths(limit=limit, skip=seen)
     return confirmed
+
+
+def stored_raw_tx(txid: str) -> str | None:
+    """The raw hex of our transaction ``txid`` as stored before it was broadcast: on one of
+    its jobs (immediate and batch modes) or on its packed batch row; None if neither keeps
+    it (current transaction)."""
+    from raregen.publish import batch
+
+    raw = db.session.scalar(
+        select(PublishJob.raw_tx)
+        .where(PublishJob.txid == txid, PublishJob.raw_tx.is_not(None))
+        .limit(1)
+    )
+    return raw if raw is not None else batch.packed_raw_tx(txid)
 
 
 def reset_depths(limit: int = 500, skip: set[str] | None = None) -> int:

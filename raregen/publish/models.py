@@ -84,7 +84,8 @@ class PublishJob(Timestamps, db.Model):  # type: ignore[name-defined,misc]
             postgresql_where=text("status IN ('queued', 'processing')"),
             sqlite_where=text("status IN ('queued', 'processing')"),
         ),
-        Index("idx_publish_jobs_batch", "processing_batch_id"),
+        # no index on processing_batch_id (dropped in 0004): a batch's jobs are read with
+        # status 'processing' (idx_publish_jobs_claim) or their txid
         Index("idx_publish_jobs_txid", "txid"),
         Index("idx_publish_jobs_account", "account_ref", "created_at"),
     )

@@ -30,7 +30,9 @@ if the chain knows the spender (its outputs to us are imported), released if the
 still unspent, dirty otherwise.
 
 Packed-batch jobs (``raregen.publish.batch``) keep ``lease_until`` NULL, so the job recovery
-here never touches them; their batch recovers them.
+here does not find them; their batch recovers them. Should one carry an expired lease anyway,
+it is not re-queued (its transaction is on its batch row, not on the job): it goes back to its
+batch, whose stored transaction is sent again and settled (``batch.resend_packed``).
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from datetime import timedelta
 from typing import cast
 
 from flask import current_app
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, update
 
 from raregen.db import db, transaction, utcnow
 from raregen.publish import confirm, pipeline, pool, services
@@ -70,7 +72,8 @@ def reap(*, sweep_grace_seconds: int | None = None, limit: int = 1000) -> dict[s
         Counts: ``released`` (expired unsigned reservations), ``requeued``, ``sent``,
         ``confirmed``, ``rebroadcast`` (re-sent, outcome not yet success), ``dirty``,
         ``deferred`` (chain unreachable: re-queued with the transaction), ``reservations``
-        (abandoned signed reservations settled), ``swept``.
+        (abandoned signed reservations settled), ``swept``, ``packed`` (packed jobs whose
+        lease expired, handed back to their batch and re-sent with it).
     """
     counts = {
         "released": 0,
@@ -82,6 +85,7 @@ def reap(*, sweep_grace_seconds: int | None = None, limit: int = 1000) -> dict[s
         "deferred": 0,
         "reservations": 0,
         "swept": 0,
+        "packed": 0,
     }
     now = utcnow()
     with transaction():
@@ -118,7 +122,9 @@ def recover_job(job_id: str) -> str:
 
     Returns:
         The action taken: ``skipped`` (not expired any more, or not processing),
-        ``requeued``, ``sent``, ``confirmed``, ``dirty``, ``rebroadcast``, ``deferred``.
+        ``requeued``, ``sent``, ``confirmed``, ``dirty``, ``rebroadcast``, ``deferred``,
+        ``packed`` (a packed job: handed back to its batch, whose stored transaction was
+        sent again and settled, ``batch.resend_packed``).
     """
     timeout = current_app.config["RESERVATION_TIMEOUT_SECONDS"]
     with transaction():
@@ -129,7 +135,25 @@ def recover_job(job_id: str) -> str:
         # take the job over: the previous holder's token is void from now on
         lease = now + timedelta(seconds=timeout)
         job.lease_until = lease
-        if job.raw_tx is None:
+        packed_batch = _packed_batch_of(job)
+        if packed_batch is not None:
+            # a packed job: its signed transaction is kept once, on its batch row, and only
+            # the batch settles it (re-queueing it would publish the record twice); give
+            # the batch's jobs back to the batch (no lease: the batch row is their lease)
+            job.lease_until = None
+            db.session.flush()
+            db.session.execute(
+                update(PublishJob)
+                .where(
+                    PublishJob.processing_batch_id == packed_batch,
+                    PublishJob.status == PROCESSING,
+                    PublishJob.txid == job.txid,
+                    PublishJob.raw_tx.is_(None),
+                )
+                .values(lease_until=None)
+                .execution_options(synchronize_session=False)
+            )
+        elif job.raw_tx is None:
             for utxo in db.session.scalars(
                 select(Utxo).where(
                     Utxo.reserved_by == job_id,
@@ -140,8 +164,14 @@ def recover_job(job_id: str) -> str:
                 pool.release(utxo)
             pipeline.requeue(job, keep_tx=False, detail="recovered by the reaper", delay=None)
             return "requeued"
-        txid, raw_tx = job.txid or "", job.raw_tx
-        utxo_txid, utxo_vout = job.utxo_txid, job.utxo_vout
+        else:
+            txid, raw_tx = job.txid or "", job.raw_tx
+            utxo_txid, utxo_vout = job.utxo_txid, job.utxo_vout
+    if packed_batch is not None:
+        from raregen.publish import batch
+
+        batch.resend_packed(packed_batch)
+        return "packed"
     chain = services.broadcaster()
     try:
         # the input first, then our txid: if our transaction spends the input, it is known
@@ -177,6 +207,18 @@ def recover_job(job_id: str) -> str:
     if result.outcome.dirties_input:
         return "dirty"
     return "rebroadcast"
+
+
+def _packed_batch_of(job: PublishJob) -> str | None:
+    """The packed batch holding ``job``'s signed transaction (the job keeps no ``raw_tx``,
+    its batch row does), or None."""
+    if job.raw_tx is not None or job.txid is None or job.processing_batch_id is None:
+        return None
+    from raregen.publish import batch
+
+    if batch.packed_raw_tx(job.txid) is None:
+        return None
+    return job.processing_batch_id
 
 
 def _defer(job_id: str, lease, detail: str) -> str:  # type: ignore[no-untyped-def]
@@ -344,7 +386,7 @@ def _import_outputs(txid: str, depth: int) -> None:
     """Add the outputs of ``txid`` that pay the server key to the pool (from a job's stored
     transaction, else from the node). Logs and returns if the raw transaction is not at hand
     (``pool sync`` imports it later)."""
-    raw = db.session.scalar(select(PublishJob.raw_tx).where(PublishJob.txid == txid).limit(1))
+    raw = confirm.stored_raw_tx(txid)
     if raw is None:
         try:
             raw = services.node_rpc().call("getrawtransaction", txid, 0)

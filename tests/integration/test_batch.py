@@ -14,7 +14,8 @@ import pytest
 
 from raregen import protocol, signing
 from raregen.db import db, transaction, utcnow
-from raregen.publish import batch, funding, keys, pipeline, pool, reaper, services
+from raregen.publish import batch, confirm, funding, keys, pipeline, pool, reaper, services
+from raregen.publish.batch import batch_mode, packed
 from raregen.publish.broadcasters.base import BroadcastResult, Outcome
 from raregen.publish.models import PublishBatch, PublishJob, Utxo
 from raregen.publish.txbuilder import SpendableUtxo, build_publish_tx, required_satoshis
@@ -49,11 +50,11 @@ def chain_app(app, regtest_node):  # type: ignore[no-untyped-def]
 def _drop_queues(app) -> None:  # type: ignore[no-untyped-def]
     from rq import Queue
 
-    from raregen.queue import periodic_queue_name, redis_connection
+    from raregen.queue import batch_queue_name, periodic_queue_name, redis_connection
 
     conn = redis_connection()
     name = app.config["QUEUE_NAME"]
-    for qname in (name, periodic_queue_name(name)):
+    for qname in (name, periodic_queue_name(name), batch_queue_name(name)):
         Queue(qname, connection=conn).empty()
     conn.delete(f"raregen:{name}:batch-pending")
     conn.delete(f"rq:job:{name}-batch-collector")
@@ -309,7 +310,7 @@ def test_batch_job_left_processing_is_recovered_by_the_reaper(
     def crash(raws):  # type: ignore[no-untyped-def]
         raise Crash()
 
-    monkeypatch.setattr(batch, "_broadcast_many", crash)
+    monkeypatch.setattr(batch_mode, "broadcast_many", crash)
     with pytest.raises(Crash):
         batch.collect_batch()
     monkeypatch.undo()
@@ -331,11 +332,12 @@ def test_batch_job_left_processing_is_recovered_by_the_reaper(
 def test_trigger_enqueues_one_collector_and_publishes(chain_app, regtest_node, author):  # type: ignore[no-untyped-def]
     from rq import Queue, SimpleWorker
 
-    from raregen.queue import periodic_queue_name, redis_connection
+    from raregen.queue import batch_queue_name, redis_connection
 
     chain_app.config.update(PUBLISH_MODE="batch", BATCH_SIZE=3)
     conn = redis_connection()
-    queue = Queue(periodic_queue_name(chain_app.config["QUEUE_NAME"]), connection=conn)
+    # the collector's own queue, <QUEUE_NAME>-batch
+    queue = Queue(batch_queue_name(chain_app.config["QUEUE_NAME"]), connection=conn)
     ids = _submit(chain_app.test_client(), author, 2)
     assert queue.count == 0  # not a full batch yet
     ids += _submit(chain_app.test_client(), author, 3, tag="more")
@@ -409,7 +411,7 @@ def test_node_policy_rate_and_pool_utxo_size(chain_app, regtest_node):  # type: 
     assert funding.default_utxo_sats() == 100_000
 
 
-def test_batch_crash_before_signing_is_requeued_by_the_reaper(  # type: ignore[no-untyped-def]
+def test_batch_crash_before_storing_leaves_the_jobs_queued(  # type: ignore[no-untyped-def]
     chain_app, regtest_node, author, monkeypatch
 ):
     chain_app.config.update(PUBLISH_MODE="batch")
@@ -421,27 +423,67 @@ def test_batch_crash_before_signing_is_requeued_by_the_reaper(  # type: ignore[n
     def crash(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise Crash()
 
-    monkeypatch.setattr(batch, "build_publish_tx", crash)
+    monkeypatch.setattr(batch_mode, "build_publish_tx", crash)
     with pytest.raises(Crash):
         batch.collect_batch()
     monkeypatch.undo()
+    # jobs and inputs are written once, with the signed transactions, in the claim's
+    # transaction: a crash before its commit leaves nothing to recover
     jobs = _jobs(ids)
-    assert {j.status for j in jobs} == {"processing"} and {j.raw_tx for j in jobs} == {None}
-    with transaction():
-        assert db.session.scalar(db.select(db.func.count()).where(Utxo.status == "reserved")) == 3
-        past = utcnow() - timedelta(seconds=1)
-        db.session.execute(db.update(PublishJob).values(lease_until=past))
-        db.session.execute(
-            db.update(Utxo).where(Utxo.status == "reserved").values(reserved_until=past)
-        )
-    counts = reaper.reap()
-    assert counts["requeued"] == 3 and counts["released"] == 3
-    assert {j.status for j in _jobs(ids)} == {"queued"}
+    assert {j.status for j in jobs} == {"queued"} and {j.attempts for j in jobs} == {0}
+    assert {j.processing_batch_id for j in jobs} == {None}
     with transaction():
         assert db.session.scalar(db.select(db.func.count()).where(Utxo.status == "reserved")) == 0
-    # and they are published by the next run (the batch row of the crash gets closed)
+        assert db.session.scalar(db.select(db.func.count()).select_from(PublishBatch)) == 0
+    assert reaper.reap()["requeued"] == 0
     assert batch.run_collector(budget_seconds=30).get("sent") == 3
-    assert {j.status for j in _jobs(ids)} == {"sent"}
+    jobs = _jobs(ids)
+    assert {j.status for j in jobs} == {"sent"} and {j.attempts for j in jobs} == {1}
+
+
+def test_batch_claim_writes_each_job_and_input_once(chain_app, regtest_node, author):  # type: ignore[no-untyped-def]
+    """Claim, sign and store are one write per job row and per input (before the broadcast);
+    the settle is the second. Counted with a trigger-free look at the row versions: every
+    UPDATE of a row bumps PostgreSQL's xmin; on SQLite the statements are counted."""
+    chain_app.config.update(PUBLISH_MODE="batch")
+    ids = _submit(chain_app.test_client(), author, 4)
+    from sqlalchemy import event
+
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, params, context, executemany):  # type: ignore[no-untyped-def]
+        if statement.lstrip().upper().startswith("UPDATE"):
+            statements.append(statement)
+
+    engine = db.engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        spy = _spy(chain_app)
+
+        def check(raws):  # type: ignore[no-untyped-def]
+            # before the broadcast: each job holds its transaction, each input is signed
+            jobs = _jobs(ids)
+            assert {j.status for j in jobs} == {"processing"}
+            assert all(j.raw_tx and j.txid and j.utxo_txid and j.lease_until for j in jobs)
+            with transaction():
+                signed = db.session.scalars(
+                    db.select(Utxo).where(Utxo.spent_by_txid.in_([j.txid for j in jobs]))
+                ).all()
+            assert len(signed) == 4 and {u.status for u in signed} == {"reserved"}
+            assert {u.reserved_by for u in signed} == set(ids)
+            return SpyBroadcaster.broadcast_many(spy, raws)
+
+        spy.broadcast_many = check  # type: ignore[method-assign]
+        report = batch.collect_batch()
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert report.counts.get("sent") == 4
+    job_updates = [s for s in statements if s.lstrip().upper().startswith("UPDATE PUBLISH_JOBS")]
+    # claim (one statement for all jobs) and settle (one statement)
+    assert len(job_updates) == 2, job_updates
+    utxo_updates = [s for s in statements if s.lstrip().upper().startswith("UPDATE UTXOS")]
+    # expired reservations released (none here), reserve+sign, spend
+    assert len(utxo_updates) <= 3, utxo_updates
 
 
 def test_packed_crash_after_signing_is_resent_by_resume(  # type: ignore[no-untyped-def]
@@ -456,7 +498,7 @@ def test_packed_crash_after_signing_is_resent_by_resume(  # type: ignore[no-unty
     def crash(raws):  # type: ignore[no-untyped-def]
         raise Crash()
 
-    monkeypatch.setattr(batch, "_broadcast_many", crash)
+    monkeypatch.setattr(packed, "broadcast_many", crash)
     with pytest.raises(Crash):
         batch.collect_packed()
     monkeypatch.undo()
@@ -483,7 +525,7 @@ def test_packed_crash_before_signing_leaves_the_jobs_queued(  # type: ignore[no-
     def crash(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise Crash()
 
-    monkeypatch.setattr(batch, "build_packed_tx", crash)
+    monkeypatch.setattr(packed, "build_packed_tx", crash)
     with pytest.raises(Crash):
         batch.collect_packed()
     monkeypatch.undo()
@@ -495,3 +537,126 @@ def test_packed_crash_before_signing_leaves_the_jobs_queued(  # type: ignore[no-
         assert db.session.scalar(db.select(db.func.count()).where(Utxo.status == "reserved")) == 0
         assert db.session.scalar(db.select(db.func.count()).select_from(PublishBatch)) == 0
     assert batch.collect_packed().counts.get("sent") == 2
+
+
+class Swallow(SpyBroadcaster):
+    """Answers "accepted" without sending anything: a transaction the network then lost."""
+
+    def broadcast_many(self, raws):  # type: ignore[no-untyped-def]
+        from raregen.publish.broadcasters.base import txid_of
+
+        return [BroadcastResult(txid_of(r), Outcome.ACCEPTED, "swallowed", "node") for r in raws]
+
+
+def test_confirm_limit_counts_transactions_not_jobs(chain_app, regtest_node, author):  # type: ignore[no-untyped-def]
+    chain_app.config.update(PUBLISH_MODE="packed", PACKED_MAX_RECORDS=3)
+    ids = _submit(chain_app.test_client(), author, 6)
+    assert batch.run_collector(budget_seconds=30).get("sent") == 6
+    assert len({j.txid for j in _jobs(ids)}) == 2
+    regtest_node.mine(1)
+    # two packed transactions of three jobs each: a limit of 2 covers both
+    assert confirm.confirm_sent(limit=2) == 6
+    assert {j.status for j in _jobs(ids)} == {"confirmed"}
+
+
+def test_confirm_limit_one_transaction_confirms_all_its_jobs(chain_app, regtest_node, author):  # type: ignore[no-untyped-def]
+    chain_app.config.update(PUBLISH_MODE="packed", PACKED_MAX_RECORDS=3)
+    ids = _submit(chain_app.test_client(), author, 6)
+    assert batch.run_collector(budget_seconds=30).get("sent") == 6
+    regtest_node.mine(1)
+    assert confirm.confirm_sent(limit=1) == 3  # the oldest transaction, all of its jobs
+    assert confirm.confirm_sent(limit=1) == 3
+    assert {j.status for j in _jobs(ids)} == {"confirmed"}
+
+
+def test_confirm_rebroadcasts_a_lost_packed_transaction(chain_app, regtest_node, author):  # type: ignore[no-untyped-def]
+    chain_app.config.update(PUBLISH_MODE="packed")
+    ids = _submit(chain_app.test_client(), author, 3)
+    real = services.broadcaster()
+    chain_app.extensions["raregen.services"]["broadcaster"] = Swallow(real)
+    assert batch.collect_packed().counts.get("sent") == 3
+    chain_app.extensions["raregen.services"]["broadcaster"] = real
+    jobs = _jobs(ids)
+    txid = jobs[0].txid
+    assert {j.raw_tx for j in jobs} == {None}  # kept on the batch row only
+    assert txid not in set(regtest_node.rpc.call("getrawmempool"))
+    # the poller finds the network does not know it, and sends the batch's copy again
+    assert confirm.confirm_sent() == 0
+    assert txid in set(regtest_node.rpc.call("getrawmempool"))
+    regtest_node.mine(1)
+    assert confirm.confirm_sent() == 3
+
+
+def test_packed_job_with_expired_lease_is_resent_with_its_batch(  # type: ignore[no-untyped-def]
+    chain_app, regtest_node, author, monkeypatch
+):
+    chain_app.config.update(PUBLISH_MODE="packed")
+    ids = _submit(chain_app.test_client(), author, 4)
+
+    class Crash(BaseException):
+        pass
+
+    def crash(raws):  # type: ignore[no-untyped-def]
+        raise Crash()
+
+    monkeypatch.setattr(packed, "broadcast_many", crash)
+    with pytest.raises(Crash):
+        batch.collect_packed()
+    monkeypatch.undo()
+    jobs = _jobs(ids)
+    txid = jobs[0].txid
+    assert {j.status for j in jobs} == {"processing"} and {j.raw_tx for j in jobs} == {None}
+    # a packed job carrying a lease that expired (written by hand: the collector gives packed
+    # jobs none) must not be re-queued without its transaction: its batch re-sends it
+    with transaction():
+        db.session.execute(
+            db.update(PublishJob)
+            .where(PublishJob.job_id.in_(ids[:2]))
+            .values(lease_until=utcnow() - timedelta(seconds=1))
+        )
+    counts = reaper.reap()
+    assert counts["requeued"] == 0 and counts["packed"] == 1
+    jobs = _jobs(ids)
+    assert {j.status for j in jobs} == {"sent"} and {j.txid for j in jobs} == {txid}
+    assert sorted(j.vout for j in jobs) == [0, 1, 2, 3]
+    assert {j.lease_until for j in jobs} == {None}
+    assert txid in set(regtest_node.rpc.call("getrawmempool"))
+    assert _batch_row(jobs[0].processing_batch_id).status == "sent"
+    with transaction():
+        spent = db.session.scalars(db.select(Utxo).where(Utxo.spent_by_txid == txid)).all()
+        assert [u.status for u in spent] == ["spent"]
+        assert len(db.session.scalars(db.select(Utxo).where(Utxo.txid == txid)).all()) == 1
+    # nothing left for the collector's recovery
+    later = utcnow() + timedelta(seconds=chain_app.config["RESERVATION_TIMEOUT_SECONDS"] + 1)
+    assert batch.resume_stale(now=later) == 0
+
+
+@pytest.mark.parametrize(("max_attempts", "status"), [(1, "failed"), (2, "queued")])
+def test_batch_conflict_counts_the_attempt_just_signed(  # type: ignore[no-untyped-def]
+    chain_app, regtest_node, author, max_attempts, status
+):
+    chain_app.config.update(PUBLISH_MODE="batch", MAX_ATTEMPTS=max_attempts)
+    ids = _submit(chain_app.test_client(), author, 2)
+    real = services.broadcaster()
+
+    class Conflict(SpyBroadcaster):
+        def broadcast_many(self, raws):  # type: ignore[no-untyped-def]
+            from raregen.publish.broadcasters.base import txid_of
+
+            detail = "258: txn-mempool-conflict"
+            return [BroadcastResult(txid_of(r), Outcome.CONFLICT, detail, "node") for r in raws]
+
+    chain_app.extensions["raregen.services"]["broadcaster"] = Conflict(real)
+    try:
+        report = batch.collect_batch()
+    finally:
+        chain_app.extensions["raregen.services"]["broadcaster"] = real
+        chain_app.config.update(MAX_ATTEMPTS=8)
+    jobs = _jobs(ids)
+    assert {j.status for j in jobs} == {status} and {j.attempts for j in jobs} == {1}
+    assert report.counts.get("failed" if status == "failed" else "dirty") == 2
+    if status == "failed":
+        assert {j.error_code for j in jobs} == {"BROADCAST_CONFLICT"}
+    with transaction():
+        assert db.session.scalar(db.select(db.func.count()).where(Utxo.dirty.is_(True))) == 2
+        assert db.session.scalar(db.select(db.func.count()).where(Utxo.status == "reserved")) == 0

@@ -74,3 +74,18 @@ def test_single_head() -> None:
     cfg = Config(str(ROOT / "migrations" / "alembic.ini"))
     cfg.set_main_option("script_location", str(ROOT / "migrations"))
     assert len(ScriptDirectory.from_config(cfg).get_heads()) == 1
+
+
+def test_0004_drops_the_jobs_batch_index_and_back(fresh_app):  # type: ignore[no-untyped-def]
+    from sqlalchemy import inspect
+
+    def job_indexes() -> set[str]:
+        return {i["name"] for i in inspect(db.engine).get_indexes("publish_jobs")}
+
+    upgrade()
+    assert "idx_publish_jobs_batch" not in job_indexes()
+    assert {"idx_publish_jobs_claim", "idx_publish_jobs_txid"} <= job_indexes()
+    downgrade(revision="0003")
+    assert "idx_publish_jobs_batch" in job_indexes()
+    upgrade()
+    assert "idx_publish_jobs_batch" not in job_indexes()

@@ -1,0 +1,57 @@
+"""One collector run (the RQ job ``batch-collector``): recover stale batches, then take
+batches while full ones wait."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+from flask import current_app
+
+from raregen.publish.batch.batch_mode import collect_batch
+from raregen.publish.batch.common import RunReport
+from raregen.publish.batch.packed import collect_packed
+from raregen.publish.batch.recovery import resume_stale
+from raregen.publish.batch.trigger import _reset_pending
+
+
+def run_collector(*, budget_seconds: float | None = None) -> dict[str, int]:
+    """One collector run: recover stale batches, then take batches while full ones wait, for
+    at most ``budget_seconds`` seconds (default ``BATCH_RUN_SECONDS``).
+
+    In immediate mode only the recovery runs (packed batches left by an earlier mode).
+
+    Returns:
+        Counts: ``batches``, ``claimed``, ``resumed`` and one per outcome (``sent``,
+        ``retry``, ``dirty``, ``failed``, ``waiting``).
+    """
+    cfg = current_app.config
+    mode = cfg["PUBLISH_MODE"]
+    budget = float(cfg["BATCH_RUN_SECONDS"] if budget_seconds is None else budget_seconds)
+    deadline = time.monotonic() + budget
+    totals: Counter[str] = Counter()
+    totals["resumed"] = resume_stale()
+    if mode not in ("batch", "packed"):
+        return dict(totals)
+    if mode == "packed":
+        # jobs that kept a signed transaction (a transient failure in batch or immediate
+        # mode) are sent again as they are, never re-signed into a packed transaction
+        while True:
+            report = collect_batch(with_tx=True)
+            _add(totals, report)
+            if not report.more or time.monotonic() > deadline:
+                break
+    while True:
+        _reset_pending()
+        report = collect_packed() if mode == "packed" else collect_batch()
+        _add(totals, report)
+        if not report.more or time.monotonic() > deadline:
+            break
+    return dict(totals)
+
+
+def _add(totals: Counter[str], report: RunReport) -> None:
+    if report.batch_id is not None:
+        totals["batches"] += 1
+    totals["claimed"] += report.claimed
+    totals.update(report.counts)

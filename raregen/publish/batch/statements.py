@@ -1,0 +1,211 @@
+"""The writes several collector steps share, each one statement in the current transaction
+(none opens or commits one): jobs sent, re-queued or failed; pool UTXOs spent, released or
+dirty; batch rows closed. Job writes are fenced by :func:`common.ours` (status, batch id,
+lease token) unless noted."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, func, select, update
+
+from raregen.audit import audit
+from raregen.db import db, utcnow
+from raregen.publish import credits
+from raregen.publish.batch.common import JOB_COLUMNS, Job, id_in, ours
+from raregen.publish.models import (
+    AVAILABLE,
+    FAILED,
+    PURPOSE_PUBLISH,
+    QUEUED,
+    SENT,
+    SPENT,
+    PublishBatch,
+    PublishJob,
+    Utxo,
+)
+
+
+def utxo_row(
+    txid: str, vout: int, satoshis: int, script: str, depth: int, now: datetime
+) -> dict[str, Any]:
+    """A new ``available`` publish UTXO as a row for a Core multi-row INSERT (``satoshis``
+    in satoshis, ``depth`` unconfirmed ancestors)."""
+    return {
+        "txid": txid,
+        "vout": vout,
+        "satoshis": satoshis,
+        "script_pub_key": script,
+        "purpose": PURPOSE_PUBLISH,
+        "status": AVAILABLE,
+        "dirty": False,
+        "depth": depth,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def mark_sent(batch_id: str, lease: datetime | None, jobs: list[Job], now: datetime) -> set[int]:
+    """``processing -> sent`` for those of ``jobs`` still in this batch; returns their ids."""
+    if not jobs:
+        return set()
+    rows = db.session.execute(
+        update(PublishJob)
+        .where(id_in(PublishJob.id, [j.id for j in jobs]), *ours(batch_id, lease))
+        .values(
+            status=SENT,
+            sent_at=func.coalesce(PublishJob.sent_at, now),
+            lease_until=None,
+            error_code=None,
+            error_detail=None,
+        )
+        .returning(PublishJob.id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    return {r[0] for r in rows}
+
+
+def mark_coins_spent(ids: list[int]) -> None:
+    """``pool.mark_spent`` for many rows (``spent_by_txid`` was set when the transaction was
+    stored)."""
+    if ids:
+        db.session.execute(
+            update(Utxo)
+            .where(id_in(Utxo.id, ids))
+            .values(status=SPENT, reserved_until=None)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def release_coins(ids: list[int]) -> None:
+    """``pool.release`` for many rows: ``available`` again, reservation and signer cleared."""
+    if ids:
+        db.session.execute(
+            update(Utxo)
+            .where(id_in(Utxo.id, ids))
+            .values(
+                status=AVAILABLE,
+                reserved_at=None,
+                reserved_until=None,
+                reserved_by=None,
+                spent_by_txid=None,
+            )
+            .execution_options(synchronize_session=False)
+        )
+
+
+def mark_coin_dirty(coin_id: int, reason: str) -> None:
+    """``pool.mark_dirty``: released, not spent, set aside until the chain says."""
+    db.session.execute(
+        update(Utxo)
+        .where(Utxo.id == coin_id)
+        .values(
+            status=AVAILABLE,
+            reserved_at=None,
+            reserved_until=None,
+            reserved_by=None,
+            spent_by_txid=None,
+            dirty=True,
+            dirty_reason=reason[:500],
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+def requeue(
+    batch_id: str,
+    lease: datetime | None,
+    jobs: list[Job],
+    *,
+    keep_tx: bool,
+    detail: str,
+    not_before: datetime | None,
+) -> None:
+    """``processing -> queued`` for ``jobs`` of this batch, with or without their transaction.
+
+    No RQ job is enqueued: in batch and packed modes the collector takes queued jobs.
+    """
+    if not jobs:
+        return
+    values: dict[str, Any] = {
+        "status": QUEUED,
+        "lease_until": None,
+        "processing_batch_id": None,
+        "not_before": not_before,
+        "error_detail": detail[:2000],
+    }
+    if not keep_tx:
+        values.update(raw_tx=None, txid=None, vout=None, utxo_txid=None, utxo_vout=None)
+    db.session.execute(
+        update(PublishJob)
+        .where(id_in(PublishJob.id, [j.id for j in jobs]), *ours(batch_id, lease))
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def fail_jobs(
+    batch_id: str,
+    lease: datetime | None,
+    jobs: list[Job],
+    code: str,
+    detail: str,
+    *,
+    queued: bool = False,
+) -> None:
+    """``processing -> failed`` with the credit given back, as the pipeline does for one.
+
+    With ``queued`` the jobs are ``queued`` ones this transaction has locked (a record that
+    cannot be encoded, found while claiming): ``queued -> failed`` directly, with the batch
+    id recorded.
+    """
+    if not jobs:
+        return
+    fence: tuple[ColumnElement[bool], ...] = (
+        (PublishJob.status == QUEUED,) if queued else ours(batch_id, lease)
+    )
+    values: dict[str, Any] = {
+        "status": FAILED,
+        "lease_until": None,
+        "error_code": code,
+        "error_detail": detail[:2000],
+    }
+    if queued:
+        values["processing_batch_id"] = batch_id
+    rows = db.session.execute(
+        update(PublishJob)
+        .where(id_in(PublishJob.id, [j.id for j in jobs]), *fence)
+        .values(**values)
+        .returning(PublishJob.job_id, PublishJob.key_id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    for job_id, key_id in rows:
+        credits.refund(key_id, job_id)
+        audit("worker", "publish:job:failed", job_id, code=code)
+
+
+def processing_jobs(batch_id: str, txid: str | None = None) -> list[Job]:
+    """The jobs packed batch ``batch_id`` still holds (no lease), found through the txid
+    index when ``txid`` is given, else through the claim index (``processing`` rows)."""
+    query = select(*JOB_COLUMNS).where(*ours(batch_id, None))
+    if txid is not None:
+        query = query.where(PublishJob.txid == txid)
+    return [Job(*row) for row in db.session.execute(query).all()]
+
+
+def count_processing(batch_id: str, txid: str | None = None) -> int:
+    """How many jobs packed batch ``batch_id`` still holds (see :func:`processing_jobs`)."""
+    query = select(func.count()).select_from(PublishJob).where(*ours(batch_id, None))
+    if txid is not None:
+        query = query.where(PublishJob.txid == txid)
+    return int(db.session.scalar(query) or 0)
+
+
+def close_batch(batch_id: str, status: str, detail: str | None) -> None:
+    """End batch row ``batch_id`` with ``status`` and ``error_detail``."""
+    db.session.execute(
+        update(PublishBatch)
+        .where(PublishBatch.batch_id == batch_id)
+        .values(status=status, completed_at=utcnow(), error_detail=detail)
+    )

@@ -1,0 +1,91 @@
+"""When the collector runs (DESIGN.md §6): the trigger intake pulls after its commit and the
+one RQ job id a triggered run is enqueued under.
+
+Every ``BATCH_WINDOW_SECONDS`` the periodic job ``batch-collector``
+(``raregen.publish.schedule``) runs the collector; besides, intake calls :func:`notify_queued`
+after its commit, which counts accepted jobs in Redis and, past a full batch, enqueues the
+collector under one fixed RQ job id (``unique``), so triggers never stack.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import cast
+
+from flask import current_app
+
+from raregen.queue import batch_queue_name, redis_connection
+
+log = logging.getLogger("raregen.publish.batch")
+
+
+def trigger_job_id() -> str:
+    """The fixed RQ job id of a triggered collector run, ``<QUEUE_NAME>-batch-collector``:
+    one at a time (enqueued ``unique``), never stacked. Named after the queue because RQ job
+    ids are global to the Redis database."""
+    return f"{current_app.config['QUEUE_NAME']}-batch-collector"
+
+
+def _pending_key() -> str:
+    return f"raregen:{current_app.config['QUEUE_NAME']}:batch-pending"
+
+
+def _full_batch() -> int:
+    cfg = current_app.config
+    return int(cfg["PACKED_MAX_RECORDS"] if cfg["PUBLISH_MODE"] == "packed" else cfg["BATCH_SIZE"])
+
+
+def notify_queued(count: int = 1) -> None:
+    """Count ``count`` newly queued jobs; when the count passes a full batch, enqueue a
+    collector run now.
+
+    Intake calls this after its commit in batch and packed modes. One Redis ``INCR`` per
+    call (cheaper than counting queued rows on every request); only the call that crosses a
+    multiple of the batch size tries to enqueue, so a backlog waiting for a busy collector
+    does not cost every request an enqueue attempt. The count is only a trigger: the
+    periodic run every ``BATCH_WINDOW_SECONDS`` is the guarantee. Never raises: with Redis
+    down, the periodic run still takes the jobs.
+    """
+    try:
+        full = max(_full_batch(), 1)
+        pending = int(cast(int, redis_connection().incr(_pending_key(), count)))
+        if pending // full > (pending - count) // full:
+            enqueue_collector()
+    except Exception as exc:
+        log.warning("batch trigger failed: %s", exc.__class__.__name__)
+
+
+def enqueue_collector() -> bool:
+    """Enqueue one collector run under :func:`trigger_job_id` unless one is already queued
+    or running.
+
+    Returns:
+        True if enqueued, False if a triggered run was already waiting or running.
+    """
+    from rq import Queue
+    from rq.exceptions import DuplicateJobError
+
+    from raregen.publish import tasks
+
+    queue = Queue(
+        batch_queue_name(current_app.config["QUEUE_NAME"]), connection=redis_connection()
+    )
+    try:
+        queue.enqueue(
+            tasks.collect_batches,
+            job_id=trigger_job_id(),
+            unique=True,
+            job_timeout=int(current_app.config["BATCH_RUN_SECONDS"]) + 120,
+            result_ttl=0,
+            failure_ttl=60,
+        )
+    except DuplicateJobError:
+        return False
+    return True
+
+
+def _reset_pending() -> None:
+    try:
+        redis_connection().set(_pending_key(), 0)
+    except Exception:  # only the trigger's counter; the periodic run does not need it
+        pass
