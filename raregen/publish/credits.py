@@ -3,8 +3,8 @@
 Which balance pays depends on the key:
 
 * ``account_ref`` ``"acct:<id>"`` (keys registered through the wallet): the account's
-  append-only credit ledger (:mod:`raregen.wallet.credits`); the key's ``credits`` column
-  is not used.
+  append-only credit ledger and its running balance ``accounts.credit_balance``
+  (:mod:`raregen.wallet.credits`); the key's ``credits`` column is not used.
 * otherwise ``credits`` set (operator or API keys): that column, decremented in place.
 * otherwise (``credits`` None): unlimited.
 
@@ -29,9 +29,10 @@ def take(key: RegisteredKey, job_id: str) -> None:
     """Take one credit for job ``job_id`` from what pays for ``key`` (current transaction).
 
     Raises:
-        NoCredits: nothing left. Race-safe: the account row is locked before its ledger is
-            summed, and a key's column is decremented by a conditional UPDATE, so two
-            concurrent publishes with one credit left never both succeed.
+        NoCredits: nothing left. Race-safe: the account row is locked before its balance
+            (``accounts.credit_balance``) is read and moved, and a key's column is
+            decremented by a conditional UPDATE, so two concurrent publishes with one credit
+            left never both succeed.
     """
     account_id = parse_account_ref(key.account_ref)
     if account_id is not None:

@@ -1,4 +1,5 @@
-"""Operator commands: ``flask --app app accounts list|plan|grant|ledger|purge-expired``."""
+"""Operator commands: ``flask --app app accounts COMMAND`` with COMMAND one of ``list``,
+``plan``, ``grant``, ``ledger``, ``check-balances``, ``purge-expired``."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from flask.cli import AppGroup
 from raregen.db import transaction
 from raregen.errors import RareGenError
 
-accounts_cli = AppGroup("accounts", help="Wallet accounts: list them, set plans, grant credits.")
+accounts_cli = AppGroup(
+    "accounts", help="Wallet accounts: list them, set plans, grant credits, check balances."
+)
 
 
 def _fail(err: RareGenError) -> click.ClickException:
@@ -92,6 +95,35 @@ def accounts_ledger(email: str) -> None:
                 )
     except RareGenError as err:
         raise _fail(err) from None
+
+
+@accounts_cli.command("check-balances")
+@click.option(
+    "--repair",
+    is_flag=True,
+    help="Set each mismatched balance to its ledger's sum (the ledger is the record).",
+)
+def accounts_check_balances(repair: bool) -> None:
+    """Compare each account's balance column with the sum of its ledger.
+
+    Prints one line per mismatch and exits 1 if any is found (0 when all agree, or when
+    --repair corrected them).
+    """
+    from raregen.wallet import credits
+
+    with transaction():
+        found = credits.repair_balances() if repair else credits.check_balances()
+    for m in found:
+        click.echo(
+            f"{m.account_id:>6}  {m.email:40}  column={m.column:<8}  ledger={m.ledger:<8}  "
+            f"diff={m.column - m.ledger:+d}" + ("  repaired" if repair else "")
+        )
+    if not found:
+        click.echo("all account balances match their ledger")
+    elif repair:
+        click.echo(f"{len(found)} account balance(s) repaired")
+    else:
+        raise click.ClickException(f"{len(found)} account balance(s) differ from their ledger")
 
 
 @accounts_cli.command("purge-expired")

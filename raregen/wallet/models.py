@@ -2,8 +2,9 @@
 key-registration challenges (DESIGN.md §7).
 
 Times are naive UTC. ``accounts.updated_at`` is also kept by a database trigger (migration
-``0002``). The credit ledger is append-only (a trigger refuses UPDATE); an account's balance
-is the sum of its rows' ``delta``.
+``0002``). The credit ledger is append-only (a trigger refuses UPDATE) and is the record of
+an account's credits; ``accounts.credit_balance`` (migration ``0005``) keeps its running sum,
+updated in the transaction of every ledger insert (``raregen.wallet.credits``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     CheckConstraint,
     DateTime,
     ForeignKey,
@@ -38,13 +40,22 @@ OTP_PURPOSE_SIGNIN = "signin"
 
 
 class Account(db.Model):  # type: ignore[name-defined,misc]
-    """A wallet user, known by a verified email address (stored lowercased)."""
+    """A wallet user, known by a verified email address (stored lowercased).
+
+    ``credit_balance`` (credits, may be negative after an operator's correction) is always
+    ``SUM(credit_ledger.delta)`` of the account: only :mod:`raregen.wallet.credits` changes
+    it, in the transaction that inserts the ledger row, with the account row locked.
+    ``raregen.wallet.credits.check_balances`` compares the two.
+    """
 
     __tablename__ = "accounts"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     email: Mapped[str] = mapped_column(String(254), nullable=False, unique=True)
     plan: Mapped[str] = mapped_column(String(16), nullable=False, default=PLAN_FREE)
+    credit_balance: Mapped[int] = mapped_column(
+        BigInteger, nullable=False, default=0, server_default="0"
+    )
     created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime, nullable=False, default=utcnow, onupdate=utcnow

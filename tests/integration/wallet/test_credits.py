@@ -200,7 +200,9 @@ def _set_balance_to_one(account_id: int) -> None:
         db.session.add(
             CreditEntry(account_id=account_id, delta=0, reason=credits.allowance_reason(utcnow()))
         )
-        db.session.add(CreditEntry(account_id=account_id, delta=1, reason="grant:test"))
+    with transaction():
+        assert credits.grant(account_id, 1, "test") == 1
+        assert credits.check_balances() == []
 
 
 def test_one_credit_left_concurrent_publishes_accept_exactly_one(app):  # type: ignore[no-untyped-def]
