@@ -381,3 +381,35 @@ def _pool_settings() -> tuple[int, int]:
         return int(cfg.get("POOL_LOW_WATER", 0)), int(cfg.get("MAX_UNCONFIRMED_DEPTH", 20))
     except RuntimeError:
         return 0, 20
+
+
+def prevouts(outpoints: list[tuple[str, int]]) -> dict[tuple[str, int], tuple[int, str]]:
+    """The outputs the given outpoints spend, as far as the ``utxos`` table knows them.
+
+    The resolver behind ARC's Extended Format (BRC-30; ``ARC_PREVOUTS``, wired in
+    :func:`raregen.publish.services.broadcaster`): every publish input is a pool UTXO, so its
+    satoshis and locking script are here. Reads on a connection of its own, outside the
+    caller's session and transaction. Call in an app context.
+
+    Args:
+        outpoints: ``[(txid hex, vout)]``.
+
+    Returns:
+        ``{(txid, vout): (satoshis, locking script hex)}`` for the outpoints found; the
+        others are left out (the broadcaster then sends that transaction raw).
+    """
+    from sqlalchemy import tuple_
+
+    found: dict[tuple[str, int], tuple[int, str]] = {}
+    wanted = list(dict.fromkeys(outpoints))
+    with db.engine.connect() as conn:
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            rows = conn.execute(
+                select(Utxo.txid, Utxo.vout, Utxo.satoshis, Utxo.script_pub_key).where(
+                    tuple_(Utxo.txid, Utxo.vout).in_(chunk)
+                )
+            )
+            for txid, vout, satoshis, script in rows:
+                found[(txid, int(vout))] = (int(satoshis), script)
+    return found

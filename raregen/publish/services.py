@@ -77,8 +77,18 @@ def broadcaster(app: Flask | None = None) -> Broadcaster:
     app = app or current_app._get_current_object()  # type: ignore[attr-defined]
     cache = _cache(app)
     if "broadcaster" not in cache:
-        cache["broadcaster"] = build_chain(app.config, lambda: node_rpc(app))
+        config = dict(app.config)
+        # ARC gets Extended Format transactions: every input is a pool UTXO (DESIGN.md §5)
+        config.setdefault("ARC_PREVOUTS", lambda outpoints: _pool_prevouts(app, outpoints))
+        cache["broadcaster"] = build_chain(config, lambda: node_rpc(app))
     return cache["broadcaster"]  # type: ignore[no-any-return]
+
+
+def _pool_prevouts(app: Flask, outpoints: list[tuple[str, int]]) -> dict[Any, Any]:
+    from raregen.publish import pool
+
+    with app.app_context():
+        return pool.prevouts(outpoints)
 
 
 def fee_rate(app: Flask | None = None) -> int:

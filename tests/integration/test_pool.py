@@ -159,3 +159,25 @@ def test_updated_at_trigger_on_raw_update(app):  # type: ignore[no-untyped-def]
         assert after > before
     else:
         assert after > before
+
+
+def test_prevouts_resolves_pool_outpoints_for_arc_extended_format(app, monkeypatch):  # type: ignore[no-untyped-def]
+    """ARC gets Extended Format: the pool answers each input's satoshis and locking script."""
+    add(3, sats=12_345)
+    with transaction():
+        rows = [(u.txid, u.vout, u.script_pub_key) for u in db.session.query(Utxo).all()]
+    wanted = [(txid, vout) for txid, vout, _ in rows[:2]] + [("ff" * 32, 7)]
+    found = pool.prevouts(wanted)
+    assert found == {(txid, vout): (12_345, script) for txid, vout, script in rows[:2]}
+
+    # services.broadcaster wires it into the ARC backend
+    monkeypatch.setitem(app.config, "BROADCASTERS", "arc")
+    monkeypatch.setitem(app.config, "ARC_URL", "http://127.0.0.1:9")
+    services._cache(app).pop("broadcaster", None)
+    try:
+        chain = services.broadcaster(app)
+        arc = getattr(chain, "backends", [chain])[0]
+        assert arc.prevouts is not None
+        assert arc.prevouts(wanted[:1]) == {wanted[0]: found[wanted[0]]}
+    finally:
+        services._cache(app).pop("broadcaster", None)
