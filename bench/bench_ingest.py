@@ -5,7 +5,8 @@ Usage::
 
     python bench/bench_ingest.py [--quick] [--seconds S] [--connections C]
                                  [--modes batch,immediate] [--client wrk|python]
-                                 [--worker-class sync|gthread] [--profile]
+                                 [--worker-class sync|gthread] [--threads N] [--profile]
+                                 [--lean] [--ratelimit-headers] [--no-ratelimit]
 
 What it does, per publish mode (``PUBLISH_MODE``; the API answers the same in every mode,
 immediate mode also enqueues one RQ job per request, batch mode one Redis INCR):
@@ -22,8 +23,24 @@ immediate mode also enqueues one RQ job per request, batch mode one Redis INCR):
 4. ``GET /v1/ping`` for S seconds, then ``POST /v1/publish`` for S seconds; requests/s,
    p50 and p99 latency, and every answer's status counted (only 202 counts as accepted).
 
+After the table, the CPU each part of the system used per request during each phase, read
+from ``/proc``: the gunicorn workers, the PostgreSQL backends of the bench database, the
+Redis server (shared with whatever else uses it), the load generator, and ``other`` (the
+rest of the machine: other people's processes, unattributed kernel work), with how busy the
+cores were. On a shared machine the request rates move with ``other``; the CPU of our own
+parts per request is the steadier figure to compare code by.
+
 ``--profile`` samples one gunicorn worker with py-spy during the publish phase and prints
 where its time goes (inclusive share of the samples per frame).
+
+Worker class: ``sync`` by default, as ``scripts/run`` runs the app (``gunicorn -w 2``): one
+request at a time per worker, no keep-alive (``wrk`` opens a connection per request, for ping
+as for publish). ``--worker-class gthread --threads 4`` keeps connections open and overlaps
+one thread's waits on PostgreSQL and Redis with another's work: more requests/s for both
+endpoints, and relatively more for ping (so a lower publish/ping ratio). ``--lean`` is the
+setting advised for the web processes (not the RQ workers, which rely on the pre-ping after a
+PostgreSQL restart): a publish retries once on a dropped connection, other requests answer
+503 UNAVAILABLE.
 
 Goals (issue 5): >= 1000 accepted publishes/s, >= 40 % of the ping rate, p99 < 50 ms.
 """
@@ -32,6 +49,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -184,6 +202,96 @@ def run_python(base: str, mode: str, bodies: list[bytes], seconds: float, conns:
     }
 
 
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system) process ``pid`` has used so far; 0 if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def _machine_cpu() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far, from /proc/stat."""
+    vals = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = vals[3] + vals[4]  # idle + iowait
+    return (sum(vals) - idle) / _TICK, sum(vals) / _TICK
+
+
+def _pg_backends(db_url: str) -> list[int]:
+    """Pids of the PostgreSQL backends connected to the bench database (its server runs on
+    this machine)."""
+    import psycopg
+
+    name = db_url.rsplit("/", 1)[1]
+    with psycopg.connect(h.PG_ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s", (name,)
+        ).fetchall()
+    return [int(r[0]) for r in rows]
+
+
+def _redis_pid(url: str) -> int | None:
+    import redis
+
+    try:
+        return int(redis.Redis.from_url(url).info("server")["process_id"])
+    except (redis.RedisError, KeyError, ValueError):
+        return None
+
+
+class CpuMeter:
+    """CPU time of each part of the system during one load phase: the gunicorn workers, the
+    PostgreSQL backends of the bench database, the Redis server (shared with anything else
+    using it), the load generator (``wrk``, a reaped child, or this process's own client
+    threads) and the rest of the machine (other processes, the kernel's softirq work not charged to a process).
+
+    ``start()`` before the phase, ``stop()`` after; ``per_request(n)`` gives CPU ms per
+    request of each part, ``busy_share`` how busy the machine's cores were (1.0 = all).
+    """
+
+    def __init__(self, workers: list[int], db_url: str, redis_url: str):
+        self.workers = workers
+        self.db_url = db_url
+        self.redis = _redis_pid(redis_url)
+
+    def _snap(self) -> dict[str, float]:
+        import resource
+
+        snap = {
+            "gunicorn workers": sum(_proc_cpu(p) for p in self.workers),
+            "postgres backends": sum(_proc_cpu(p) for p in _pg_backends(self.db_url)),
+            "redis-server": _proc_cpu(self.redis) if self.redis else 0.0,
+        }
+        # wrk: a reaped child of this process; the Python client: this process itself
+        ru, me = resource.getrusage(resource.RUSAGE_CHILDREN), resource.getrusage(0)
+        snap["load generator"] = ru.ru_utime + ru.ru_stime + me.ru_utime + me.ru_stime
+        snap["_busy"], snap["_total"] = _machine_cpu()
+        return snap
+
+    def start(self) -> None:
+        self.t0 = time.monotonic()
+        self.a = self._snap()
+
+    def stop(self) -> None:
+        self.b = self._snap()
+        self.wall = time.monotonic() - self.t0
+
+    def per_request(self, n: int) -> dict[str, float]:
+        """CPU ms per request of each part; ``other`` is the rest of the machine's busy time
+        (other processes, e.g. other people's tests, and unattributed kernel work)."""
+        d = {k: self.b[k] - self.a[k] for k in self.a}
+        # a backend that connected during the phase was not in the first snapshot: count
+        # all its time (it is small next to the phase)
+        parts = {k: v for k, v in d.items() if not k.startswith("_")}
+        parts["other"] = max(0.0, d["_busy"] - sum(parts.values()))
+        self.busy_share = d["_busy"] / d["_total"] if d["_total"] else float("nan")
+        return {k: 1000 * v / max(n, 1) for k, v in parts.items()}
+
+
 def gunicorn_workers(master_pid: int) -> list[int]:
     out = subprocess.run(
         ["ps", "-o", "pid=", "--ppid", str(master_pid)], capture_output=True, text=True
@@ -258,7 +366,12 @@ def main() -> int:
     ap.add_argument(
         "--lean",
         action="store_true",
-        help="RATELIMIT_HEADERS_ENABLED=0 and DB_POOL_PRE_PING=0 (two round trips less)",
+        help="DB_POOL_PRE_PING=0: no connection check before each pooled use (one round trip)",
+    )
+    ap.add_argument(
+        "--ratelimit-headers",
+        action="store_true",
+        help="RATELIMIT_HEADERS_ENABLED=1: X-RateLimit-* headers (two Redis round trips more)",
     )
     ap.add_argument(
         "--no-ratelimit",
@@ -278,7 +391,8 @@ def main() -> int:
     print(
         f"gunicorn -w {args.workers} -k {args.worker_class}{threads}; client={client} "
         f"connections={args.connections}; {args.seconds:.1f} s per phase; modes={modes}"
-        f"{'; lean (no rate-limit headers, no pre-ping)' if args.lean else ''}"
+        f"{'; lean (no pool pre-ping)' if args.lean else ''}"
+        f"{'; X-RateLimit headers on' if args.ratelimit_headers else ''}"
         f"{'; rate limiter OFF' if args.no_ratelimit else ''}"
     )
     tmp = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
@@ -287,8 +401,9 @@ def main() -> int:
     if args.no_ratelimit:
         limits["RAREGEN_RATELIMIT_ENABLED"] = "0"
     if args.lean:
-        limits["RAREGEN_RATELIMIT_HEADERS_ENABLED"] = "0"
         limits["RAREGEN_DB_POOL_PRE_PING"] = "0"
+    if args.ratelimit_headers:
+        limits["RAREGEN_RATELIMIT_HEADERS_ENABLED"] = "1"
     with h.bench_env(**limits) as env:
         app = h.make_app(env)
         key = h.make_author()
@@ -330,10 +445,15 @@ def main() -> int:
                 h.wait_http(base + "/v1/ping", timeout=60)
                 run_python(base, "ping", [], 0.5, 2)  # warm both workers
                 run_python(base, "publish", warm, 0.5, 2)
+                meter = CpuMeter(gunicorn_workers(srv.pid), env.db_url, env.redis_url)
+                meter.start()
                 if client == "wrk":
                     ping = run_wrk(base, "ping", path, args.seconds, args.connections, 2, tmp)
                 else:
                     ping = run_python(base, "ping", [], args.seconds, args.connections)
+                meter.stop()
+                ping_cpu = meter.per_request(ping["requests"])
+                ping_busy = meter.busy_share
                 prof = None
                 if args.profile:
                     pid = gunicorn_workers(srv.pid)[0]
@@ -357,10 +477,14 @@ def main() -> int:
                         stdout=subprocess.DEVNULL,
                         stderr=subprocess.DEVNULL,
                     )
+                meter.start()
                 if client == "wrk":
                     pub = run_wrk(base, "publish", path, args.seconds, args.connections, 2, tmp)
                 else:
                     pub = run_python(base, "publish", mine, args.seconds, args.connections)
+                meter.stop()
+                pub_cpu = meter.per_request(pub["requests"])
+                pub_busy = meter.busy_share
                 if prof is not None:
                     prof.wait(60)
             finally:
@@ -378,6 +502,7 @@ def main() -> int:
             row = {
                 "ratelimit": not args.no_ratelimit,
                 "lean": args.lean,
+                "ratelimit_headers": args.ratelimit_headers,
                 "worker_class": args.worker_class,
                 "mode": mode,
                 "client": client,
@@ -394,6 +519,10 @@ def main() -> int:
                 "jobs_stored": stored,
                 "ratio_vs_ping": accepted_rps / ping["rps"],
                 "load_after": h.machine()["load"],
+                "ping_cpu_ms": {k: round(v, 3) for k, v in ping_cpu.items()},
+                "publish_cpu_ms": {k: round(v, 3) for k, v in pub_cpu.items()},
+                "ping_busy": round(ping_busy, 3),
+                "publish_busy": round(pub_busy, 3),
             }
             results.append(row)
             if args.profile and (tmp / f"pyspy-{mode}.txt").exists():
@@ -409,7 +538,7 @@ def main() -> int:
     print()
     print(
         f"{'mode':<10} {'endpoint':<16} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
-        f"{'accepted':>9} {'other':>6}"
+        f"{'accepted':>9} {'other':>6}  load after (1/5/15 min)"
     )
     for r in results:
         print(
@@ -419,7 +548,7 @@ def main() -> int:
         print(
             f"{r['mode']:<10} {'POST /v1/publish':<16} {r['accepted_rps']:8.0f} "
             f"{r['publish_p50_ms']:8.2f} {r['publish_p99_ms']:8.2f} {r['accepted']:9d} "
-            f"{r['errors'] + r['replays_200']:6d}"
+            f"{r['errors'] + r['replays_200']:6d}  {r['load_after']}"
         )
         goals = (
             f"  goals: accepted/s {r['accepted_rps']:.0f} >= 1000: "
@@ -430,6 +559,22 @@ def main() -> int:
             f"{'met' if r['publish_p99_ms'] < 50 else 'NOT met'}"
         )
         print(goals)
+    print(
+        "\nCPU ms per request during each phase (machine busy = share of all cores in use;"
+        " redis-server is shared with other users of it; other = the rest of the machine):"
+    )
+    parts = ["gunicorn workers", "postgres backends", "redis-server", "load generator", "other"]
+    print(f"{'mode':<10} {'endpoint':<16} " + " ".join(f"{p[:17]:>17}" for p in parts) + "    busy")
+    for r in results:
+        for label, cpu, busy in (
+            ("GET /v1/ping", r["ping_cpu_ms"], r["ping_busy"]),
+            ("POST /v1/publish", r["publish_cpu_ms"], r["publish_busy"]),
+        ):
+            print(
+                f"{r['mode']:<10} {label:<16} "
+                + " ".join(f"{cpu[p]:17.3f}" for p in parts)
+                + f"  {100 * busy:5.0f}%"
+            )
     for r in results:
         h.emit({"bench": "ingest", **r})
     shutil.rmtree(tmp, ignore_errors=True)

@@ -141,9 +141,14 @@ def load_settings(instance_path: str) -> dict[str, Any]:
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "RATELIMIT_ENABLED": _bool("RATELIMIT_ENABLED", True),
-        # X-RateLimit-* headers on every answer cost one more Redis round trip per request
-        # (a 429 still carries Retry-After: raregen.web.errors); docs/PERFORMANCE.md
-        "RATELIMIT_HEADERS_ENABLED": _bool("RATELIMIT_HEADERS_ENABLED", True),
-        # pool_pre_ping tests every pooled connection with a round trip before each use
+        # X-RateLimit-* headers on every answer cost two more Redis round trips per request
+        # (GET and TTL of the window after the hit); off by default, DESIGN.md §2 does not
+        # promise them. A 429 carries Retry-After either way (raregen.web.errors).
+        "RATELIMIT_HEADERS_ENABLED": _bool("RATELIMIT_HEADERS_ENABLED", False),
+        # pool_pre_ping tests every pooled connection with a round trip before each use (RQ
+        # workers rely on it after a PostgreSQL restart). Off (DB_POOL_PRE_PING=0) saves that
+        # round trip per request: a dropped connection then fails its first statement, the
+        # pool is invalidated, a publish retries once on a new connection and other requests
+        # answer 503 UNAVAILABLE (raregen.web.errors); docs/API.md
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": _bool("DB_POOL_PRE_PING", True)},
     }

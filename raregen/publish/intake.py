@@ -2,6 +2,13 @@
 
 The whole acceptance is one database transaction: the credit is taken and the job is stored
 together, or neither happens. The RQ job is enqueued only after the commit.
+
+On PostgreSQL the usual case (a key without a wallet account) is accepted by **one**
+statement in autocommit mode (:data:`_PG_ACCEPT_SQL`): the key, the job stored earlier
+under the same nonce, the conditional credit decrement, the job row and its audit row, one
+round trip instead of BEGIN, SELECT, INSERT and COMMIT. A single statement is atomic, so
+the rule above holds. Keys of wallet accounts (the credit ledger), SQLite (the embedded
+default) and calls made inside an open session transaction take the transactional path.
 """
 
 from __future__ import annotations
@@ -14,12 +21,13 @@ from typing import Any, cast
 
 from flask import current_app
 from sqlalchemy import String, and_, bindparam, insert, literal, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from raregen import signing
 from raregen.db import after_commit, db, transaction, utcnow
 from raregen.errors import (
     KeyRefused,
+    NoCredits,
     NonceReused,
     RequestError,
     TimeWindowError,
@@ -42,13 +50,30 @@ class Accepted:
 def parse_body(raw: bytes, content_type: str | None) -> Any:
     """Decode the HTTP body as JSON.
 
+    Args:
+        raw: the request body, bytes as received.
+        content_type: the ``Content-Type`` header, or None.
+
+    Returns:
+        The decoded JSON value (any JSON type; :func:`accept` checks its shape).
+
     Raises:
-        UnsupportedMediaType: the content type is not ``application/json``.
+        UnsupportedMediaType: 415 UNSUPPORTED_MEDIA_TYPE: the media type is not
+            ``application/json``, or a ``charset`` parameter names another encoding than
+            UTF-8 (RFC 8259 §8.1: JSON exchanged between systems is UTF-8; a body declared
+            as, say, latin-1 is refused rather than read as UTF-8).
         RequestError: MALFORMED_JSON (not UTF-8 JSON), DUPLICATE_MEMBER (a member twice).
     """
-    mime = (content_type or "").split(";")[0].strip().lower()
-    if mime != "application/json":
+    mime, *params = (content_type or "").split(";")
+    if mime.strip().lower() != "application/json":
         raise UnsupportedMediaType("Send the request as application/json.")
+    for param in params:
+        # every charset parameter counts (a repeated one too); an empty value is not UTF-8
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset" and value.strip().strip('"').lower() != "utf-8":
+            raise UnsupportedMediaType(
+                "Send the request as application/json in UTF-8 (no other charset)."
+            )
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -156,6 +181,129 @@ def _replay_or_conflict(job: Any, signed_payload: str, signature: str) -> Accept
     )
 
 
+# PostgreSQL, keys without a wallet account: the whole acceptance in one statement, run in
+# autocommit mode (a single statement is its own transaction: all of it happens or none).
+# Same checks, same order and same rows as the transactional path in accept():
+# * k: the key (none: KEY_NOT_REGISTERED; status not active: KEY_REVOKED);
+# * prev: the job stored before under (pubkey, nonce): replay (200) or NONCE_REUSED;
+# * paid: a key with a credits column pays with a conditional decrement, re-checked on the
+#   row's latest version under its lock (READ COMMITTED), so two concurrent requests never
+#   both take the last credit (nothing paid: NO_CREDITS); credits NULL is unlimited;
+# * new_job, audited: the job row and its publish:job:accepted audit row;
+# * keys with an account_ref (wallet accounts pay from the credit ledger) change nothing
+#   here and are then accepted by the transactional path.
+# A concurrent twin of (pubkey, nonce) makes the INSERT fail on the unique index, which rolls
+# the whole statement back (the credit too). Data-modifying CTEs run exactly once whether or
+# not the final SELECT reads them.
+_PG_ACCEPT_SQL = """
+WITH k AS (
+    SELECT id, status, credits, account_ref FROM registered_keys WHERE pubkey = %(pubkey)s
+), prev AS (
+    SELECT job_id, status, signed_payload, signature FROM publish_jobs
+    WHERE pubkey = %(pubkey)s AND nonce = %(nonce)s
+), go AS (
+    SELECT id, credits FROM k
+    WHERE status = 'active' AND account_ref IS NULL AND NOT EXISTS (SELECT 1 FROM prev)
+), paid AS (
+    UPDATE registered_keys SET credits = registered_keys.credits - 1
+    FROM go
+    WHERE registered_keys.id = go.id AND go.credits IS NOT NULL AND registered_keys.credits > 0
+    RETURNING registered_keys.id
+), new_job AS (
+    INSERT INTO publish_jobs (job_id, key_id, pubkey, nonce, signed_payload, signature,
+                              record_type, account_ref, status, attempts, created_at, updated_at)
+    SELECT %(job_id)s, go.id, %(pubkey)s, %(nonce)s, %(signed_payload)s, %(signature)s,
+           %(record_type)s, NULL, 'queued', 0, %(now)s, %(now)s
+    FROM go
+    WHERE go.credits IS NULL OR EXISTS (SELECT 1 FROM paid)
+    RETURNING job_id, created_at
+), audited AS (
+    INSERT INTO audit_log (actor, action, subject, created_at)
+    SELECT %(actor)s, 'publish:job:accepted', job_id, created_at FROM new_job
+)
+SELECT k.status AS key_status, k.account_ref,
+       prev.job_id, prev.status, prev.signed_payload, prev.signature,
+       (SELECT job_id FROM new_job) AS new_job_id
+FROM k LEFT JOIN prev ON true
+"""
+
+
+def _one_statement_usable() -> bool:
+    """True when :func:`_accept_one_statement` may run: PostgreSQL, and no transaction open
+    on the session (a caller's uncommitted rows would be invisible to another connection)."""
+    if db.engine.dialect.name != "postgresql":
+        return False
+    registry = db.session.registry  # has(): without making a session just to ask it
+    return not registry.has() or not registry().in_transaction()
+
+
+def _accept_one_statement(req: Any, mode: str) -> Accepted | None:
+    """Accept a verified request with :data:`_PG_ACCEPT_SQL` (PostgreSQL, autocommit).
+
+    Args:
+        req: the verified request (``signing.verify_publish_request``).
+        mode: ``PUBLISH_MODE``: what to do once the job is stored (as the transactional
+            path: enqueue its RQ job in immediate mode, else count it for the collector).
+
+    Returns:
+        :class:`Accepted`, or None when the transactional path must decide: the key belongs
+        to a wallet account (credit ledger), or a concurrent request stored the same
+        ``(pubkey, nonce)`` first (the unique index refused ours; nothing was written).
+
+    Raises:
+        KeyRefused: KEY_NOT_REGISTERED, KEY_REVOKED.
+        NonceReused: NONCE_REUSED (same key and nonce, other payload or signature).
+        NoCredits: NO_CREDITS (the key's ``credits`` column is 0).
+        sqlalchemy.exc.DBAPIError: the database failed. A connection PostgreSQL dropped
+            (e.g. after a restart) is retried once on a fresh one first; retrying is safe:
+            if the first statement did commit, the retry finds that job and answers it as an
+            exact resubmission (200).
+    """
+    job_id = str(uuid.uuid4())
+    params = {
+        "pubkey": req.pubkey_hex,
+        "nonce": req.payload.nonce,
+        "job_id": job_id,
+        "signed_payload": req.signed_payload,
+        "signature": req.signature_b64,
+        "record_type": req.payload.type,
+        "now": utcnow(),
+        "actor": f"key:{req.pubkey_hex[:16]}",
+    }
+    for attempt in range(2):
+        try:
+            with db.engine.connect() as conn:
+                conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+                row = conn.exec_driver_sql(_PG_ACCEPT_SQL, params).first()
+            break
+        except IntegrityError:
+            return None
+        except DBAPIError as err:
+            # SQLAlchemy invalidated the dropped connection and every older one in the pool
+            if attempt == 0 and err.connection_invalidated:
+                continue
+            raise
+    if row is None:
+        raise KeyRefused(
+            "This public key is not registered with the publisher.",
+            code="KEY_NOT_REGISTERED",
+            field="pubkey",
+        )
+    if row.key_status != "active":
+        raise KeyRefused("This public key was revoked.", code="KEY_REVOKED", field="pubkey")
+    if row.job_id is not None:
+        return _replay_or_conflict(row, req.signed_payload, req.signature_b64)
+    if row.new_job_id is None:
+        if row.account_ref is not None:
+            return None
+        raise NoCredits("This key's account has no publishing credit left.")
+    if mode == "immediate":
+        enqueue_publish(job_id)
+    else:  # batch, packed: the collector takes it (DESIGN.md §6)
+        batch.notify_queued()
+    return Accepted(job_id, QUEUED, created=True)
+
+
 def accept(body: Any, *, now: int | None = None) -> Accepted:
     """Verify a v1 request body and store a ``queued`` job for it.
 
@@ -169,6 +317,12 @@ def accept(body: Any, *, now: int | None = None) -> Accepted:
 
     Raises:
         RareGenError subclasses with the codes of DESIGN.md §2.
+        sqlalchemy.exc.DBAPIError: the database is unreachable (``raregen.web.errors``
+            answers 503 UNAVAILABLE).
+
+    On PostgreSQL, outside an open session transaction, a key without a wallet account is
+    accepted by one statement (:func:`_accept_one_statement`); everything else by the
+    transaction below. Both give the same answers and write the same rows.
     """
     cfg = current_app.config
     now = int(time.time()) if now is None else now
@@ -185,6 +339,11 @@ def accept(body: Any, *, now: int | None = None) -> Accepted:
         if replay is not None:
             return replay
         raise
+
+    if _one_statement_usable():
+        accepted = _accept_one_statement(req, cfg["PUBLISH_MODE"])
+        if accepted is not None:
+            return accepted
 
     for _attempt in range(2):
         try:

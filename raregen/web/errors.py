@@ -2,15 +2,23 @@
 
 API paths (``/v1/``, ``/wallet/api/``, ``/internal/``) and clients that prefer JSON always get
 ``{"error": {"code", "message", "field"}}``; browsers get an HTML error page. No stack trace
-or exception text ever reaches a client; unexpected errors are logged server-side.
+or exception text ever reaches a client; unexpected errors are logged server-side. A
+dependency that is down (the database unreachable or a connection it dropped, Redis
+unreachable) answers 503 ``UNAVAILABLE`` with ``Retry-After: 1`` instead of a 500.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import time
 
 from flask import Flask, Response, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import OperationalError as DBOperationalError
 from werkzeug.exceptions import HTTPException
 
 from raregen.errors import RareGenError, RateLimited
@@ -51,6 +59,35 @@ def _respond(status: int, code: str, message: str, field: str | None = None) -> 
     return resp
 
 
+def _limit_retry_after(err: HTTPException) -> int:
+    """Seconds until the breached flask-limiter window resets (``Retry-After`` of a 429).
+
+    Read from the limiter's storage only on this path (two Redis round trips per 429), so
+    the ``X-RateLimit-*`` headers, which cost them on every answer, can stay off. 60 when the
+    limiter cannot say (storage down, a 429 not raised by the limiter).
+    """
+    retry = getattr(err, "retry_after", None)
+    if retry:
+        return max(1, int(retry))
+    try:
+        from raregen.extensions import limiter
+
+        current = limiter.current_limit
+        if current is not None:
+            return max(1, math.ceil(current.reset_at - time.time()))
+    except Exception:  # noqa: BLE001 - an error handler must answer: storage down, say 60
+        log.warning("rate limit window unreadable; Retry-After 60")
+    return 60
+
+
+def _unavailable(err: Exception) -> bool:
+    """True for a dependency that is down rather than a bug: the database unreachable or
+    its connection dropped (a PostgreSQL restart), Redis unreachable."""
+    if isinstance(err, DBAPIError):
+        return err.connection_invalidated or isinstance(err, DBOperationalError)
+    return isinstance(err, (RedisConnectionError, RedisTimeoutError))
+
+
 def register(app: Flask) -> None:
     """Install the handlers on ``app``."""
 
@@ -71,8 +108,7 @@ def register(app: Flask) -> None:
         code = _HTTP_CODES.get(status, "HTTP_ERROR")
         if status == 429:
             resp = _respond(429, "RATE_LIMITED", "Too many requests; slow down and retry later.")
-            retry = getattr(err, "retry_after", None) or 60
-            resp.headers["Retry-After"] = str(retry)
+            resp.headers["Retry-After"] = str(_limit_retry_after(err))
             return resp
         if status == 413:
             return _respond(413, code, "The request body is larger than allowed.")
@@ -80,5 +116,17 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(err: Exception) -> Response:
+        if _unavailable(err):
+            # e.g. the first use of a pooled connection after a PostgreSQL restart (the pool
+            # is invalidated, the next request reconnects), or the database or Redis down
+            log.warning(
+                "dependency unavailable on %s %s: %s",
+                request.method,
+                request.path,
+                err.__class__.__name__,
+            )
+            resp = _respond(503, "UNAVAILABLE", "A service we depend on is unavailable; retry.")
+            resp.headers["Retry-After"] = "1"
+            return resp
         log.exception("unhandled error on %s %s", request.method, request.path)
         return _respond(500, "INTERNAL", "Something went wrong on our side; nothing was lost.")

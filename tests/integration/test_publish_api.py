@@ -72,6 +72,17 @@ def expect(resp, status: int, code: str) -> None:  # type: ignore[no-untyped-def
     assert "Traceback" not in resp.get_data(as_text=True)
 
 
+def _audit_subjects(action: str) -> list[str]:
+    from sqlalchemy import select
+
+    from raregen.db import db
+    from raregen.publish.models import AuditLog
+
+    rows = db.session.scalars(select(AuditLog.subject).where(AuditLog.action == action)).all()
+    db.session.rollback()  # the test's reads hold no transaction open for the next request
+    return list(rows)
+
+
 def test_accepts_and_replays(client, key):  # type: ignore[no-untyped-def]
     body = body_for(key, payload())
     first = post(client, body)
@@ -83,6 +94,15 @@ def test_accepts_and_replays(client, key):  # type: ignore[no-untyped-def]
     assert again.json == first.json
     job = client.get(first.json["statusUrl"]).json
     assert job["status"] == "queued" and job["attempts"] == 0
+    # the job's audit row is written with it, once (not again for the replay)
+    assert _audit_subjects("publish:job:accepted") == [first.json["jobId"]]
+
+
+def test_no_rate_limit_headers_by_default(client, key):  # type: ignore[no-untyped-def]
+    # X-RateLimit-* headers would cost two more limiter storage round trips per request
+    resp = post(client, body_for(key, payload()))
+    assert resp.status_code == 202
+    assert not [h for h in resp.headers if h[0].lower().startswith("x-ratelimit")]
 
 
 def test_malformed_json(client, key):  # type: ignore[no-untyped-def]
@@ -92,6 +112,40 @@ def test_malformed_json(client, key):  # type: ignore[no-untyped-def]
 
 def test_unsupported_media_type(client):  # type: ignore[no-untyped-def]
     expect(client.post("/v1/publish", data="a=b", content_type="application/x-www-form-urlencoded"), 415, "UNSUPPORTED_MEDIA_TYPE")
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/json; charset=latin-1",
+        "application/json; charset=ISO-8859-1",
+        'application/json; charset="utf-16"',
+        "application/json;charset=us-ascii",
+        "application/json; charset=",
+        "application/json; charset=utf-8; charset=latin-1",
+        "application/json; charset=latin-1; charset=utf-8",
+    ],
+)
+def test_charset_other_than_utf8_is_415(client, key, content_type):  # type: ignore[no-untyped-def]
+    # a body declared in another encoding is refused, not read as UTF-8 (RFC 8259 §8.1)
+    body = json.dumps(body_for(key, payload())).encode()
+    resp = client.post("/v1/publish", data=body, headers={"Content-Type": content_type})
+    expect(resp, 415, "UNSUPPORTED_MEDIA_TYPE")
+    assert "UTF-8" in resp.json["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/json; charset=utf-8",
+        "application/json; charset=UTF-8",
+        'Application/JSON; charset="utf-8"',
+    ],
+)
+def test_utf8_charset_is_accepted(client, key, content_type):  # type: ignore[no-untyped-def]
+    body = json.dumps(body_for(key, payload())).encode()
+    resp = client.post("/v1/publish", data=body, headers={"Content-Type": content_type})
+    assert resp.status_code == 202, resp.get_data(as_text=True)
 
 
 def test_missing_and_unknown_field(client, key):  # type: ignore[no-untyped-def]
@@ -192,11 +246,26 @@ def test_uncompressed_key_stored_compressed(client, app):  # type: ignore[no-unt
     assert post(client, body).status_code == 202
 
 
+def _key_credits(pubkey: str) -> int | None:
+    from sqlalchemy import select
+
+    from raregen.db import db
+    from raregen.publish.models import RegisteredKey
+
+    value = db.session.scalar(select(RegisteredKey.credits).where(RegisteredKey.pubkey == pubkey))
+    db.session.rollback()
+    return value
+
+
 def test_no_credits(client, app):  # type: ignore[no-untyped-def]
     k = coincurve.PrivateKey()
     keys.register_key(k.public_key.format().hex(), credits=1)
     assert post(client, body_for(k, payload())).status_code == 202
+    assert _key_credits(k.public_key.format().hex()) == 0
     expect(post(client, body_for(k, payload())), 402, "NO_CREDITS")
+    # the refused request wrote nothing
+    assert len(_audit_subjects("publish:job:accepted")) == 1
+    assert _key_credits(k.public_key.format().hex()) == 0
 
 
 def test_nonce_reused(client, key):  # type: ignore[no-untyped-def]
@@ -228,7 +297,8 @@ def test_rate_limited(client, app, key):  # type: ignore[no-untyped-def]
         assert codes[:2] == [202, 202]
         resp = post(client, body_for(key, payload()))
         expect(resp, 429, "RATE_LIMITED")
-        assert int(resp.headers["Retry-After"]) > 0
+        # seconds until the hour's window resets, read from the limiter (headers are off)
+        assert 0 < int(resp.headers["Retry-After"]) <= 3601
     finally:
         app.config["PUBLISH_RATE_LIMIT"] = old
         limiter.reset()
@@ -282,3 +352,104 @@ def test_cut_off_body_is_413_not_400(client, app):  # type: ignore[no-untyped-de
 def test_health_errors_are_json(client):  # type: ignore[no-untyped-def]
     resp = client.post("/healthz")
     assert resp.status_code == 405 and resp.is_json
+
+
+def _concurrently(client, bodies):  # type: ignore[no-untyped-def]
+    """POST every body at once from its own thread; the answers in the same order."""
+    import threading
+
+    barrier = threading.Barrier(len(bodies))
+    answers: list = [None] * len(bodies)
+
+    def run(i: int) -> None:
+        barrier.wait()
+        answers[i] = post(client, bodies[i])
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(bodies))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return answers
+
+
+def test_concurrent_resubmissions_store_one_job(app, client, key):  # type: ignore[no-untyped-def]
+    body = body_for(key, payload())
+    answers = _concurrently(client, [body] * 6)
+    codes = sorted(a.status_code for a in answers)
+    assert codes == [200] * 5 + [202], [a.get_data(as_text=True) for a in answers]
+    assert len({a.json["jobId"] for a in answers}) == 1
+    assert _audit_subjects("publish:job:accepted") == [answers[0].json["jobId"]]
+
+
+def test_concurrent_publishes_take_the_last_credit_once(app, client):  # type: ignore[no-untyped-def]
+    k = coincurve.PrivateKey()
+    keys.register_key(k.public_key.format().hex(), credits=1)
+    answers = _concurrently(client, [body_for(k, payload()) for _ in range(6)])
+    codes = sorted(a.status_code for a in answers)
+    assert codes == [202] + [402] * 5, [a.get_data(as_text=True) for a in answers]
+    assert all(a.json["error"]["code"] == "NO_CREDITS" for a in answers if a.status_code == 402)
+    assert _key_credits(k.public_key.format().hex()) == 0
+    assert len(_audit_subjects("publish:job:accepted")) == 1
+
+
+@pytest.fixture
+def no_ping_app(pg_app):  # type: ignore[no-untyped-def]
+    """The PostgreSQL test database behind an app whose pool does not ping connections
+    before use (``RAREGEN_DB_POOL_PRE_PING=0``). No app context stays pushed, so every
+    request has its own, as under gunicorn (its end removes the request's session)."""
+    from raregen import create_app
+    from raregen.db import db
+
+    names = ("SQLALCHEMY_DATABASE_URI", "REDIS_URL", "RATELIMIT_STORAGE_URI", "SERVER_WIF")
+    config = {name: pg_app.config[name] for name in names}
+    config.update(
+        TESTING=True, SECRET_KEY="test-secret", SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": False}
+    )
+    app = create_app(config)
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+def _drop_connections(app) -> int:  # type: ignore[no-untyped-def]
+    """End every other connection to the app's database, as a PostgreSQL restart does."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    url = make_url(app.config["SQLALCHEMY_DATABASE_URI"]).set(drivername="postgresql")
+    with psycopg.connect(url.render_as_string(hide_password=False), autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchall()
+    return len(rows)
+
+
+def test_dropped_connections_without_pre_ping(no_ping_app):  # type: ignore[no-untyped-def]
+    """After PostgreSQL drops the pooled connections (a restart), a publish still succeeds
+    (its one statement is retried once on a new connection: safe, a replay answers the same
+    job) and any other request gets JSON, never a 500 with a stack trace."""
+    client = no_ping_app.test_client()
+    k = coincurve.PrivateKey()
+    with no_ping_app.app_context():
+        keys.register_key(k.public_key.format().hex())
+    first = post(client, body_for(k, payload()))
+    assert first.status_code == 202
+    assert _drop_connections(no_ping_app) >= 1
+    again = post(client, body_for(k, payload()))
+    assert again.status_code == 202, again.get_data(as_text=True)
+    # a read through the ORM session on a dropped connection: 503 UNAVAILABLE or success
+    assert client.get(first.json["statusUrl"]).status_code == 200
+    assert _drop_connections(no_ping_app) >= 1
+    resp = client.get(first.json["statusUrl"])
+    assert resp.is_json and "Traceback" not in resp.get_data(as_text=True)
+    if resp.status_code == 503:
+        assert resp.json["error"]["code"] == "UNAVAILABLE"
+        assert resp.headers["Retry-After"] == "1"
+    else:
+        assert resp.status_code == 200
+    # the pool was invalidated: the next request reconnects
+    assert client.get(first.json["statusUrl"]).status_code == 200
+    assert post(client, body_for(k, payload())).status_code == 202
