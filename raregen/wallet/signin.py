@@ -142,6 +142,17 @@ def _refusal(challenge: OtpChallenge | None, now_expired: bool) -> CodeRejected:
     return CodeRejected("This code cannot be used; ask for a new one.", code="CODE_EXPIRED")
 
 
+def _fresh_challenge(challenge_id: int | None) -> OtpChallenge | None:
+    """The challenge row as the database has it now (None for no id or no row)."""
+    if challenge_id is None:
+        return None
+    return db.session.scalar(
+        select(OtpChallenge)
+        .where(OtpChallenge.id == challenge_id)
+        .execution_options(populate_existing=True)
+    )
+
+
 def _refuse_malformed(challenge_id: int | None, now: datetime, max_tries: int) -> NoReturn:
     """Refuse an entry that cannot be a code without spending a try.
 
@@ -149,15 +160,7 @@ def _refuse_malformed(challenge_id: int | None, now: datetime, max_tries: int) -
     whatever they type); otherwise the refusal is ``BAD_CODE``.
     """
     with transaction():
-        challenge = (
-            db.session.scalar(
-                select(OtpChallenge)
-                .where(OtpChallenge.id == challenge_id)
-                .execution_options(populate_existing=True)
-            )
-            if challenge_id is not None
-            else None
-        )
+        challenge = _fresh_challenge(challenge_id)
         refusal: RequestError | CodeRejected
         if (
             challenge is None
@@ -223,15 +226,7 @@ def verify_code(challenge_id: int | None, raw_code: object, ip: str | None = Non
                 .values(tries=OtpChallenge.tries + 1)
                 .execution_options(synchronize_session=False)
             )
-        challenge = (
-            db.session.scalar(
-                select(OtpChallenge)
-                .where(OtpChallenge.id == challenge_id)
-                .execution_options(populate_existing=True)
-            )
-            if challenge_id is not None
-            else None
-        )
+        challenge = _fresh_challenge(challenge_id)
         if spent != 1 or challenge is None:
             raise _refusal(challenge, challenge is not None and challenge.expires_at <= now)
         right = code is not None and otp.check_code(

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import coincurve
 import pytest
+from bsv.utils import unsigned_to_varint
 
 from raregen.protocol import (
     PROTOCOL_PREFIX,
@@ -34,26 +35,16 @@ PUB = KEY.public_key.format(compressed=True)
 NOW = 1_700_000_000
 
 
-def _varint(n: int) -> bytes:
-    if n < 0xFD:
-        return bytes([n])
-    if n <= 0xFFFF:
-        return b"\xfd" + n.to_bytes(2, "little")
-    if n <= 0xFFFFFFFF:
-        return b"\xfe" + n.to_bytes(4, "little")
-    return b"\xff" + n.to_bytes(8, "little")
-
-
 def build_tx(outputs: list[tuple[int, bytes]], n_inputs: int = 1) -> bytes:
     """A test-side serializer: version 1, dummy inputs, the given outputs, locktime 0."""
-    raw = (1).to_bytes(4, "little") + _varint(n_inputs)
+    raw = (1).to_bytes(4, "little") + unsigned_to_varint(n_inputs)
     for i in range(n_inputs):
         script_sig = bytes([0x51]) * (i + 1)
         raw += hashlib.sha256(bytes([i])).digest() + i.to_bytes(4, "little")
-        raw += _varint(len(script_sig)) + script_sig + b"\xff\xff\xff\xff"
-    raw += _varint(len(outputs))
+        raw += unsigned_to_varint(len(script_sig)) + script_sig + b"\xff\xff\xff\xff"
+    raw += unsigned_to_varint(len(outputs))
     for sats, script in outputs:
-        raw += sats.to_bytes(8, "little") + _varint(len(script)) + script
+        raw += sats.to_bytes(8, "little") + unsigned_to_varint(len(script)) + script
     return raw + (0).to_bytes(4, "little")
 
 

@@ -42,7 +42,7 @@ from raregen.publish.batch.common import (
     new_batch_id,
     record_script,
 )
-from raregen.publish.batch.statements import fail_jobs
+from raregen.publish.batch.statements import fail_unencodable
 from raregen.publish.models import PURPOSE_PUBLISH, PublishBatch
 from raregen.publish.txbuilder import TxInvariantError, build_publish_tx, required_satoshis
 
@@ -95,15 +95,7 @@ def collect_batch(*, with_tx: bool | None = None, limit: int | None = None) -> R
             claim.defer(waiting, detail="waiting for a pool UTXO", not_before=wait_until)
             claim.defer(unbuilt, detail="build failed", not_before=wait_until, attempt=True)
             if broken:
-                fail_jobs(
-                    batch_id,
-                    None,
-                    broken,
-                    "BAD_RECORD",
-                    "the stored record cannot be encoded",
-                    queued=True,
-                )
-                counts["failed"] += len(broken)
+                counts["failed"] += fail_unencodable(batch_id, broken)
             sending = built + resend
             db.session.add(
                 PublishBatch(

@@ -33,7 +33,7 @@ from raregen.publish.batch.common import (
     new_batch_id,
     record_script,
 )
-from raregen.publish.batch.statements import fail_jobs
+from raregen.publish.batch.statements import fail_unencodable
 from raregen.publish.models import PURPOSE_FUNDING, PURPOSE_PUBLISH, PublishBatch
 from raregen.publish.txbuilder import (
     DUST_LIMIT,
@@ -95,15 +95,7 @@ def collect_packed(*, limit: int | None = None) -> RunReport:
             keep = packed_prefix(good, max_bytes)
             overflow, good = good[keep:], good[:keep]
             if broken:
-                fail_jobs(
-                    batch_id,
-                    None,
-                    broken,
-                    "BAD_RECORD",
-                    "the stored record cannot be encoded",
-                    queued=True,
-                )
-                counts["failed"] += len(broken)
+                counts["failed"] += fail_unencodable(batch_id, broken)
             if not good:
                 if not broken:
                     raise Rollback({})

@@ -209,3 +209,13 @@ def close_batch(batch_id: str, status: str, detail: str | None) -> None:
         .where(PublishBatch.batch_id == batch_id)
         .values(status=status, completed_at=utcnow(), error_detail=detail)
     )
+
+
+def fail_unencodable(batch_id: str, jobs: list[Job]) -> int:
+    """Fail ``queued`` jobs (locked by this transaction) whose stored record cannot be
+    encoded any more (validated at intake: only a damaged row gets here), with
+    ``BAD_RECORD`` and their credit given back. Returns how many were failed."""
+    fail_jobs(
+        batch_id, None, jobs, "BAD_RECORD", "the stored record cannot be encoded", queued=True
+    )
+    return len(jobs)

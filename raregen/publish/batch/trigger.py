@@ -67,9 +67,7 @@ def enqueue_collector() -> bool:
 
     from raregen.publish import tasks
 
-    queue = Queue(
-        batch_queue_name(current_app.config["QUEUE_NAME"]), connection=redis_connection()
-    )
+    queue = Queue(batch_queue_name(current_app.config["QUEUE_NAME"]), connection=redis_connection())
     try:
         queue.enqueue(
             tasks.collect_batches,

@@ -24,6 +24,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from bsv.utils import unsigned_to_varint
+
+from raregen.chain.scan import read_varint
+
 __all__ = ["EF_MARKER", "input_outpoints", "is_extended", "to_extended_format"]
 
 #: The 6 bytes that follow the version in an EF transaction (BRC-30).
@@ -31,27 +35,15 @@ EF_MARKER = bytes.fromhex("0000000000ef")
 
 
 def _varint(raw: bytes, pos: int) -> tuple[int, int]:
-    """Read a Bitcoin VarInt at ``pos``; return ``(value, position after it)``."""
-    if pos >= len(raw):
-        raise ValueError("transaction ends inside a VarInt")
-    first = raw[pos]
-    width = {0xFD: 2, 0xFE: 4, 0xFF: 8}.get(first, 0)
-    if not width:
-        return first, pos + 1
-    end = pos + 1 + width
-    if end > len(raw):
-        raise ValueError("transaction ends inside a VarInt")
-    return int.from_bytes(raw[pos + 1 : end], "little"), end
+    """Read a Bitcoin VarInt at ``pos``; return ``(value, position after it)``.
 
-
-def _encode_varint(n: int) -> bytes:
-    if n < 0xFD:
-        return bytes([n])
-    if n <= 0xFFFF:
-        return b"\xfd" + n.to_bytes(2, "little")
-    if n <= 0xFFFFFFFF:
-        return b"\xfe" + n.to_bytes(4, "little")
-    return b"\xff" + n.to_bytes(8, "little")
+    Raises:
+        ValueError: the transaction ends inside the VarInt.
+    """
+    try:
+        return read_varint(raw, pos)
+    except IndexError:
+        raise ValueError("transaction ends inside a VarInt") from None
 
 
 def _take(raw: bytes, pos: int, n: int) -> int:
@@ -136,7 +128,7 @@ def to_extended_format(raw_hex: str, prevouts: Sequence[tuple[int, str]]) -> str
         if not isinstance(satoshis, int) or not 0 <= satoshis < 2**63:
             raise ValueError(f"satoshis out of range: {satoshis!r}")
         script = bytes.fromhex(script_hex)
-        parts += [raw[start:end], satoshis.to_bytes(8, "little"), _encode_varint(len(script))]
+        parts += [raw[start:end], satoshis.to_bytes(8, "little"), unsigned_to_varint(len(script))]
         parts.append(script)
     parts.append(raw[outputs_at:])
     return b"".join(parts).hex()
