@@ -117,10 +117,20 @@ def rq_job_id(job_id: str, not_before: datetime | None = None) -> str:
     return f"publish-{job_id}-{_ms(not_before)}"
 
 
+#: Queue objects :func:`enqueue_publish` reuses, by (Redis client, queue name): a Queue asks
+#: the server its version (INFO, a round trip) once per instance, and every enqueue needs it.
+_ENQUEUE_QUEUES: dict[tuple[int, str], Queue] = {}
+
+
 def enqueue_publish(
     job_id: str, delay_seconds: float | None = None, *, not_before: datetime | None = None
 ) -> bool:
     """Put publish job ``job_id`` on the queue, now or after ``delay_seconds``.
+
+    An immediate enqueue is one Redis round trip: the job's hash, its status and the push
+    onto the queue's list go in one ``MULTI``/``EXEC`` pipeline (RQ's own ``pipeline=``
+    option), on a Queue object kept per process (see :data:`_ENQUEUE_QUEUES`). The job is in
+    Redis when this returns True.
 
     Args:
         job_id: the publish job id.
@@ -134,7 +144,10 @@ def enqueue_publish(
     from raregen.publish import tasks
 
     try:
-        queue = publish_queue()
+        conn, name = redis_connection(), current_app.config["QUEUE_NAME"]
+        queue = _ENQUEUE_QUEUES.get((id(conn), name))
+        if queue is None or queue.connection is not conn:
+            queue = _ENQUEUE_QUEUES[(id(conn), name)] = Queue(name, connection=conn)
         kwargs = {
             "job_id": rq_job_id(job_id, not_before),
             "job_timeout": PUBLISH_JOB_TIMEOUT,
@@ -145,7 +158,9 @@ def enqueue_publish(
         if delay_seconds and delay_seconds > 0:
             queue.enqueue_in(timedelta(seconds=delay_seconds), tasks.process_job, job_id, **kwargs)
         else:
-            queue.enqueue(tasks.process_job, job_id, **kwargs)
+            pipe = queue.connection.pipeline()
+            queue.enqueue(tasks.process_job, job_id, pipeline=pipe, **kwargs)
+            pipe.execute()
         return True
     except Exception as exc:  # Redis down: the DB row stays queued and the sweeper re-enqueues
         log.warning("could not enqueue job %s: %s", job_id, exc.__class__.__name__)

@@ -105,6 +105,19 @@ def test_no_rate_limit_headers_by_default(client, key):  # type: ignore[no-untyp
     assert not [h for h in resp.headers if h[0].lower().startswith("x-ratelimit")]
 
 
+def test_rate_limit_headers_when_enabled(client, key, monkeypatch):  # type: ignore[no-untyped-def]
+    # RATELIMIT_HEADERS_ENABLED=1 (read by the process's first app): the view counts its own
+    # limit, and Flask-Limiter's after_request hook still writes the headers from it
+    from raregen.extensions import limiter
+
+    monkeypatch.setattr(limiter, "_headers_enabled", True)
+    resp = post(client, body_for(key, payload()))
+    assert resp.status_code == 202
+    assert int(resp.headers["X-RateLimit-Limit"]) > 0
+    assert 0 <= int(resp.headers["X-RateLimit-Remaining"]) < int(resp.headers["X-RateLimit-Limit"])
+    assert int(resp.headers["X-RateLimit-Reset"]) > 0
+
+
 def test_malformed_json(client, key):  # type: ignore[no-untyped-def]
     expect(client.post("/v1/publish", data="{", content_type="application/json"), 400, "MALFORMED_JSON")
     expect(client.post("/v1/publish", data="[1]", content_type="application/json"), 400, "MALFORMED_JSON")
@@ -393,24 +406,37 @@ def test_concurrent_publishes_take_the_last_credit_once(app, client):  # type: i
     assert len(_audit_subjects("publish:job:accepted")) == 1
 
 
+def _own_pg_app(pg_app, **config):  # type: ignore[no-untyped-def]
+    """A new app on the PostgreSQL test database (its own pools); ``config`` on top."""
+    from raregen import create_app
+    from raregen.db import db
+
+    names = ("SQLALCHEMY_DATABASE_URI", "REDIS_URL", "RATELIMIT_STORAGE_URI", "SERVER_WIF")
+    settings = {name: pg_app.config[name] for name in names}
+    settings.update(TESTING=True, SECRET_KEY="test-secret", **config)
+    app = create_app(settings)
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+    # the pool of intake's one-statement path (raregen.publish.intake._autocommit_engine)
+    intake_engine = app.extensions.get("raregen.intake_engine")
+    if intake_engine is not None:
+        intake_engine.dispose()
+
+
 @pytest.fixture
 def no_ping_app(pg_app):  # type: ignore[no-untyped-def]
     """The PostgreSQL test database behind an app whose pool does not ping connections
     before use (``RAREGEN_DB_POOL_PRE_PING=0``). No app context stays pushed, so every
     request has its own, as under gunicorn (its end removes the request's session)."""
-    from raregen import create_app
-    from raregen.db import db
+    yield from _own_pg_app(pg_app, SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": False})
 
-    names = ("SQLALCHEMY_DATABASE_URI", "REDIS_URL", "RATELIMIT_STORAGE_URI", "SERVER_WIF")
-    config = {name: pg_app.config[name] for name in names}
-    config.update(
-        TESTING=True, SECRET_KEY="test-secret", SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": False}
-    )
-    app = create_app(config)
-    yield app
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
+
+@pytest.fixture
+def default_pool_app(pg_app):  # type: ignore[no-untyped-def]
+    """As ``no_ping_app`` with the shipped pool settings (pre-ping on)."""
+    yield from _own_pg_app(pg_app)
 
 
 def _drop_connections(app) -> int:  # type: ignore[no-untyped-def]
@@ -453,3 +479,65 @@ def test_dropped_connections_without_pre_ping(no_ping_app):  # type: ignore[no-u
     # the pool was invalidated: the next request reconnects
     assert client.get(first.json["statusUrl"]).status_code == 200
     assert post(client, body_for(k, payload())).status_code == 202
+
+
+def test_dropped_connections_with_default_pool(default_pool_app):  # type: ignore[no-untyped-def]
+    """With the shipped settings too, a publish after PostgreSQL dropped the connections is
+    accepted: its one statement runs on a pool without pre-ping (one round trip less per
+    publish) and is retried once on a new connection; reads that follow reconnect."""
+    from raregen.publish import intake
+
+    client = default_pool_app.test_client()
+    k = coincurve.PrivateKey()
+    with default_pool_app.app_context():
+        keys.register_key(k.public_key.format().hex())
+    first = post(client, body_for(k, payload()))
+    assert first.status_code == 202
+    with default_pool_app.app_context():
+        assert intake._autocommit_engine().pool._pre_ping is False  # type: ignore[attr-defined]
+    assert client.get(first.json["statusUrl"]).status_code == 200
+    assert _drop_connections(default_pool_app) >= 2  # the app's pool and intake's
+    again = post(client, body_for(k, payload()))
+    assert again.status_code == 202, again.get_data(as_text=True)
+    assert client.get(again.json["statusUrl"]).status_code == 200
+    assert _audit_subjects_in(default_pool_app, "publish:job:accepted") >= {
+        first.json["jobId"],
+        again.json["jobId"],
+    }
+
+
+def _audit_subjects_in(app, action: str) -> set[str]:  # type: ignore[no-untyped-def]
+    with app.app_context():
+        return set(_audit_subjects(action))
+
+
+def test_batch_trigger_counts_in_steps(app, monkeypatch):  # type: ignore[no-untyped-def]
+    """notify_queued adds a process's jobs to the Redis count in steps (a twentieth of a full
+    batch, at most 25): one round trip per step, and the crossing of a full batch is still
+    seen (a collector run enqueued)."""
+    import uuid
+
+    from raregen.publish.batch import trigger
+    from raregen.queue import redis_connection
+
+    name = f"test-trigger-{uuid.uuid4().hex[:10]}"
+    monkeypatch.setitem(app.config, "QUEUE_NAME", name)
+    monkeypatch.setitem(app.config, "PUBLISH_MODE", "batch")
+    monkeypatch.setitem(app.config, "BATCH_SIZE", 100)  # step 5
+    triggered: list[int] = []
+    monkeypatch.setattr(trigger, "enqueue_collector", lambda: triggered.append(1) or True)
+    conn = redis_connection()
+    key = f"raregen:{name}:batch-pending"
+    try:
+        trigger.notify_queued()  # the first in a while is added at once
+        assert int(conn.get(key)) == 1
+        for _ in range(4):
+            trigger.notify_queued()
+        assert int(conn.get(key)) == 1  # 4 waiting in the process
+        trigger.notify_queued()
+        assert int(conn.get(key)) == 6  # a step of 5 added in one INCRBY
+        for _ in range(95):
+            trigger.notify_queued()
+        assert int(conn.get(key)) == 101 and triggered == [1]  # crossed 100 once
+    finally:
+        conn.delete(key)
