@@ -53,7 +53,9 @@ def load_settings(instance_path: str) -> dict[str, Any]:
     return {
         # roles: "all" (one app), "publisher" (component A only), "wallet" (component B only)
         "ROLE": _env("ROLE", "all"),
-        "ENV_NAME": _env("ENV", "development"),
+        # "development" (set by scripts/run) serves the sign-in codes at /dev/outbox; anything
+        # else, the default, never does
+        "ENV_NAME": _env("ENV", "production"),
         "SECRET_KEY": _env("SECRET_KEY", None, "SECRET_KEY"),
         "SQLALCHEMY_DATABASE_URI": _env("DATABASE_URL", default_db, "DATABASE_URL"),
         "REDIS_URL": _env("REDIS_URL", "redis://127.0.0.1:6379/0", "REDIS_URL"),

@@ -75,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     instance = Path(os.environ.get("RAREGEN_INSTANCE_PATH") or ROOT / "instance")
     instance.mkdir(parents=True, exist_ok=True)
     os.environ["RAREGEN_INSTANCE_PATH"] = str(instance)
+    os.environ.setdefault("RAREGEN_ENV", "development")  # the /dev/outbox for sign-in codes
 
     from raregen.chain.devnet import RegtestNode, ensure_node_binary
 

@@ -104,6 +104,7 @@ def _migrated_app(url: str, instance: Path, redis: str, extra: dict | None = Non
         "RATELIMIT_STORAGE_URI": "memory://",
         "SERVER_WIF": ServerWallet.generate("regtest").to_wif(),
         "SECRET_KEY": "test-secret",
+        "ENV_NAME": "development",
         "WTF_CSRF_ENABLED": True,
     }
     config.update(extra or {})
