@@ -59,6 +59,15 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"])
     app.config.setdefault("RATELIMIT_HEADERS_ENABLED", False)
 
+    proxies = int(app.config.get("TRUSTED_PROXIES") or 0)
+    if proxies > 0:
+        # behind that many reverse proxies, the client address (rate limits, sign-in
+        # records) is taken from X-Forwarded-For as they set it (werkzeug's ProxyFix)
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies
+        )
     app.session_interface = _cookie_sessions()
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))

@@ -116,6 +116,9 @@ def load_settings(instance_path: str) -> dict[str, Any]:
         "DEV_MINE_INTERVAL_SECONDS": _int("DEV_MINE_INTERVAL_SECONDS", 5),
         # wallet / web
         "SERVICE_TOKEN": _env("SERVICE_TOKEN"),
+        # reverse proxies in front of the app whose X-Forwarded-For/-Proto/-Host are trusted
+        # (0: none; the peer address is the client)
+        "TRUSTED_PROXIES": _int("TRUSTED_PROXIES", 0),
         "METRICS_TOKEN": _env("METRICS_TOKEN"),  # /metrics bearer token; unset: loopback only
         "PUBLISHER_URL": _env("PUBLISHER_URL"),
         "PUBLIC_BASE_URL": _env("PUBLIC_BASE_URL", ""),
