@@ -35,13 +35,17 @@ Shutdown (RQ 3.0 behaviour, the same with and without ``--fork``):
   process, which would otherwise outlive it. (With ``--fork`` the horse runs in its own
   process group: killing only the worker's group leaves the horse to finish its job.)
 
-The cron process exits on SIGTERM after its current tick.
+The cron process first re-enqueues the ``queued`` jobs that no RQ job carries (after a
+restart of Redis; :func:`raregen.publish.tasks.recover_at_start`), then runs the scheduler. It
+exits 0 on the first SIGTERM or SIGINT after its current tick, and ignores further ones while
+it unregisters from Redis.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import signal
 from typing import TYPE_CHECKING
 
 from raregen import create_app
@@ -50,7 +54,10 @@ from raregen.queue import redis_connection, worker_queue_names
 
 if TYPE_CHECKING:
     from flask import Flask
+    from rq.cron import CronScheduler
     from rq.worker import BaseWorker
+
+log = logging.getLogger("raregen.cron")
 
 
 def build_worker(app: Flask, *, fork: bool = False) -> BaseWorker:
@@ -84,14 +91,56 @@ def run_worker(burst: bool = False, fork: bool = False) -> None:
     worker.work(with_scheduler=True, burst=burst, logging_level="WARNING")
 
 
+def stop_once(scheduler: CronScheduler) -> None:
+    """Make ``scheduler`` stop on the first SIGINT/SIGTERM and ignore the ones after it.
+
+    RQ's :class:`~rq.cron.CronScheduler` raises ``StopRequested`` from its signal handler on
+    every signal. With two signals in a row (Ctrl-C reaching the whole process group and a
+    supervisor's SIGTERM; a second Ctrl-C) the second ``StopRequested`` interrupted the
+    scheduler's clean-up (``register_death``) with a traceback. With this, the first signal
+    stops the loop, the clean-up runs to its end and the process exits 0.
+
+    Args:
+        scheduler: the scheduler, before ``start()`` (which installs the handler).
+    """
+    from rq.exceptions import StopRequested
+
+    def ignore(signum: int, frame: object) -> None:
+        pass
+
+    def request_stop(signum: int, frame: object) -> None:
+        # a Python no-op, not SIG_IGN: a signal already pending when the handler changes
+        # to SIG_IGN makes Python raise "OSError: Signal N ignored due to race condition"
+        signal.signal(signal.SIGINT, ignore)
+        signal.signal(signal.SIGTERM, ignore)
+        raise StopRequested()
+
+    # RQ installs ``self._request_stop`` in ``start()``; an instance attribute replaces it
+    scheduler._request_stop = request_stop  # type: ignore[method-assign]
+
+
 def run_cron() -> None:
-    """Build the app and run the periodic-job scheduler (:mod:`raregen.publish.schedule`)."""
+    """Build the app, re-enqueue the ``queued`` jobs a restart left without an RQ job
+    (:func:`raregen.publish.tasks.recover_at_start`, about a second), then run the
+    periodic-job scheduler (:mod:`raregen.publish.schedule`) until SIGINT/SIGTERM.
+
+    A failure of the start-up sweep (Redis or the database unreachable) is logged and the
+    scheduler starts anyway: its reaper sweeps every ``REAPER_INTERVAL_SECONDS``.
+    """
     app = create_app()
     tasks.set_app(app)
     from raregen.publish.schedule import build_cron_scheduler
 
     with app.app_context():
         scheduler = build_cron_scheduler(app, logging_level="WARNING")
+    try:
+        swept = tasks.recover_at_start()
+    except Exception as exc:
+        log.warning("start-up sweep failed: %s", exc.__class__.__name__)
+    else:
+        if swept:
+            log.info("start-up sweep re-enqueued %d queued jobs", swept)
+    stop_once(scheduler)
     scheduler.start()
 
 
@@ -110,7 +159,10 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("rq.cron").setLevel(logging.WARNING)
     if args.cron:
-        run_cron()
+        try:
+            run_cron()
+        except KeyboardInterrupt:  # Ctrl-C during the start-up sweep, before RQ's handler
+            pass
     else:
         run_worker(burst=args.burst, fork=args.fork)
 

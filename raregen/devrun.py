@@ -10,7 +10,15 @@ by hand.
    override it), the periodic-job scheduler, and a miner that makes a block every
    ``DEV_MINE_INTERVAL_SECONDS``.
 
-Ctrl-C (or SIGTERM) stops every process it started, by pid, and the node last.
+Ctrl-C (SIGINT), SIGTERM or SIGHUP (the terminal closed) stops every process it started, by
+pid, in order: the web app, the scheduler, the workers (a warm stop: each finishes its job),
+then Redis, then the node; then it exits 0. The web app, workers and scheduler run each in a
+session of their own, as do Redis and the node: a terminal's signals (Ctrl-C, the hang-up of a
+closed terminal) reach only this process, which stops the others in that order (gunicorn, for
+one, would take a SIGHUP as "reload" and keep serving). A process that does not stop within
+:data:`STOP_TIMEOUT` seconds is killed with its process group (a worker's RQ scheduler child,
+gunicorn's workers). A second signal while stopping sends SIGTERM again (a cold stop for an RQ
+worker). A signal during start-up stops it after the step under way.
 """
 
 from __future__ import annotations
@@ -26,9 +34,61 @@ from pathlib import Path
 
 from raregen import ROOT
 
+#: Signals that stop the run (SIGHUP: the terminal was closed).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+#: Seconds each child gets to exit after SIGTERM before its process group is killed.
+STOP_TIMEOUT = 20
+
 
 def _log(msg: str) -> None:
-    print(f"[raregen] {msg}", flush=True)
+    """Print ``msg`` to stdout; nothing if stdout is gone (a closed terminal gives EIO)."""
+    try:
+        print(f"[raregen] {msg}", flush=True)
+    except (OSError, ValueError):
+        pass
+
+
+def _spawn(cmd: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """Start ``cmd`` in ``ROOT`` in a session (and process group) of its own, stdin closed.
+
+    Raises:
+        OSError: the program cannot be started.
+    """
+    return subprocess.Popen(
+        cmd, env=env, cwd=ROOT, stdin=subprocess.DEVNULL, start_new_session=True
+    )
+
+
+def stop_children(children: list[subprocess.Popen[bytes]], timeout: float = STOP_TIMEOUT) -> None:
+    """Stop ``children`` (each the leader of its own process group, see :func:`_spawn`):
+    SIGTERM to each live one by pid, last started first; then wait for each, in that order,
+    up to ``timeout`` seconds in all, and SIGKILL the process group of any still running
+    then (its RQ scheduler child or gunicorn's workers with it; the group is still the
+    child's own, as the child has not been reaped).
+
+    Args:
+        children: the processes, in the order they were started.
+        timeout: seconds for all of them together.
+    """
+    import time
+
+    for child in reversed(children):
+        if child.poll() is None:
+            try:
+                child.send_signal(signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+    deadline = time.monotonic() + timeout
+    for child in reversed(children):
+        try:
+            child.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            _log(f"pid {child.pid} did not stop in time; killing its process group")
+            try:
+                os.killpg(child.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                child.kill()
+            child.wait(10)
 
 
 def _start_redis(instance: Path) -> tuple[subprocess.Popen[bytes] | None, str]:
@@ -81,14 +141,22 @@ def main(argv: list[str] | None = None) -> int:
 
     children: list[subprocess.Popen[bytes]] = []
     stop = threading.Event()
+    stopping = threading.Event()
     node = None
     redis_proc = None
 
-    def shutdown(*_: object) -> None:
+    def shutdown(signum: int, _frame: object) -> None:
+        if stopping.is_set():  # a second signal while stopping: SIGTERM again (cold stop)
+            for child in children:
+                if child.poll() is None:
+                    try:
+                        child.send_signal(signal.SIGTERM)
+                    except ProcessLookupError:
+                        pass
         stop.set()
 
-    signal.signal(signal.SIGINT, shutdown)
-    signal.signal(signal.SIGTERM, shutdown)
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, shutdown)
     try:
         binary = ensure_node_binary(ROOT / ".cache")
         node = RegtestNode(instance / "node", binary=binary)
@@ -100,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
         os.chmod(rpc_file, 0o600)
         os.environ["RAREGEN_NODE_RPC_FILE"] = str(rpc_file)
 
+        if stop.is_set():
+            return 0
         redis_proc, redis_url = _start_redis(instance)
         os.environ["RAREGEN_REDIS_URL"] = redis_url
         _log(f"redis at {redis_url.split('@')[-1]}")
@@ -125,20 +195,23 @@ def main(argv: list[str] | None = None) -> int:
                 node.mine(1)
             _log(f"pool: {pool.status_summary()['available_count']} UTXOs available")
 
+        if stop.is_set():
+            return 0
         py = sys.executable
         env = dict(os.environ)
         _log(f"starting {args.workers} RQ worker(s), the periodic-job scheduler and the miner")
         for i in range(args.workers):
-            children.append(subprocess.Popen([py, str(ROOT / "worker.py")], env=env, cwd=ROOT))
-        children.append(subprocess.Popen([py, str(ROOT / "worker.py"), "--cron"], env=env, cwd=ROOT))
+            children.append(_spawn([py, str(ROOT / "worker.py")], env))
+        children.append(_spawn([py, str(ROOT / "worker.py"), "--cron"], env))
         if not args.no_web:
+            # gthread: a slow client (a body that never ends) holds one thread, not a worker
             children.append(
-                subprocess.Popen(
-                    [str(Path(py).parent / "gunicorn"), "-w", "2", "-b", f"127.0.0.1:{args.port}",
-                     "--no-control-socket",
+                _spawn(
+                    [str(Path(py).parent / "gunicorn"), "-w", "2", "-k", "gthread",
+                     "--threads", "4", "--graceful-timeout", "10",
+                     "-b", f"127.0.0.1:{args.port}", "--no-control-socket",
                      "--access-logfile", "-", "app:create_app()"],
-                    env=env,
-                    cwd=ROOT,
+                    env,
                 )
             )
             _log(f"RareGen is running on http://127.0.0.1:{args.port}/  (Ctrl-C stops it)")
@@ -153,21 +226,19 @@ def main(argv: list[str] | None = None) -> int:
                 break
         return 0
     finally:
+        stopping.set()
         _log("stopping")
-        for child in reversed(children):
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-        for child in children:
-            try:
-                child.wait(20)
-            except subprocess.TimeoutExpired:
-                child.kill()
+        stop_children(children)
         if redis_proc is not None:
             redis_proc.terminate()
-            redis_proc.wait(10)
+            try:
+                redis_proc.wait(10)
+            except subprocess.TimeoutExpired:
+                redis_proc.kill()
+                redis_proc.wait(10)
         if node is not None:
             node.stop()
-
+        _log("stopped")
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -118,6 +119,37 @@ def reap() -> dict[str, int]:
     from raregen.publish import reaper
 
     return _run_locked("reaper", 30, reaper.reap, {})
+
+
+def recover_at_start(pause_seconds: float = 1.0) -> int:
+    """At the start of the cron process: re-enqueue at once the ``queued`` jobs no live RQ
+    job carries (after a restart the embedded Redis is empty; the periodic sweeper would
+    take ``SWEEP_GRACE_SECONDS`` plus a ``REAPER_INTERVAL_SECONDS`` to agree they are lost).
+
+    Two looks of :func:`raregen.publish.reaper.sweep_queued`, ``pause_seconds`` apart, under
+    the reaper's Redis lock: the sweeper re-enqueues a job only when two consecutive looks
+    found no live delivery for it (a worker popping the job in between is left alone). A job
+    is looked at once it has been due for ``SWEEP_GRACE_SECONDS`` (30 s): jobs queued long
+    before the restart go at once, a job touched in the last 30 s before the stop waits for
+    the periodic sweeper. Batch and packed modes: nothing to do (0; the collector reads the
+    database).
+
+    Args:
+        pause_seconds: seconds between the two looks.
+
+    Returns:
+        How many jobs were enqueued again; 0 as well when another process holds the reaper
+        lock (that reaper sweeps) or Redis is unreachable (the sweeper logs it; the periodic
+        reaper catches up).
+    """
+    from raregen.publish import reaper
+
+    def sweep_twice() -> int:
+        first = reaper.sweep_queued()
+        time.sleep(pause_seconds)
+        return first + reaper.sweep_queued()
+
+    return _run_locked("reaper", 30, sweep_twice, 0)
 
 
 def settle_dirty() -> int:

@@ -17,13 +17,25 @@ def ping():  # type: ignore[no-untyped-def]
 
 @bp.get("/healthz")
 def healthz():  # type: ignore[no-untyped-def]
-    """Database reachability, pool counts, jobs waiting for the reaper, queue depth.
+    """Database reachability, pool counts, jobs waiting for the reaper, queue depth, workers.
 
     ``200 {"ok": true, "pool": {...}, "poolHealthy", "jobs": {"processingOverdue",
-    "queued"}, "queue": {...} | null}``; 503 ``{"ok": false, "database": "unreachable"}``
-    when the database is down. ``poolHealthy`` is false when no publish UTXO is available or
-    the pool is under ``POOL_LOW_WATER`` (replenishment then splits funding coins).
-    ``queue`` is null when Redis is unreachable (publishing waits; nothing is lost).
+    "queued"}, "queue": {...} | null, "workers": int | null}``.
+
+    * ``workers``: live RQ workers listening on the publish queue (``QUEUE_NAME``): RQ's
+      worker registry of that queue, counting only workers whose Redis hash still exists
+      (a worker refreshes it with its heartbeat; one killed with ``kill -9`` drops out once
+      its hash expires, within minutes: RQ's worker TTL, 420 s by default; one stopped
+      cleanly at once). Null when Redis is unreachable.
+    * 503, same shape with ``"ok": false`` and ``"reason": "no workers"``, when jobs are
+      ``queued`` in the database and ``workers`` is 0 (nothing will publish them; in every
+      publish mode: the batch collector runs on the workers too).
+    * 503 ``{"ok": false, "database": "unreachable"}`` when the database is down.
+
+    ``poolHealthy`` is false when no publish UTXO is available or the pool is under
+    ``POOL_LOW_WATER`` (replenishment then splits funding coins); it does not make ``ok``
+    false. ``queue`` is null in batch and packed modes, and when Redis is unreachable
+    (publishing waits; nothing is lost).
     """
     from sqlalchemy import func, select
 
@@ -49,13 +61,48 @@ def healthz():  # type: ignore[no-untyped-def]
             queue = queue_depths()
         except Exception:
             queue = None
+    try:
+        workers: int | None = live_workers()
+    except Exception:
+        workers = None
     healthy = summary["available_count"] > 0 and not summary["below_low_water"]
-    return jsonify(
-        {
-            "ok": True,
-            "pool": summary,
-            "poolHealthy": healthy,
-            "jobs": {"processingOverdue": int(overdue or 0), "queued": int(queued or 0)},
-            "queue": queue,
-        }
-    )
+    n_queued = int(queued or 0)
+    stalled = n_queued > 0 and workers == 0
+    body = {
+        "ok": not stalled,
+        "pool": summary,
+        "poolHealthy": healthy,
+        "jobs": {"processingOverdue": int(overdue or 0), "queued": n_queued},
+        "queue": queue,
+        "workers": workers,
+    }
+    if stalled:
+        body["reason"] = "no workers"
+        return jsonify(body), 503
+    return jsonify(body)
+
+
+def live_workers() -> int:
+    """How many RQ workers listen on the publish queue (``QUEUE_NAME``) and are alive: in
+    the queue's worker registry with their Redis hash still present (two round trips).
+
+    Call in an app context.
+
+    Returns:
+        The number of workers (0 or more).
+
+    Raises:
+        redis.RedisError: Redis unreachable.
+    """
+    from rq import Worker
+
+    from raregen.queue import publish_queue
+
+    queue = publish_queue()
+    keys = Worker.all_keys(queue=queue)
+    if not keys:
+        return 0
+    pipe = queue.connection.pipeline(transaction=False)
+    for key in keys:
+        pipe.exists(key)
+    return sum(1 for found in pipe.execute() if found)

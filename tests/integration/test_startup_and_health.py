@@ -1,0 +1,165 @@
+"""Start-up recovery of ``queued`` jobs (the cron process's first sweep), its quiet shutdown,
+and ``/healthz``'s worker count, on both databases."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from datetime import timedelta
+
+import pytest
+
+from raregen import ROOT
+from raregen.db import db, transaction, utcnow
+from raregen.publish import tasks
+from raregen.publish.models import QUEUED, PublishJob
+from raregen.queue import publish_queue, redis_connection, rq_job_id
+
+
+def add_queued(age_seconds: float) -> str:
+    """A ``queued`` job row last updated ``age_seconds`` ago, with no RQ job."""
+    job_id = str(uuid.uuid4())
+    at = utcnow() - timedelta(seconds=age_seconds)
+    with transaction():
+        db.session.add(
+            PublishJob(
+                job_id=job_id,
+                pubkey="02" + "11" * 32,
+                nonce=uuid.uuid4().hex,
+                signed_payload="{}",
+                signature="AA==",
+                status=QUEUED,
+                created_at=at,
+                updated_at=at,
+            )
+        )
+    return job_id
+
+
+def rq_job_exists(job_id: str) -> bool:
+    from rq.job import Job
+
+    return bool(Job.exists(rq_job_id(job_id), connection=redis_connection()))
+
+
+@pytest.fixture
+def clean_redis(app):  # type: ignore[no-untyped-def]
+    redis_connection().flushdb()
+    yield app
+    redis_connection().flushdb()
+
+
+def test_recover_at_start_reenqueues_jobs_queued_before_the_restart(clean_redis):  # type: ignore[no-untyped-def]
+    old = add_queued(600)  # queued long before the restart: Redis (empty now) lost its job
+    fresh = add_queued(0)  # touched just before: left to the periodic sweeper's grace
+    assert not rq_job_exists(old)
+    assert tasks.recover_at_start(pause_seconds=0) == 1
+    assert rq_job_exists(old) and not rq_job_exists(fresh)
+    assert rq_job_id(old) in publish_queue().job_ids
+    assert tasks.recover_at_start(pause_seconds=0) == 0  # carried now: not enqueued twice
+
+
+def test_recover_at_start_does_nothing_in_batch_mode(clean_redis, monkeypatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setitem(clean_redis.config, "PUBLISH_MODE", "batch")
+    old = add_queued(600)
+    assert tasks.recover_at_start(pause_seconds=0) == 0  # the collector reads the database
+    assert not rq_job_exists(old)
+
+
+def _cron_env(app) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    cfg = app.config
+    env = dict(os.environ)
+    env.update(
+        RAREGEN_DATABASE_URL=cfg["SQLALCHEMY_DATABASE_URI"],
+        RAREGEN_REDIS_URL=cfg["REDIS_URL"],
+        RAREGEN_SERVER_WIF=cfg["SERVER_WIF"],
+        RAREGEN_INSTANCE_PATH=app.instance_path,
+        RAREGEN_SECRET_KEY="test-secret",
+        RAREGEN_PUBLISH_MODE="immediate",
+    )
+    return env
+
+
+def test_cron_process_reenqueues_at_start_and_stops_quietly(clean_redis):  # type: ignore[no-untyped-def]
+    old = add_queued(600)
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "worker.py"), "--cron"],
+        env=_cron_env(clean_redis),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while not rq_job_exists(old):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the cron process did not re-enqueue the job"
+            time.sleep(0.2)
+        time.sleep(0.5)  # into the scheduler's loop
+        # Ctrl-C in scripts/run: SIGINT to the process group, then SIGTERM from the run script
+        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and "StopRequested" not in err, err
+
+
+# ---------------------------------------------------------------------------------------
+# /healthz: live workers
+# ---------------------------------------------------------------------------------------
+
+
+def test_healthz_is_503_with_queued_jobs_and_no_worker(clean_redis):  # type: ignore[no-untyped-def]
+    from rq import SimpleWorker
+
+    client = clean_redis.test_client()
+    resp = client.get("/healthz")
+    assert resp.status_code == 200
+    assert resp.json["ok"] is True and resp.json["workers"] == 0  # nothing waits: fine
+
+    add_queued(0)
+    resp = client.get("/healthz")
+    assert resp.status_code == 503
+    body = resp.json
+    assert body["ok"] is False and body["reason"] == "no workers"
+    assert body["workers"] == 0 and body["jobs"]["queued"] == 1
+    assert {"pool", "poolHealthy", "jobs", "queue"} <= set(body)
+
+    worker = SimpleWorker([publish_queue()], connection=redis_connection())
+    worker.register_birth()
+    try:
+        resp = client.get("/healthz")
+        assert resp.status_code == 200
+        assert resp.json["ok"] is True and resp.json["workers"] == 1
+        assert "reason" not in resp.json
+    finally:
+        worker.register_death()
+    assert client.get("/healthz").status_code == 503  # a cleanly stopped worker is gone
+
+    # a worker killed without clean-up counts until its hash expires
+    worker = SimpleWorker([publish_queue()], connection=redis_connection())
+    worker.register_birth()
+    redis_connection().delete(worker.key)  # its hash expired
+    assert client.get("/healthz").json["workers"] == 0
+
+
+def test_healthz_workers_is_null_when_redis_is_down(clean_redis, monkeypatch):  # type: ignore[no-untyped-def]
+    from raregen.web import health
+
+    def down() -> int:
+        raise ConnectionError("redis down")
+
+    monkeypatch.setattr(health, "live_workers", down)
+    add_queued(0)
+    resp = clean_redis.test_client().get("/healthz")
+    assert resp.status_code == 200  # unknown is not zero
+    assert resp.json["workers"] is None
