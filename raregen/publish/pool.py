@@ -50,6 +50,18 @@ def release_expired(now: datetime | None = None) -> int:
     return int(result.rowcount or 0)
 
 
+def released_values() -> dict[str, Any]:
+    """The column values of a UTXO handed back to ``available`` with nothing signed on it
+    (no holder, no reservation times, no spending txid)."""
+    return {
+        "status": AVAILABLE,
+        "reserved_at": None,
+        "reserved_until": None,
+        "reserved_by": None,
+        "spent_by_txid": None,
+    }
+
+
 def reservation_values(holder: str, now: datetime, timeout_seconds: float) -> dict[str, Any]:
     """The column values marking a UTXO ``reserved`` by ``holder`` (a job or batch id) until
     ``now`` plus ``timeout_seconds``."""

@@ -486,11 +486,11 @@ def test_batch_claim_writes_each_job_and_input_once(chain_app, regtest_node, aut
     assert len(utxo_updates) <= 3, utxo_updates
 
 
-def test_packed_crash_after_signing_is_resent_by_resume(  # type: ignore[no-untyped-def]
-    chain_app, regtest_node, author, monkeypatch
-):
+def _packed_signed_not_sent(chain_app, author, monkeypatch, count: int = 4) -> list[str]:  # type: ignore[no-untyped-def]
+    """Packed mode: ``count`` records submitted, their transaction signed and stored, then the
+    collector dies before the broadcast (a crash: BaseException). Returns the job ids."""
     chain_app.config.update(PUBLISH_MODE="packed")
-    ids = _submit(chain_app.test_client(), author, 4)
+    ids = _submit(chain_app.test_client(), author, count)
 
     class Crash(BaseException):
         pass
@@ -502,6 +502,13 @@ def test_packed_crash_after_signing_is_resent_by_resume(  # type: ignore[no-unty
     with pytest.raises(Crash):
         batch.collect_packed()
     monkeypatch.undo()
+    return ids
+
+
+def test_packed_crash_after_signing_is_resent_by_resume(  # type: ignore[no-untyped-def]
+    chain_app, regtest_node, author, monkeypatch
+):
+    ids = _packed_signed_not_sent(chain_app, author, monkeypatch)
     jobs = _jobs(ids)
     assert {j.status for j in jobs} == {"processing"} and len({j.txid for j in jobs}) == 1
     assert reaper.reap()["requeued"] == 0  # no lease on packed jobs: the batch has it
@@ -590,19 +597,7 @@ def test_confirm_rebroadcasts_a_lost_packed_transaction(chain_app, regtest_node,
 def test_packed_job_with_expired_lease_is_resent_with_its_batch(  # type: ignore[no-untyped-def]
     chain_app, regtest_node, author, monkeypatch
 ):
-    chain_app.config.update(PUBLISH_MODE="packed")
-    ids = _submit(chain_app.test_client(), author, 4)
-
-    class Crash(BaseException):
-        pass
-
-    def crash(raws):  # type: ignore[no-untyped-def]
-        raise Crash()
-
-    monkeypatch.setattr(packed, "broadcast_many", crash)
-    with pytest.raises(Crash):
-        batch.collect_packed()
-    monkeypatch.undo()
+    ids = _packed_signed_not_sent(chain_app, author, monkeypatch)
     jobs = _jobs(ids)
     txid = jobs[0].txid
     assert {j.status for j in jobs} == {"processing"} and {j.raw_tx for j in jobs} == {None}

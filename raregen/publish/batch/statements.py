@@ -12,7 +12,7 @@ from sqlalchemy import ColumnElement, func, select, update
 
 from raregen.audit import audit
 from raregen.db import db, utcnow
-from raregen.publish import credits
+from raregen.publish import credits, pool
 from raregen.publish.batch.common import JOB_COLUMNS, Job, id_in, ours
 from raregen.publish.models import (
     AVAILABLE,
@@ -84,13 +84,7 @@ def release_coins(ids: list[int]) -> None:
         db.session.execute(
             update(Utxo)
             .where(id_in(Utxo.id, ids))
-            .values(
-                status=AVAILABLE,
-                reserved_at=None,
-                reserved_until=None,
-                reserved_by=None,
-                spent_by_txid=None,
-            )
+            .values(**pool.released_values())
             .execution_options(synchronize_session=False)
         )
 
@@ -101,11 +95,7 @@ def mark_coin_dirty(coin_id: int, reason: str) -> None:
         update(Utxo)
         .where(Utxo.id == coin_id)
         .values(
-            status=AVAILABLE,
-            reserved_at=None,
-            reserved_until=None,
-            reserved_by=None,
-            spent_by_txid=None,
+            **pool.released_values(),
             dirty=True,
             dirty_reason=reason[:500],
         )
