@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 from flask import request
 
 
-def _peer(app):  # type: ignore[no-untyped-def]
-    @app.get("/_peer_for_test")
-    def peer():  # type: ignore[no-untyped-def]
-        return {"ip": request.remote_addr}
-
-    return app.test_client()
-
-
-def test_forwarded_for_ignored_without_trusted_proxies(app):  # type: ignore[no-untyped-def]
-    client = _peer(app)
-    got = client.get("/_peer_for_test", headers={"X-Forwarded-For": "203.0.113.9"})
-    assert got.get_json() == {"ip": "127.0.0.1"}
-
-
-def test_forwarded_for_used_with_one_trusted_proxy(tmp_path, monkeypatch, redis_url):  # type: ignore[no-untyped-def]
+def _client(tmp_path, monkeypatch, redis_url, proxies: int):  # type: ignore[no-untyped-def]
+    """A fresh app (routes can only be added before its first request) with a route that
+    answers the client address the app sees."""
     from raregen import create_app
 
     monkeypatch.setenv("RAREGEN_INSTANCE_PATH", str(tmp_path))
@@ -29,10 +18,27 @@ def test_forwarded_for_used_with_one_trusted_proxy(tmp_path, monkeypatch, redis_
             "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'p.sqlite'}",
             "REDIS_URL": redis_url,
             "RATELIMIT_STORAGE_URI": "memory://",
-            "TRUSTED_PROXIES": 1,
+            "TRUSTED_PROXIES": proxies,
         }
     )
-    client = _peer(app)
-    # the proxy appends the real peer; only the last (nearest) hop is trusted
+
+    @app.get("/_peer_for_test")
+    def peer():  # type: ignore[no-untyped-def]
+        return {"ip": request.remote_addr}
+
+    return app.test_client()
+
+
+@pytest.mark.parametrize(
+    ("proxies", "expected"),
+    [
+        (0, "127.0.0.1"),  # no proxy trusted: the header is ignored
+        (1, "203.0.113.9"),  # the proxy appends the real peer; only the nearest hop counts
+    ],
+)
+def test_client_address_from_trusted_proxies(  # type: ignore[no-untyped-def]
+    tmp_path, monkeypatch, redis_url, proxies, expected
+):
+    client = _client(tmp_path, monkeypatch, redis_url, proxies)
     got = client.get("/_peer_for_test", headers={"X-Forwarded-For": "198.51.100.1, 203.0.113.9"})
-    assert got.get_json() == {"ip": "203.0.113.9"}
+    assert got.get_json() == {"ip": expected}
