@@ -121,6 +121,10 @@ def reap() -> dict[str, int]:
     return _run_locked("reaper", 30, reaper.reap, {})
 
 
+#: Seconds a queued job must have been due before the start-up sweep re-enqueues it.
+START_SWEEP_GRACE_SECONDS = 2
+
+
 def recover_at_start(pause_seconds: float = 1.0) -> int:
     """At the start of the cron process: re-enqueue at once the ``queued`` jobs no live RQ
     job carries (after a restart the embedded Redis is empty; the periodic sweeper would
@@ -129,10 +133,11 @@ def recover_at_start(pause_seconds: float = 1.0) -> int:
     Two looks of :func:`raregen.publish.reaper.sweep_queued`, ``pause_seconds`` apart, under
     the reaper's Redis lock: the sweeper re-enqueues a job only when two consecutive looks
     found no live delivery for it (a worker popping the job in between is left alone). A job
-    is looked at once it has been due for ``SWEEP_GRACE_SECONDS`` (30 s): jobs queued long
-    before the restart go at once, a job touched in the last 30 s before the stop waits for
-    the periodic sweeper. Batch and packed modes: nothing to do (0; the collector reads the
-    database).
+    is looked at once it has been due for :data:`START_SWEEP_GRACE_SECONDS` (not the periodic
+    sweeper's 30 s): the web process enqueues a job right after storing it, and a duplicate
+    delivery would be harmless anyway (a job is claimed from the database once). Up to
+    10 000 jobs; the periodic sweeper takes any rest. Batch and packed modes: nothing to do
+    (0; the collector reads the database).
 
     Args:
         pause_seconds: seconds between the two looks.
@@ -145,9 +150,10 @@ def recover_at_start(pause_seconds: float = 1.0) -> int:
     from raregen.publish import reaper
 
     def sweep_twice() -> int:
-        first = reaper.sweep_queued()
+        grace = START_SWEEP_GRACE_SECONDS
+        first = reaper.sweep_queued(grace_seconds=grace, limit=10_000)
         time.sleep(pause_seconds)
-        return first + reaper.sweep_queued()
+        return first + reaper.sweep_queued(grace_seconds=grace, limit=10_000)
 
     return _run_locked("reaper", 30, sweep_twice, 0)
 

@@ -55,10 +55,11 @@ def clean_redis(app):  # type: ignore[no-untyped-def]
 
 def test_recover_at_start_reenqueues_jobs_queued_before_the_restart(clean_redis):  # type: ignore[no-untyped-def]
     old = add_queued(600)  # queued long before the restart: Redis (empty now) lost its job
-    fresh = add_queued(0)  # touched just before: left to the periodic sweeper's grace
+    recent = add_queued(10)  # submitted seconds before a quick stop and start
+    fresh = add_queued(0)  # stored this instant: its web process is enqueueing it
     assert not rq_job_exists(old)
-    assert tasks.recover_at_start(pause_seconds=0) == 1
-    assert rq_job_exists(old) and not rq_job_exists(fresh)
+    assert tasks.recover_at_start(pause_seconds=0) == 2
+    assert rq_job_exists(old) and rq_job_exists(recent) and not rq_job_exists(fresh)
     assert rq_job_id(old) in publish_queue().job_ids
     assert tasks.recover_at_start(pause_seconds=0) == 0  # carried now: not enqueued twice
 
