@@ -4,45 +4,17 @@ the column. SQLite and PostgreSQL, each on a fresh database."""
 
 from __future__ import annotations
 
-import os
-import uuid
 from datetime import datetime
 
-import pytest
 from flask_migrate import downgrade, upgrade
 from sqlalchemy import inspect, text
 
 from raregen.db import db, transaction
 from raregen.wallet import credits
-from tests.plugins.db import _drop_pg_database, _pg_database, backends
+from tests.integration import test_migrations
 
-
-@pytest.fixture(params=backends())
-def fresh_app(request, tmp_path, redis_url):  # type: ignore[no-untyped-def]
-    from raregen import create_app
-    from raregen.publish.txbuilder import ServerWallet
-
-    name = None
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'm5.sqlite'}"
-    else:
-        name = f"raregen_mig5_{uuid.uuid4().hex[:8]}"
-        url = _pg_database(name)
-    os.environ["RAREGEN_INSTANCE_PATH"] = str(tmp_path)
-    app = create_app(
-        {
-            "SQLALCHEMY_DATABASE_URI": url,
-            "SERVER_WIF": ServerWallet.generate("regtest").to_wif(),
-            "REDIS_URL": redis_url,
-            "RATELIMIT_STORAGE_URI": "memory://",
-        }
-    )
-    with app.app_context():
-        yield app
-        db.session.remove()
-        db.engine.dispose()
-    if name:
-        _drop_pg_database(name)
+# an empty, unmigrated database on each backend (the fixture of the migration tests)
+fresh_app = test_migrations.fresh_app
 
 
 # account email -> its ledger rows (delta, reason, job_id) before the upgrade
