@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import ColumnElement, and_, func, select, update
 
 from raregen.db import db, is_postgres, utcnow
 from raregen.publish.models import (
@@ -44,7 +44,7 @@ def release_expired(now: datetime | None = None) -> int:
             Utxo.reserved_until < now,
             Utxo.spent_by_txid.is_(None),
         )
-        .values(status=AVAILABLE, reserved_at=None, reserved_until=None, reserved_by=None)
+        .values(**released_values())
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount or 0)
@@ -186,6 +186,16 @@ def mark_signed(utxo: Utxo, txid: str) -> None:
     utxo.spent_by_txid = txid
 
 
+def _held_unsigned(utxo_id: int, holder: str) -> tuple[ColumnElement[bool], ...]:
+    """UTXO ``utxo_id``, reserved by ``holder``, with nothing signed on it yet."""
+    return (
+        Utxo.id == utxo_id,
+        Utxo.status == RESERVED,
+        Utxo.reserved_by == holder,
+        Utxo.spent_by_txid.is_(None),
+    )
+
+
 def mark_signed_if_held(utxo_id: int, holder: str, txid: str) -> bool:
     """Record ``txid`` as the signed spender of UTXO ``utxo_id`` only if ``holder`` still holds
     its reservation and nothing was signed with it yet (a conditional UPDATE).
@@ -198,12 +208,7 @@ def mark_signed_if_held(utxo_id: int, holder: str, txid: str) -> bool:
     """
     result = db.session.execute(
         update(Utxo)
-        .where(
-            Utxo.id == utxo_id,
-            Utxo.status == RESERVED,
-            Utxo.reserved_by == holder,
-            Utxo.spent_by_txid.is_(None),
-        )
+        .where(*_held_unsigned(utxo_id, holder))
         .values(spent_by_txid=txid)
         .execution_options(synchronize_session=False)
     )
@@ -218,13 +223,8 @@ def release_if_held(utxo_id: int, holder: str) -> bool:
     """
     result = db.session.execute(
         update(Utxo)
-        .where(
-            Utxo.id == utxo_id,
-            Utxo.status == RESERVED,
-            Utxo.reserved_by == holder,
-            Utxo.spent_by_txid.is_(None),
-        )
-        .values(status=AVAILABLE, reserved_at=None, reserved_until=None, reserved_by=None)
+        .where(*_held_unsigned(utxo_id, holder))
+        .values(**released_values())
         .execution_options(synchronize_session=False)
     )
     return result.rowcount == 1
@@ -300,10 +300,7 @@ def unconfirmed_txids(limit: int = 500) -> list[str]:
     """
     return list(
         db.session.scalars(
-            select(Utxo.txid)
-            .where(Utxo.depth > 0, Utxo.status != SPENT)
-            .distinct()
-            .limit(limit)
+            select(Utxo.txid).where(Utxo.depth > 0, Utxo.status != SPENT).distinct().limit(limit)
         )
     )
 
