@@ -7,9 +7,10 @@ On PostgreSQL the usual case (a key without a wallet account) is accepted by **o
 statement in autocommit mode (:data:`_PG_ACCEPT_SQL`): the key, the job stored earlier
 under the same nonce, the conditional credit decrement, the job row and its audit row, one
 round trip instead of BEGIN, SELECT, INSERT and COMMIT. It runs on a pool of its own without
-pre-ping (:func:`_autocommit_engine`), so that is the only round trip to PostgreSQL. A single statement is atomic, so
-the rule above holds. Keys of wallet accounts (the credit ledger), SQLite (the embedded
-default) and calls made inside an open session transaction take the transactional path.
+pre-ping (:func:`_autocommit_engine`), so that is the only round trip to PostgreSQL. A
+single statement is atomic, so the rule above holds. Keys of wallet accounts (the credit
+ledger), SQLite (the embedded default) and calls made inside an open session transaction
+take the transactional path.
 """
 
 from __future__ import annotations
@@ -111,8 +112,18 @@ _KEY_AND_STORED = (
 _JOBS = PublishJob.__table__
 _AUDIT = AuditLog.__table__
 _JOB_COLUMNS = (
-    "job_id", "key_id", "pubkey", "nonce", "signed_payload", "signature", "record_type",
-    "account_ref", "status", "attempts", "created_at", "updated_at",
+    "job_id",
+    "key_id",
+    "pubkey",
+    "nonce",
+    "signed_payload",
+    "signature",
+    "record_type",
+    "account_ref",
+    "status",
+    "attempts",
+    "created_at",
+    "updated_at",
 )
 _INSERT_JOB = insert(_JOBS).values({c: bindparam(f"p_{c}") for c in _JOB_COLUMNS})
 _INSERT_AUDIT = insert(_AUDIT).values(
@@ -151,9 +162,9 @@ def _key_and_stored(pubkey: str, nonce: str) -> tuple[_Key | None, Any]:
     """The registered key of ``pubkey`` (None if unknown) and the row of the job stored
     earlier for ``(pubkey, nonce)`` (``job_id``, ``status``, ``signed_payload``,
     ``signature``; None if none), in one query (an outer join on the unique index)."""
-    row = db.session.connection().execute(
-        _KEY_AND_STORED, {"pubkey": pubkey, "nonce": nonce}
-    ).first()
+    row = (
+        db.session.connection().execute(_KEY_AND_STORED, {"pubkey": pubkey, "nonce": nonce}).first()
+    )
     if row is None:
         return None, None
     return _Key(pubkey, row), (row if row.job_id is not None else None)
@@ -172,6 +183,22 @@ def _store_job(params: dict[str, Any]) -> None:
     else:
         conn.execute(_INSERT_JOB, params)
         conn.execute(_INSERT_AUDIT, params)
+
+
+def _refuse_unusable_key(status: str | None) -> None:
+    """Refuse a key that is not registered (``status`` None) or not active.
+
+    Raises:
+        KeyRefused: 403 ``KEY_NOT_REGISTERED`` or ``KEY_REVOKED`` (DESIGN.md §2).
+    """
+    if status is None:
+        raise KeyRefused(
+            "This public key is not registered with the publisher.",
+            code="KEY_NOT_REGISTERED",
+            field="pubkey",
+        )
+    if status != "active":
+        raise KeyRefused("This public key was revoked.", code="KEY_REVOKED", field="pubkey")
 
 
 def _replay_or_conflict(job: Any, signed_payload: str, signature: str) -> Accepted:
@@ -314,14 +341,7 @@ def _accept_one_statement(req: Any, mode: str) -> Accepted | None:
                 if attempt == 0:
                     continue
             raise
-    if row is None:
-        raise KeyRefused(
-            "This public key is not registered with the publisher.",
-            code="KEY_NOT_REGISTERED",
-            field="pubkey",
-        )
-    if row.key_status != "active":
-        raise KeyRefused("This public key was revoked.", code="KEY_REVOKED", field="pubkey")
+    _refuse_unusable_key(None if row is None else row.key_status)
     if row.job_id is not None:
         return _replay_or_conflict(row, req.signed_payload, req.signature_b64)
     if row.new_job_id is None:
@@ -381,16 +401,7 @@ def accept(body: Any, *, now: int | None = None) -> Accepted:
             with transaction():
                 # one round trip: the key, and the job stored before under this nonce if any
                 key, stored = _key_and_stored(req.pubkey_hex, req.payload.nonce)
-                if key is None:
-                    raise KeyRefused(
-                        "This public key is not registered with the publisher.",
-                        code="KEY_NOT_REGISTERED",
-                        field="pubkey",
-                    )
-                if key.status != "active":
-                    raise KeyRefused(
-                        "This public key was revoked.", code="KEY_REVOKED", field="pubkey"
-                    )
+                _refuse_unusable_key(None if key is None else key.status)
                 if stored is not None:
                     return _replay_or_conflict(stored, req.signed_payload, req.signature_b64)
                 job_id = str(uuid.uuid4())
