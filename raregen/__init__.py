@@ -18,15 +18,27 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _secret_key(app: Flask) -> str:
-    """The session-signing key: from the environment, else a per-instance file (dev)."""
+    """The session-signing key: from the environment, else a per-instance file (dev).
+
+    The file is made whole before it appears (written under a temporary name, then
+    hard-linked to ``secret_key``, which fails if it exists): processes starting together on
+    a new instance folder all read the one key that won, never a half-written file.
+    """
     if app.config.get("SECRET_KEY"):
         return str(app.config["SECRET_KEY"])
     path = Path(app.instance_path) / "secret_key"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        tmp = path.with_name(f".secret_key.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write(secrets.token_hex(32))
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # another process made it first: use theirs
+        finally:
+            tmp.unlink()
     return path.read_text().strip()
 
 
