@@ -137,8 +137,9 @@ def _drop_idle_limit_check(app: Flask, limiter: Any) -> None:
     RareGen sets none: its limits sit on views, counted by their decorators (the wallet's
     calls) or by the view itself (``POST /v1/publish``, ``raregen.publish.api``), not by this
     hook. With none configured the hook only resolves empty lists, about 0.09 ms of CPU per
-    request (a tenth of a publish; in-process measurement). Kept whenever such limits exist (e.g. ``RATELIMIT_DEFAULT`` or
-    ``RATELIMIT_APPLICATION`` set); with the limiter disabled it was never installed.
+    request (a tenth of a publish; in-process measurement). Kept whenever such limits exist
+    (e.g. ``RATELIMIT_DEFAULT`` or ``RATELIMIT_APPLICATION`` set); with the limiter disabled
+    it was never installed.
     """
     manager = limiter.limit_manager
     if (
