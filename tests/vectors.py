@@ -1,7 +1,8 @@
-"""Location of the shared test vectors (data only; see their README.md).
+"""Location of the third-party test vectors (data only; sources in their README.md).
 
-``RAREGEN_VECTORS`` names the folder; the default is ``<repo>/../shared/vectors``. A missing
-folder makes the calling test fail (never skip): the vectors are part of the test suite.
+The vectors live in the repository at ``tests/data/vectors``; ``RAREGEN_VECTORS`` may name
+another folder with the same layout. A missing folder makes the calling test fail (never skip):
+the vectors are part of the test suite.
 """
 
 from __future__ import annotations
@@ -12,16 +13,17 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_VECTORS = REPO_ROOT / "tests" / "data" / "vectors"
 
 
 def vectors_dir() -> Path:
     """The vectors folder; fails the calling test with a clear message if it is missing."""
     configured = os.environ.get("RAREGEN_VECTORS")
-    path = Path(configured) if configured else REPO_ROOT.parent / "shared" / "vectors"
+    path = Path(configured) if configured else DEFAULT_VECTORS
     if not path.is_dir():
         pytest.fail(
             f"test vectors not found at {path}: set RAREGEN_VECTORS to the folder holding "
-            "jcs/, wycheproof/ and bsv/ (default <repo>/../shared/vectors)",
+            "jcs/, wycheproof/, slip39/ and bsv/ (default tests/data/vectors)",
             pytrace=False,
         )
     return path

@@ -1,8 +1,7 @@
 """Tests of raregen.publish.txbuilder: sizes, fees, change, signing, and BSV vectors.
 
-Vectors come from ``$RAREGEN_VECTORS`` (default ``<repo>/../shared/vectors``, located by
-``tests.vectors``); see ``bsv/README.md`` there. A missing vectors folder fails the vector tests,
-it does not skip them.
+Vectors come from ``tests/data/vectors`` (or ``$RAREGEN_VECTORS``, located by ``tests.vectors``);
+see the README.md there. A missing vectors folder fails the vector tests, it does not skip them.
 """
 
 from __future__ import annotations

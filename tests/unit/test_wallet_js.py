@@ -35,7 +35,7 @@ def test_wordlist_is_the_reference_list(vector_report: dict) -> None:
 
 
 def test_valid_vectors_recover_with_passphrase_trezor(vector_report: dict) -> None:
-    # vectors/README.md says 15 entries are invalid; the file has 15 valid and 30 invalid ones
+    # the file has 15 entries with a master secret (valid) and 30 without (to be refused)
     valid = [r for r in vector_report["results"] if r["valid"]]
     assert len(valid) == 15
     failures = [r for r in valid if not r["ok"]]
