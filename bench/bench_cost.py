@@ -1,5 +1,5 @@
 """Cost per record: bytes on chain and satoshis of fee per record in each publish mode, at
-the configured fee rate (``FEE_RATE_SAT_PER_KB``, DESIGN.md §4) or ``--rate``.
+the configured fee rate (``FEE_RATE_SAT_PER_KB``, docs/PROTOCOL.md §4) or ``--rate``.
 
 Usage::
 

@@ -63,11 +63,11 @@ def load_settings(instance_path: str) -> dict[str, Any]:
         # RQ worker processes `scripts/run` starts (each runs its jobs in-process, one at a
         # time: about one per core keeps the cores busy; `WORKERS` overrides it there)
         "WORKER_PROCESSES": _int("WORKER_PROCESSES", DEFAULT_WORKER_PROCESSES),
-        # server wallet (DESIGN.md §4): a WIF from the environment or a key file
+        # server wallet (docs/PROTOCOL.md §4): a WIF from the environment or a key file
         "SERVER_WIF": _env("SERVER_WIF"),
         "SERVER_KEY_FILE": _env("SERVER_KEY_FILE", str(inst / "server.key")),
         "NETWORK": _env("NETWORK", "regtest"),
-        # broadcasting (DESIGN.md §5): ordered list of backends
+        # broadcasting (docs/PROTOCOL.md §5): ordered list of backends
         "BROADCASTERS": (_env("BROADCASTERS", "node") or "node").split(","),
         "NODE_RPC_URL": _env("NODE_RPC_URL", "http://127.0.0.1:18332"),
         "NODE_RPC_USER": _env("NODE_RPC_USER", "raregen"),
@@ -77,7 +77,7 @@ def load_settings(instance_path: str) -> dict[str, Any]:
         "ARC_API_KEY": _env("ARC_API_KEY"),
         "WOC_URL": _env("WOC_URL"),
         "WOC_NETWORK": _env("WOC_NETWORK", "main"),
-        # fees and pool (DESIGN.md §4)
+        # fees and pool (docs/PROTOCOL.md §4)
         "FEE_RATE_SAT_PER_KB": _int("FEE_RATE_SAT_PER_KB", 100),
         "FEE_RATE_FLOOR_SAT_PER_KB": _int("FEE_RATE_FLOOR_SAT_PER_KB", 1),
         # "config": FEE_RATE_SAT_PER_KB; "policy": the broadcaster's policy (ARC /v1/policy,
@@ -90,13 +90,13 @@ def load_settings(instance_path: str) -> dict[str, Any]:
         "POOL_UTXO_SATS": _int("POOL_UTXO_SATS", 0),  # 0: derived from fee rate and payload limit
         "POOL_LOW_WATER": _int("POOL_LOW_WATER", 50),
         "MAX_UNCONFIRMED_DEPTH": _int("MAX_UNCONFIRMED_DEPTH", 20),
-        # intake (DESIGN.md §2)
+        # intake (docs/PROTOCOL.md §2)
         "MAX_PAYLOAD_BYTES": payload_limit,
         "MAX_CONTENT_LENGTH": payload_limit * 2 + 4096,
         "MAX_CLOCK_SKEW_SECONDS": _int("MAX_CLOCK_SKEW_SECONDS", 60),
         "MAX_TTL_SECONDS": _int("MAX_TTL_SECONDS", 3600),
         "PUBLISH_RATE_LIMIT": _env("PUBLISH_RATE_LIMIT", "6000 per minute"),
-        # modes: immediate | batch | packed (DESIGN.md §6)
+        # modes: immediate | batch | packed (docs/PROTOCOL.md §6)
         "PUBLISH_MODE": _env("PUBLISH_MODE", "immediate"),
         "BATCH_SIZE": _int("BATCH_SIZE", 500),
         "BATCH_WINDOW_SECONDS": _int("BATCH_WINDOW_SECONDS", 5),
@@ -129,7 +129,7 @@ def load_settings(instance_path: str) -> dict[str, Any]:
         "MAIL_USERNAME": _env("MAIL_USERNAME"),
         "MAIL_PASSWORD": _env("MAIL_PASSWORD"),
         "MAIL_DEFAULT_SENDER": _env("MAIL_SENDER", "RareGen <no-reply@raregen.local>"),
-        # email one-time codes (DESIGN.md §7): validity, wrong tries, request limits
+        # email one-time codes (docs/PROTOCOL.md §7): validity, wrong tries, request limits
         # (limits in Flask-Limiter's notation, counted per address and per client IP)
         "OTP_VALIDITY_SECONDS": _int("OTP_VALIDITY_SECONDS", 600),
         "OTP_MAX_TRIES": _int("OTP_MAX_TRIES", 5),
@@ -147,7 +147,7 @@ def load_settings(instance_path: str) -> dict[str, Any]:
         "SESSION_COOKIE_SAMESITE": "Lax",
         "RATELIMIT_ENABLED": _bool("RATELIMIT_ENABLED", True),
         # X-RateLimit-* headers on every answer cost two more Redis round trips per request
-        # (GET and TTL of the window after the hit); off by default, DESIGN.md §2 does not
+        # (GET and TTL of the window after the hit); off by default, docs/PROTOCOL.md §2 does not
         # promise them. A 429 carries Retry-After either way (raregen.web.errors).
         "RATELIMIT_HEADERS_ENABLED": _bool("RATELIMIT_HEADERS_ENABLED", False),
         # pool_pre_ping tests every pooled connection with a round trip before each use (RQ

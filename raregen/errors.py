@@ -1,7 +1,7 @@
 """Domain errors of RareGen.
 
 Every error a client can see is a :class:`RareGenError` subclass with a stable ``code``
-(DESIGN.md §2 table), an HTTP ``status`` and an optional ``field`` naming the request
+(docs/API.md, Error codes), an HTTP ``status`` and an optional ``field`` naming the request
 member at fault. One error handler (``raregen.web.errors``) turns them into
 ``{"error": {"code", "message", "field"}}``; nothing else ever reaches a client.
 
@@ -37,7 +37,7 @@ class RareGenError(Exception):
     """Base of all client-visible errors.
 
     Attributes:
-        code: stable machine-readable code (DESIGN.md §2).
+        code: stable machine-readable code (docs/PROTOCOL.md §2).
         status: HTTP status the code maps to.
         message: human-readable sentence, safe to show (no secrets, no stack).
         field: the request member at fault, or None.
@@ -53,7 +53,7 @@ class RareGenError(Exception):
         self.field = field
 
     def to_dict(self) -> dict[str, dict[str, str | None]]:
-        """The error body of DESIGN.md §2: ``{"error": {"code", "message", "field"}}``."""
+        """The error body of docs/PROTOCOL.md §2: ``{"error": {"code", "message", "field"}}``."""
         return {"error": {"code": self.code, "message": self.message, "field": self.field}}
 
 

@@ -1,4 +1,4 @@
-"""On-chain layout v1 (DESIGN.md §3): build, parse and verify RareGen record outputs.
+"""On-chain layout v1 (docs/PROTOCOL.md §3): build, parse and verify RareGen record outputs.
 
 One output per record, value 0 satoshis, locking script::
 
@@ -22,7 +22,7 @@ version is reported as a malformed record.
 
 Verification of a record (``extract_records``)
 ----------------------------------------------
-``valid`` is the signature check of DESIGN.md §3 only: strict DER, low-S, ECDSA secp256k1
+``valid`` is the signature check of docs/PROTOCOL.md §3 only: strict DER, low-S, ECDSA secp256k1
 over SHA-256 of the payload bytes, against the 33-byte key in the output (same code as the
 server: ``raregen.signing.verify_signature``). ``error`` holds the first problem found, as
 ``"CODE: message"``: the signature's failure, or else a failure of the contract parse of the

@@ -67,7 +67,7 @@ def periodic_queue_name(publish_queue_name: str) -> str:
 
 
 def batch_queue_name(publish_queue_name: str) -> str:
-    """The queue of the batch collector (batch and packed modes, DESIGN.md §6):
+    """The queue of the batch collector (batch and packed modes, docs/PROTOCOL.md §6):
     ``<publish>-batch``.
 
     Its own queue, listened to first by every worker, so a collector run never waits behind

@@ -1,4 +1,4 @@
-"""Publish contract v1: parsing, canonical-form checks, signatures (DESIGN.md §2).
+"""Publish contract v1: parsing, canonical-form checks, signatures (docs/PROTOCOL.md §2).
 
 Shared by the server (``verify_publish_request``) and the client CLI (``make_request``).
 Pure: imports neither Flask nor SQLAlchemy, does no I/O, reads no clock unless the caller
@@ -19,7 +19,7 @@ error it finds:
 5. payload members and time window (``validate_payload``);
 6. the signature itself (``verify_signature``): range of r and s, low-S, ECDSA verify.
 
-Decisions on error codes (only codes of DESIGN.md §2 are used; fields name the member):
+Decisions on error codes (only codes of docs/PROTOCOL.md §2 are used; fields name the member):
 
 - Not JSON at all, or JSON outside what RFC 8259 allows: ``MALFORMED_JSON``
   (field ``signedPayload``). This covers syntax errors, the ``NaN`` / ``Infinity`` /
@@ -100,7 +100,7 @@ CONTRACT_VERSION: Final = 1
 """The ``v`` member every payload of contract v1 carries."""
 
 DEFAULT_MAX_PAYLOAD_BYTES: Final = 100_000
-"""Default limit of ``signedPayload``, in UTF-8 bytes (DESIGN.md §2)."""
+"""Default limit of ``signedPayload``, in UTF-8 bytes (docs/PROTOCOL.md §2)."""
 
 DEFAULT_MAX_SKEW: Final = 60
 """Default tolerated clock skew, seconds: ``iat`` may be at most this far in the future."""
@@ -551,7 +551,7 @@ def _is_int(value: object) -> bool:
 
 
 def check_payload_fields(obj: object, *, max_ttl: int | None = DEFAULT_MAX_TTL) -> Payload:
-    """Check the members of a parsed payload, without the clock (DESIGN.md §2).
+    """Check the members of a parsed payload, without the clock (docs/PROTOCOL.md §2).
 
     Exactly ``v``, ``nonce``, ``iat``, ``exp``, ``record`` and optional ``type``.
     ``max_ttl`` (seconds) bounds ``exp - iat``; None skips that bound (used when checking
@@ -638,7 +638,7 @@ def validate_payload(
     max_skew: int = DEFAULT_MAX_SKEW,
     max_ttl: int = DEFAULT_MAX_TTL,
 ) -> Payload:
-    """Check a parsed payload's members, then its time window (DESIGN.md §2).
+    """Check a parsed payload's members, then its time window (docs/PROTOCOL.md §2).
 
     Args:
         obj: the value returned by :func:`parse_signed_payload`.

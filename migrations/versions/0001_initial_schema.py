@@ -14,7 +14,7 @@ branch_labels = None
 depends_on = None
 
 
-# Tables whose updated_at a trigger keeps right on every UPDATE (DESIGN.md §4).
+# Tables whose updated_at a trigger keeps right on every UPDATE (docs/PROTOCOL.md §4).
 TRIGGER_TABLES = ("publish_jobs", "utxos", "registered_keys")
 
 

@@ -20,7 +20,7 @@ from raregen.errors import KeyRefused, KeyTaken, RareGenError, RequestError
 from raregen.publish import intake
 from raregen.publish.models import RegisteredKey
 
-# the keypairs a wallet derives from its seed (DESIGN.md §7); only identity keys publish
+# the keypairs a wallet derives from its seed (docs/PROTOCOL.md §7); only identity keys publish
 PURPOSES = ("identity", "financial", "tokens")
 
 
@@ -96,7 +96,7 @@ def accept_for_account(account_ref: str, raw: bytes, content_type: str | None) -
 
     Raises:
         KeyRefused: 403 ``KEY_NOT_REGISTERED`` if the key is not the account's.
-        RareGenError: every code of DESIGN.md §2.
+        RareGenError: every code of docs/PROTOCOL.md §2.
     """
     body = intake.parse_body(raw, content_type)
     pubkey = body.get("pubkey") if isinstance(body, dict) else None

@@ -65,7 +65,7 @@ def _count_publish() -> None:
 
 @bp.post("/publish")
 def publish():  # type: ignore[no-untyped-def]
-    """Contract v1 (DESIGN.md §2): 202 for a new job, 200 for an exact resubmission."""
+    """Contract v1 (docs/PROTOCOL.md §2): 202 for a new job, 200 for an exact resubmission."""
     _count_publish()
     raw = request.get_data(cache=False)
     if len(raw) >= current_app.config["MAX_CONTENT_LENGTH"]:
@@ -80,7 +80,7 @@ def publish():  # type: ignore[no-untyped-def]
 
 @bp.get("/jobs/<job_id>")
 def job_status(job_id: str):  # type: ignore[no-untyped-def]
-    """The job as DESIGN.md §2 lists it; read from the database only."""
+    """The job as docs/PROTOCOL.md §2 lists it; read from the database only."""
     return jsonify(get_job_view(job_id))
 
 

@@ -1,4 +1,4 @@
-"""Confirmation tracking: ``sent -> confirmed`` with block hash and height (DESIGN.md §1 step 4),
+"""Confirmation tracking: ``sent -> confirmed`` with block hash and height (docs/PROTOCOL.md §1, 4),
 and the unconfirmed-chain depth of pool outputs reset once their transaction is mined.
 
 A ``sent`` transaction that the network no longer knows (dropped from the mempool, or lost by

@@ -1,4 +1,4 @@
-"""Publishing credits of a registered key (DESIGN.md §2: 402 NO_CREDITS).
+"""Publishing credits of a registered key (docs/PROTOCOL.md §2: 402 NO_CREDITS).
 
 Which balance pays depends on the key:
 

@@ -1,4 +1,4 @@
-"""Funding and splitting the pool (DESIGN.md §4): split a large UTXO into N of S satoshis,
+"""Funding and splitting the pool (docs/PROTOCOL.md §4): split a large UTXO into N of S satoshis,
 replenish under the low-water mark, import the server address's UTXOs, fund in development.
 """
 

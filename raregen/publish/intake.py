@@ -1,4 +1,4 @@
-"""Accepting a publish request (DESIGN.md §2): verify, take a credit, store the job, enqueue.
+"""Accepting a publish request (docs/PROTOCOL.md §2): verify, take a credit, store the job, enqueue.
 
 The whole acceptance is one database transaction: the credit is taken and the job is stored
 together, or neither happens. The RQ job is enqueued only after the commit.
@@ -189,7 +189,7 @@ def _refuse_unusable_key(status: str | None) -> None:
     """Refuse a key that is not registered (``status`` None) or not active.
 
     Raises:
-        KeyRefused: 403 ``KEY_NOT_REGISTERED`` or ``KEY_REVOKED`` (DESIGN.md §2).
+        KeyRefused: 403 ``KEY_NOT_REGISTERED`` or ``KEY_REVOKED`` (docs/PROTOCOL.md §2).
     """
     if status is None:
         raise KeyRefused(
@@ -350,7 +350,7 @@ def _accept_one_statement(req: Any, mode: str) -> Accepted | None:
         raise NoCredits("This key's account has no publishing credit left.")
     if mode == "immediate":
         enqueue_publish(job_id)
-    else:  # batch, packed: the collector takes it (DESIGN.md §6)
+    else:  # batch, packed: the collector takes it (docs/PROTOCOL.md §6)
         batch.notify_queued()
     return Accepted(job_id, QUEUED, created=True)
 
@@ -367,7 +367,7 @@ def accept(body: Any, *, now: int | None = None) -> Accepted:
         payload and signature), which answers 200 with the stored job.
 
     Raises:
-        RareGenError subclasses with the codes of DESIGN.md §2.
+        RareGenError subclasses with the codes of docs/PROTOCOL.md §2.
         sqlalchemy.exc.DBAPIError: the database is unreachable (``raregen.web.errors``
             answers 503 UNAVAILABLE).
 
@@ -427,7 +427,7 @@ def accept(body: Any, *, now: int | None = None) -> Accepted:
                 )
                 if cfg["PUBLISH_MODE"] == "immediate":
                     after_commit(lambda: enqueue_publish(job_id))
-                else:  # batch, packed: the collector takes it (DESIGN.md §6)
+                else:  # batch, packed: the collector takes it (docs/PROTOCOL.md §6)
                     after_commit(batch.notify_queued)
             return Accepted(job_id, QUEUED, created=True)
         except IntegrityError:

@@ -1,4 +1,4 @@
-"""Reading publish jobs for clients (DESIGN.md §2 ``GET /v1/jobs/<jobId>``)."""
+"""Reading publish jobs for clients (docs/PROTOCOL.md §2 ``GET /v1/jobs/<jobId>``)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Registered publishing keys: add, list, revoke (DESIGN.md §2: 403 KEY_NOT_REGISTERED/REVOKED)."""
+"""Registered publishing keys: add, list, revoke (docs/PROTOCOL.md §2: 403 if unknown/revoked)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Tables of the publisher (component A): jobs, the UTXO pool, batches, registered keys.
 
-Column meanings follow DESIGN.md §2 (job states), §4 (pool) and §6 (batches). Satoshis are
+Column meanings follow docs/PROTOCOL.md §2 (job states), §4 (pool) and §6 (batches). Satoshis are
 integers (BigInteger). Times are naive UTC. ``updated_at`` is also maintained by a database
 trigger on every UPDATE (migration ``0001``), so raw SQL updates keep it right too.
 """
@@ -24,13 +24,13 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from raregen.db import db, utcnow
 
-# Job states (DESIGN.md §2): queued -> processing -> sent -> confirmed; processing -> queued;
+# Job states (docs/PROTOCOL.md §2): queued -> processing -> sent -> confirmed; processing -> queued;
 # failed is terminal.
 QUEUED, PROCESSING, SENT, CONFIRMED, FAILED = "queued", "processing", "sent", "confirmed", "failed"
 JOB_STATES = (QUEUED, PROCESSING, SENT, CONFIRMED, FAILED)
 TERMINAL_STATES = (CONFIRMED, FAILED)
 
-# UTXO states and purposes (DESIGN.md §4)
+# UTXO states and purposes (docs/PROTOCOL.md §4)
 AVAILABLE, RESERVED, SPENT = "available", "reserved", "spent"
 PURPOSE_PUBLISH, PURPOSE_FUNDING = "publish", "funding"
 
@@ -92,7 +92,7 @@ class PublishJob(Timestamps, db.Model):  # type: ignore[name-defined,misc]
 
 
 class Utxo(Timestamps, db.Model):  # type: ignore[name-defined,misc]
-    """An output of the server's wallet: the pool publishing pays from (DESIGN.md §4)."""
+    """An output of the server's wallet: the pool publishing pays from (docs/PROTOCOL.md §4)."""
 
     __tablename__ = "utxos"
 
@@ -133,7 +133,7 @@ class Utxo(Timestamps, db.Model):  # type: ignore[name-defined,misc]
 
 
 class PublishBatch(db.Model):  # type: ignore[name-defined,misc]
-    """A set of jobs broadcast together (DESIGN.md §6)."""
+    """A set of jobs broadcast together (docs/PROTOCOL.md §6)."""
 
     __tablename__ = "publish_batches"
 

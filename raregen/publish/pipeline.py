@@ -7,7 +7,7 @@ reaper can settle (``raregen.publish.reaper``):
    the claim sets a lease (``lease_until`` = now + ``RESERVATION_TIMEOUT_SECONDS``);
 2. reserve a pool UTXO (or reuse the stored transaction of an earlier attempt);
 3. build and sign; store the raw transaction and txid on the job *before* broadcasting;
-4. broadcast; 5. settle by the outcome class (DESIGN.md §5):
+4. broadcast; 5. settle by the outcome class (docs/PROTOCOL.md §5):
 
 * accepted / already known -> job ``sent``, UTXO ``spent``, change ``available``;
 * conflict / missing inputs -> UTXO dirty, job back to ``queued`` without its transaction,
@@ -86,7 +86,7 @@ class StepResult:
 
 
 def record_script_for(job: PublishJob) -> bytes:
-    """The OP_RETURN locking script of ``job``'s record (DESIGN.md §3)."""
+    """The OP_RETURN locking script of ``job``'s record (docs/PROTOCOL.md §3)."""
     return protocol.record_script(
         job.signed_payload.encode("utf-8"),
         decode_signature(job.signature),
@@ -152,7 +152,7 @@ def requeue(
     """Hand ``job`` back to the queue (current transaction).
 
     In immediate mode an RQ delivery is enqueued after the commit (after ``delay``). In batch
-    and packed modes (``PUBLISH_MODE``, DESIGN.md §6) nothing is enqueued: the row is only
+    and packed modes (``PUBLISH_MODE``, docs/PROTOCOL.md §6) nothing is enqueued: the row is only
     set back to ``queued`` (due at ``not_before``), and the batch collector, which takes
     queued rows from the database, picks it up (a kept transaction is sent again as it is,
     :func:`raregen.publish.batch.run_collector`). An RQ publish job there would publish the

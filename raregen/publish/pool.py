@@ -1,4 +1,4 @@
-"""The server's UTXO pool (DESIGN.md §4): reserve, release, spend, mark dirty, add change.
+"""The server's UTXO pool (docs/PROTOCOL.md §4): reserve, release, spend, mark dirty, add change.
 
 Functions here add and flush inside the caller's transaction (``raregen.db.transaction``);
 none commits. Concurrency:
@@ -98,7 +98,7 @@ def reserve(
 ) -> Utxo | None:
     """Reserve the smallest available, clean UTXO worth at least ``min_satoshis``.
 
-    Expired reservations are released first (DESIGN.md §4).
+    Expired reservations are released first (docs/PROTOCOL.md §4).
 
     Args:
         min_satoshis: the fee the transaction to build needs with no change (satoshis).
@@ -152,7 +152,7 @@ def reserve_many(
     max_depth: int = 20,
     now: datetime | None = None,
 ) -> list[Utxo]:
-    """Reserve up to ``count`` UTXOs in one statement (batch mode, DESIGN.md §6).
+    """Reserve up to ``count`` UTXOs in one statement (batch mode, docs/PROTOCOL.md §6).
 
     Returns:
         The reserved UTXOs, smallest first; possibly fewer than ``count``.
@@ -253,7 +253,7 @@ def release(utxo: Utxo) -> None:
 
 
 def mark_dirty(utxo: Utxo, reason: str) -> None:
-    """Set ``utxo`` aside after a mempool conflict or missing inputs (DESIGN.md §4).
+    """Set ``utxo`` aside after a mempool conflict or missing inputs (docs/PROTOCOL.md §4).
 
     It is not marked spent: a periodic check settles it against the chain.
     """

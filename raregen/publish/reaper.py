@@ -1,6 +1,6 @@
-"""Recovery of in-flight states (DESIGN.md §2: no job stays in ``processing`` past the
+"""Recovery of in-flight states (docs/PROTOCOL.md §2: no job stays in ``processing`` past the
 reservation timeout), the sweeper (the database, not Redis, is the source of truth), and
-settlement of dirty UTXOs and abandoned reservations (DESIGN.md §4).
+settlement of dirty UTXOs and abandoned reservations (docs/PROTOCOL.md §4).
 
 For a job whose lease expired, :func:`recover_job` first takes the job over (writes a new
 lease token, so the worker that held it, if it is only slow, can no longer write), then:

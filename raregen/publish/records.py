@@ -1,4 +1,4 @@
-"""Reading records back from the chain (``GET /v1/records/<txid>``, DESIGN.md §3)."""
+"""Reading records back from the chain (``GET /v1/records/<txid>``, docs/PROTOCOL.md §3)."""
 
 from __future__ import annotations
 

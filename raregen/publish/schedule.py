@@ -57,7 +57,7 @@ PERIODIC_JOBS: tuple[PeriodicJob, ...] = (
     PeriodicJob(
         "purge-wallet", tasks.purge_wallet_challenges, "PURGE_INTERVAL_SECONDS", 3600, 300
     ),
-    # batch and packed modes (DESIGN.md §6); in immediate mode it only finishes old batches
+    # batch and packed modes (docs/PROTOCOL.md §6); in immediate mode it only finishes old batches
     PeriodicJob(
         "batch-collector", tasks.collect_batches, "BATCH_WINDOW_SECONDS", 5, None, queue="batch"
     ),

@@ -1,8 +1,8 @@
 """Process-wide collaborators of the publisher, built from the app's configuration once.
 
-* :func:`server_wallet`: the server key (DESIGN.md §4) from ``SERVER_WIF`` or the key file
+* :func:`server_wallet`: the server key (docs/PROTOCOL.md §4) from ``SERVER_WIF`` or the key file
   (created with mode 0600 in development). The WIF never reaches a log or a response.
-* :func:`broadcaster`: the configured backends in failover order (DESIGN.md §5).
+* :func:`broadcaster`: the configured backends in failover order (docs/PROTOCOL.md §5).
 * :func:`fee_rate`: satoshis per 1000 bytes, from configuration or the broadcaster's policy,
   never below the configured floor.
 """
@@ -78,7 +78,7 @@ def broadcaster(app: Flask | None = None) -> Broadcaster:
     cache = _cache(app)
     if "broadcaster" not in cache:
         config = dict(app.config)
-        # ARC gets Extended Format transactions: every input is a pool UTXO (DESIGN.md §5)
+        # ARC gets Extended Format transactions: every input is a pool UTXO (docs/PROTOCOL.md §5)
         config.setdefault("ARC_PREVOUTS", lambda outpoints: _pool_prevouts(app, outpoints))
         cache["broadcaster"] = build_chain(config, lambda: node_rpc(app))
     return cache["broadcaster"]  # type: ignore[no-any-return]
@@ -92,7 +92,7 @@ def _pool_prevouts(app: Flask, outpoints: list[tuple[str, int]]) -> dict[Any, An
 
 
 def fee_rate(app: Flask | None = None) -> int:
-    """The fee rate to pay, in satoshis per 1000 bytes (DESIGN.md §4).
+    """The fee rate to pay, in satoshis per 1000 bytes (docs/PROTOCOL.md §4).
 
     ``FEE_RATE_SOURCE``:
 

@@ -174,7 +174,7 @@ def replenish_pool() -> int:
 
 def collect_batches() -> dict[str, int]:
     """Periodic and triggered: batch and packed modes take queued jobs and publish them
-    together (DESIGN.md §6); in every mode, finish batches left behind."""
+    together (docs/PROTOCOL.md §6); in every mode, finish batches left behind."""
     from raregen.publish import batch
 
     return _run(batch.run_collector)

@@ -1,4 +1,4 @@
-"""Build and sign the server's BSV transactions (DESIGN.md §3, §4).
+"""Build and sign the server's BSV transactions (docs/PROTOCOL.md §3, §4).
 
 A pure module: no Flask, no database, no network. Transaction objects, serialization, the
 BIP143/FORKID signature hash and ECDSA signing all come from bsv-sdk (package ``bsv``);
@@ -12,15 +12,15 @@ Units used throughout:
 * amounts are integer **satoshis**;
 * sizes are **bytes** of the serialized transaction;
 * fee rates are integer **satoshis per kilobyte** (1 kB = 1000 bytes), as in ARC's
-  ``/v1/policy`` ``miningFee`` and the SV Node's ``-minminingtxfee`` (DESIGN.md §4).
+  ``/v1/policy`` ``miningFee`` and the SV Node's ``-minminingtxfee`` (docs/PROTOCOL.md §4).
 
 Shapes:
 
 * a *record script* is the complete locking script of one record output, ``OP_FALSE
   OP_RETURN <pushes...>`` (bytes starting ``00 6a``), built elsewhere from the layout of
-  DESIGN.md §3; it is published with 0 satoshis;
+  docs/PROTOCOL.md §3; it is published with 0 satoshis;
 * the server wallet pays with P2PKH UTXOs locked to its own compressed public key, and takes
-  change back to the same script, so the pool lives on (DESIGN.md §4).
+  change back to the same script, so the pool lives on (docs/PROTOCOL.md §4).
 
 Fee rule: ``fee = ceil(size * rate / 1000)`` where ``size`` is an upper bound of the signed
 transaction's size: every P2PKH input is counted with the largest unlocking script a
@@ -105,7 +105,7 @@ MAX_P2PKH_UNLOCKING_SCRIPT_SIZE = 1 + 72 + 1 + 1 + 33
 A DER signature is 72 bytes at most (r and s each 33 with a sign pad); a low-S signature,
 which is what libsecp256k1 makes, is at most 71, so a real script is 105..107 bytes. Using
 108 rather than bsv-sdk's estimate of 107 keeps the bound safe even against a high-S
-signature (DESIGN.md §4: "a signature's size estimate can be one byte short").
+signature (docs/PROTOCOL.md §4, Fees: the estimate must never fall short).
 """
 
 P2PKH_INPUT_MAX_SIZE = 32 + 4 + 1 + MAX_P2PKH_UNLOCKING_SCRIPT_SIZE + 4
@@ -257,7 +257,7 @@ class _P2PKHSigner(UnlockingScriptTemplate):  # type: ignore[misc]
 
 
 class ServerWallet:
-    """The server's signing key (DESIGN.md §4) and its P2PKH script and address.
+    """The server's signing key (docs/PROTOCOL.md §4) and its P2PKH script and address.
 
     Make one with :meth:`from_wif` or :meth:`generate`. The key is compressed (the size
     bounds of this module assume a 33-byte public key). The secret never shows in ``repr``,
@@ -498,7 +498,7 @@ def required_satoshis(output_scripts: Sequence[bytes], rate_sat_per_kb: int) -> 
     ``fee_for_size(estimate_size(1, output_scripts, with_change=False), rate)``: a pool UTXO
     worth exactly this is spent entirely as fee (no change output); one satoshi less raises
     :class:`~raregen.errors.InsufficientFunds` in :func:`build_publish_tx`. The pool's
-    reservation uses it as the lower bound of the UTXO to take (DESIGN.md §4).
+    reservation uses it as the lower bound of the UTXO to take (docs/PROTOCOL.md §4).
 
     Raises:
         ValueError: negative rate.
@@ -518,7 +518,7 @@ def build_publish_tx(
     rate_sat_per_kb: int,
     change_script_hex: str | None = None,
 ) -> BuiltTx:
-    """Spend one pool UTXO into record outputs (0 sat each) and change (DESIGN.md §3, §4).
+    """Spend one pool UTXO into record outputs (0 sat each) and change (docs/PROTOCOL.md §3, §4).
 
     Outputs: ``record_scripts[i]`` at vout ``i`` with 0 satoshis, then, if it is at least
     :data:`DUST_LIMIT` (1 sat), a change output of ``utxo.satoshis - fee_with_change`` to
@@ -580,7 +580,7 @@ def build_packed_tx(
     rate_sat_per_kb: int,
     change_script_hex: str | None = None,
 ) -> BuiltTx:
-    """Packed batch mode (DESIGN.md §6): many records in one transaction.
+    """Packed batch mode (docs/PROTOCOL.md §6): many records in one transaction.
 
     The same as :func:`build_publish_tx` (which accepts any number of records); record ``i``
     is at vout ``i``. Same arguments, result and errors.
@@ -595,7 +595,7 @@ def build_split_tx(
     satoshis_each: int,
     rate_sat_per_kb: int,
 ) -> BuiltTx:
-    """Split (or merge) wallet UTXOs into ``count`` pool UTXOs of ``satoshis_each`` (DESIGN.md §4).
+    """Split/merge wallet UTXOs into ``count`` pool UTXOs of ``satoshis_each``, docs/PROTOCOL.md §4.
 
     Inputs: ``utxos`` in the given order, all locked to the wallet. Outputs: vouts
     ``0..count-1`` pay ``satoshis_each`` to the wallet's P2PKH (the new pool UTXOs), then a

@@ -2,7 +2,7 @@
 
 Every endpoint needs a signed-in session (401 ``AUTH_REQUIRED``); every non-GET call needs
 the CSRF token in the ``X-CSRFToken`` header (400 ``CSRF_FAILED``). Errors have the shape of
-DESIGN.md §2. Views stay thin: services own the rules.
+docs/PROTOCOL.md §2. Views stay thin: services own the rules.
 """
 
 from __future__ import annotations

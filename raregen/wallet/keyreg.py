@@ -1,4 +1,4 @@
-"""Proof that the browser holds the keys it registers (DESIGN.md §7).
+"""Proof that the browser holds the keys it registers (docs/PROTOCOL.md §7).
 
 The server issues a random challenge (32 bytes, 64 hex characters, valid 300 seconds, single
 use, bound to the account). For each key the browser signs, with that key, the UTF-8 bytes of

@@ -1,5 +1,5 @@
 """Tables of the wallet (component B): accounts, one-time codes, the credit ledger, backups,
-key-registration challenges (DESIGN.md §7).
+key-registration challenges (docs/PROTOCOL.md §7).
 
 Times are naive UTC. ``accounts.updated_at`` is also kept by a database trigger (migration
 ``0002``). The credit ledger is append-only (a trigger refuses UPDATE) and is the record of

@@ -1,6 +1,6 @@
 """Sign-up and sign-in with an emailed one-time code (one flow: email -> code -> session).
 
-Rules (DESIGN.md §7): a 6-digit code, valid ``OTP_VALIDITY_SECONDS`` (10 minutes), accepted
+Rules (docs/PROTOCOL.md §7): a 6-digit code, valid ``OTP_VALIDITY_SECONDS`` (10 minutes), accepted
 once, at most ``OTP_MAX_TRIES`` (5) wrong tries per code, then a new code is needed. Code
 requests are rate limited per address (``OTP_RATE_LIMIT_PER_EMAIL``, 5 per 15 minutes) and
 per client IP (``OTP_RATE_LIMIT_PER_IP``, 20 per hour). Asking for a new code retires the

@@ -13,7 +13,7 @@ Pages (blueprint ``wallet_auth``, forms with CSRF tokens):
 same facts as ``GET /wallet/api/me`` and ``GET /wallet/api/jobs``).
 
 Views stay thin: the rules live in :mod:`raregen.wallet.signin`. A client that asks for JSON
-gets the error JSON of DESIGN.md §2 instead of the re-rendered form.
+gets the error JSON of docs/PROTOCOL.md §2 instead of the re-rendered form.
 """
 
 from __future__ import annotations

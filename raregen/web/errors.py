@@ -1,4 +1,4 @@
-"""One error handler: domain errors and HTTP errors to the DESIGN.md §2 JSON shape, or a page.
+"""One error handler: domain and HTTP errors to the JSON shape of docs/PROTOCOL.md §2, or a page.
 
 API paths (``/v1/``, ``/wallet/api/``, ``/internal/``) and clients that prefer JSON always get
 ``{"error": {"code", "message", "field"}}``; browsers get an HTML error page. No stack trace

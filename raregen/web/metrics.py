@@ -29,7 +29,7 @@ traffic, so they are not public.
 * ``METRICS_TOKEN`` set (``RAREGEN_METRICS_TOKEN``): every client, loopback included, must
   send ``Authorization: Bearer <token>`` (RFC 6750 §2.1; Prometheus's ``authorization``
   scrape setting sends exactly this). Without it or with another token: ``401`` with the
-  error JSON of DESIGN.md §2 (code ``AUTH_REQUIRED``) and ``WWW-Authenticate: Bearer
+  error JSON of docs/PROTOCOL.md §2 (code ``AUTH_REQUIRED``) and ``WWW-Authenticate: Bearer
   realm="metrics"`` (RFC 6750 §3; ``error="invalid_token"`` for a wrong token). The token
   is compared in constant time.
 * ``METRICS_TOKEN`` unset: only a direct loopback client (``127.0.0.0/8``, ``::1``,

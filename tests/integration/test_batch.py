@@ -1,7 +1,7 @@
-"""Batch and packed modes (DESIGN.md §6) against the real regtest SV Node: one broadcast call
+"""Batch and packed modes (docs/PROTOCOL.md §6) against the real regtest SV Node: one broadcast call
 for a whole batch, one conflicting transaction among good ones, packed records with their own
 vouts, the trigger that does not stack, recovery, the same API answer in every mode; and the
-fee policy (DESIGN.md §4)."""
+fee policy (docs/PROTOCOL.md §4)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The UTXO pool (DESIGN.md §4): reservation races on PostgreSQL and SQLite, fee coverage,
+"""The UTXO pool (docs/PROTOCOL.md §4): reservation races on PostgreSQL and SQLite, fee coverage,
 expired reservations, the updated_at trigger."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Contract v1 over HTTP (DESIGN.md §2): every error code of the table with a small request
+"""Contract v1 over HTTP (docs/PROTOCOL.md §2): every error code of the table with a small request
 that triggers it, the idempotent resubmission rule, and no 500 for odd input. Runs on SQLite
 and PostgreSQL (the ``app`` fixture is parametrized)."""
 

@@ -1,4 +1,4 @@
-"""Recovery of every in-flight state against the real regtest node (DESIGN.md §2, §4, §5):
+"""Recovery of every in-flight state against the real regtest node (docs/PROTOCOL.md §2, §4, §5):
 crashes between the pipeline's steps, a stale worker racing the reaper, Redis losing its
 data, a double spend made outside RareGen, the node's chain limit, dirty UTXOs, pool
 replenishment, health and metrics, and real worker processes stopped with SIGTERM or

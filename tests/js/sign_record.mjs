@@ -1,5 +1,5 @@
 // External signer for the end-to-end test: builds a publish contract v1 request body
-// (DESIGN.md §2) with JavaScript libraries only, so the server is checked against a record
+// (docs/PROTOCOL.md §2) with JavaScript libraries only, so the server is checked against a record
 // signed outside Python.
 //
 // stdin:  {"privateKeyHex": "<64 hex>", "record": {...}, "type": "<optional>",

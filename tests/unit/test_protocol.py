@@ -1,4 +1,4 @@
-"""raregen.protocol: pushes, record scripts, the tx parser, record extraction (DESIGN.md §3)."""
+"""raregen.protocol: pushes, record scripts, tx parser, record extraction (docs/PROTOCOL.md §3)."""
 
 from __future__ import annotations
 

@@ -66,7 +66,7 @@ def push(data: bytes) -> bytes:
 
 
 def record_script(payload: bytes) -> bytes:
-    """An OP_FALSE OP_RETURN record shaped like DESIGN.md §3 (random sig and key bytes)."""
+    """An OP_FALSE OP_RETURN record shaped like docs/PROTOCOL.md §3 (random sig and key bytes)."""
     return (
         b"\x00\x6a"
         + push(b"raregen")

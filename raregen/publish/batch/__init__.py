@@ -1,14 +1,14 @@
-"""Batch and packed publishing (DESIGN.md §6): the collector.
+"""Batch and packed publishing (docs/PROTOCOL.md §6): the collector.
 
 ``PUBLISH_MODE`` chooses how accepted jobs reach the chain; the API answers the same in
-every mode (DESIGN.md §2):
+every mode (docs/PROTOCOL.md §2):
 
 * ``immediate`` (default): one RQ job per record (``raregen.publish.pipeline``);
 * ``batch``: a collector takes up to ``BATCH_SIZE`` queued jobs at once, gives each its own
   transaction, and broadcasts them in one call (node ``sendrawtransactions``, ARC
   ``/v1/txs``);
 * ``packed``: a collector puts up to ``PACKED_MAX_RECORDS`` records (at most
-  ``PACKED_MAX_BYTES``) into ONE transaction, one record output per job (DESIGN.md §3);
+  ``PACKED_MAX_BYTES``) into ONE transaction, one record output per job (docs/PROTOCOL.md §3);
   job ``i`` of the batch is at vout ``i``.
 
 One module a job:

@@ -1,4 +1,4 @@
-"""Batch mode (DESIGN.md §6): one transaction per job, all broadcast in one call.
+"""Batch mode (docs/PROTOCOL.md §6): one transaction per job, all broadcast in one call.
 
 One batch, step by step:
 
@@ -150,7 +150,7 @@ def _match_coins(fresh: list[Job], now: datetime, max_depth: int) -> list[Job]:
     """Give each job to sign a locked pool UTXO (sets ``job.coin``): up to one per job in one
     statement with the smallest need of the batch, matched biggest need to biggest UTXO; a
     job none of them covers (a large payload) gets its own. Expired reservations are
-    released first (DESIGN.md §4).
+    released first (docs/PROTOCOL.md §4).
 
     Returns:
         The jobs no UTXO was free for.

@@ -137,7 +137,7 @@ def _pubkey33(pubkey_hex: str) -> bytes:
 
 
 def record_script(job: Job) -> bytes:
-    """The record output's locking script of ``job`` (DESIGN.md §3), the same bytes as
+    """The record output's locking script of ``job`` (docs/PROTOCOL.md §3), the same bytes as
     ``pipeline.record_script_for``, from the claimed columns.
 
     Raises:

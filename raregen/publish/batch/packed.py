@@ -1,4 +1,4 @@
-"""Packed mode (DESIGN.md §3, §6): many records in ONE transaction, job ``i`` of the batch
+"""Packed mode (docs/PROTOCOL.md §3, §6): many records in ONE transaction, job ``i`` of the batch
 (by job row id) at vout ``i``.
 
 The jobs are locked (one ``SELECT ... FOR UPDATE SKIP LOCKED``, :func:`.claim.lock_queued`)

@@ -1,5 +1,5 @@
 """Settling a broadcast batch: every job and UTXO in ONE database transaction, by each
-transaction's outcome (DESIGN.md §5):
+transaction's outcome (docs/PROTOCOL.md §5):
 
 * accepted / already known -> jobs ``sent``, inputs ``spent``, change back in the pool;
 * conflict / missing inputs -> input dirty, jobs re-queued without their transaction

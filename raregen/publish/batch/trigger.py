@@ -1,4 +1,4 @@
-"""When the collector runs (DESIGN.md §6): the trigger intake pulls after its commit and the
+"""When the collector runs (docs/PROTOCOL.md §6): the trigger intake pulls after its commit and the
 one RQ job id a triggered run is enqueued under.
 
 Every ``BATCH_WINDOW_SECONDS`` the periodic job ``batch-collector``

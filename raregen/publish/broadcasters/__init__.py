@@ -1,4 +1,4 @@
-"""Broadcasting backends (DESIGN.md §5).
+"""Broadcasting backends (docs/PROTOCOL.md §5).
 
 Public API::
 

@@ -1,4 +1,4 @@
-"""The broadcasting interface (DESIGN.md §5): one protocol, one outcome classification,
+"""The broadcasting interface (docs/PROTOCOL.md §5): one protocol, one outcome classification,
 a registry of backends, and failover across them.
 
 Outcomes (:class:`Outcome`) and what the publisher does with each:
@@ -212,7 +212,7 @@ def recheck_missing_inputs(
     errors: tuple[type[Exception], ...] = (BroadcasterUnavailable,),
     known_note: str = "(the transaction itself is known)",
 ) -> list[BroadcastResult]:
-    """Settle the MISSING_INPUTS results by looking their txids up (DESIGN.md §5: "Missing
+    """Settle the MISSING_INPUTS results by looking their txids up (docs/PROTOCOL.md §5: "Missing
     inputs" can also mean the input was spent by our own transaction, already mined).
 
     Args:

@@ -1,7 +1,7 @@
 """The HTTP plumbing the HTTP backends share (ARC, WhatsOnChain): one ``requests.Session``
 per backend with its base URL, default headers and ``(connect, read)`` timeouts; answers
 read once into :class:`HTTPAnswer`; transport failures described the same way; status
-queries that turn a transport failure into :class:`BroadcasterUnavailable` (DESIGN.md §5:
+queries that turn a transport failure into :class:`BroadcasterUnavailable` (docs/PROTOCOL.md §5:
 never answer "unknown" for "could not ask").
 
 Every call has both timeouts (seconds), so no broadcast waits on a silent server.

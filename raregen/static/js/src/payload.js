@@ -1,4 +1,4 @@
-// Publish contract v1 (DESIGN.md §2) in the browser: the "work" payload, its RFC 8785 form,
+// Publish contract v1 (docs/PROTOCOL.md §2) in the browser: the "work" payload, its RFC 8785 form,
 // the signed request body. Pure: no DOM, no network (tests run it in Node).
 
 import canonicalize from 'canonicalize';
