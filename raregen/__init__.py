@@ -64,6 +64,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.config.update(load_settings(app.instance_path))
     if test_config:
         app.config.update(test_config)
+    if app.config.get("SESSION_COOKIE_SECURE") is None:
+        # RAREGEN_COOKIE_SECURE unset: Secure in production behind an https:// public address
+        production = app.config.get("ENV_NAME") == "production"
+        https = str(app.config.get("PUBLIC_BASE_URL") or "").lower().startswith("https://")
+        app.config["SESSION_COOKIE_SECURE"] = production and https
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     app.config["SECRET_KEY"] = _secret_key(app)
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
