@@ -64,6 +64,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.config.update(load_settings(app.instance_path))
     if test_config:
         app.config.update(test_config)
+    if app.config.get("SESSION_COOKIE_SECURE") is None:
+        # RAREGEN_COOKIE_SECURE unset: Secure in production behind an https:// public address
+        production = app.config.get("ENV_NAME") == "production"
+        https = str(app.config.get("PUBLIC_BASE_URL") or "").lower().startswith("https://")
+        app.config["SESSION_COOKIE_SECURE"] = production and https
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     app.config["SECRET_KEY"] = _secret_key(app)
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
@@ -86,9 +91,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     csrf.init_app(app)
     limiter.init_app(app)
 
-    from raregen.web import errors, health, metrics
+    from raregen.web import errors, headers, health, metrics
 
     errors.register(app)
+    headers.register(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)
 

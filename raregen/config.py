@@ -142,7 +142,11 @@ def load_settings(instance_path: str) -> dict[str, Any]:
         # encrypted wallet backups: decoded ciphertext size limit
         "BACKUP_MAX_BYTES": _int("BACKUP_MAX_BYTES", 64 * 1024),
         "PUBLISHER_TIMEOUT_SECONDS": _int("PUBLISHER_TIMEOUT_SECONDS", 15),
-        "SESSION_COOKIE_SECURE": _bool("COOKIE_SECURE", False),
+        # session cookie Secure flag: true/false when set; unset (None), create_app makes it
+        # true in production (ENV) when PUBLIC_BASE_URL is https://
+        "SESSION_COOKIE_SECURE": (
+            _bool("COOKIE_SECURE", False) if _env("COOKIE_SECURE") is not None else None
+        ),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "RATELIMIT_ENABLED": _bool("RATELIMIT_ENABLED", True),

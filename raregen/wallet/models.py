@@ -1,5 +1,5 @@
 """Tables of the wallet (component B): accounts, one-time codes, the credit ledger, backups,
-key-registration challenges (docs/PROTOCOL.md §7).
+key-registration challenges (docs/PROTOCOL.md §7), signed-in sessions.
 
 Times are naive UTC. ``accounts.updated_at`` is also kept by a database trigger (migration
 ``0002``). The credit ledger is append-only (a trigger refuses UPDATE) and is the record of
@@ -151,3 +151,22 @@ class KeyChallenge(db.Model):  # type: ignore[name-defined,misc]
     expires_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
     used_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
+
+
+class WalletSession(db.Model):  # type: ignore[name-defined,misc]
+    """One signed-in browser session (migration ``0006``; :mod:`raregen.wallet.session`).
+
+    The signed session cookie carries a random token (32 bytes, URL-safe base64); the row is
+    keyed by its SHA-256 (hex), so the table alone cannot be turned back into cookies. The
+    row is deleted at sign-out; a session is valid only while its row exists and
+    ``expires_at`` (sign-in time + ``SESSION_LIFETIME_SECONDS``, naive UTC) is in the future.
+    """
+
+    __tablename__ = "wallet_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+
+    __table_args__ = (Index("idx_wallet_sessions_account", "account_id", "expires_at"),)

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Response, current_app, render_template, url_for
+from flask import Blueprint, current_app, render_template, url_for
 from sqlalchemy.exc import SQLAlchemyError
 
 from raregen.errors import NotFound, RareGenError, RequestError
@@ -36,20 +36,8 @@ bp = Blueprint("wallet_pages", __name__)
 TERMINAL = frozenset({"confirmed", "failed"})
 STEPS = ("queued", "processing", "sent", "confirmed")
 
-# No inline script or style anywhere: the pages run under this policy.
-CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'self'; "
-    "form-action 'self'; frame-ancestors 'none'"
-)
-
-
-@bp.after_request
-def _security_headers(resp: Response) -> Response:
-    resp.headers.setdefault("Content-Security-Policy", CSP)
-    resp.headers.setdefault("X-Content-Type-Options", "nosniff")
-    resp.headers.setdefault("Referrer-Policy", "same-origin")
-    return resp
+# No inline script or style anywhere: the pages run under raregen.web.headers.CSP, which
+# the app's header hook sets on every HTML answer (with nosniff, Referrer-Policy, ...).
 
 
 @bp.app_context_processor

@@ -57,9 +57,8 @@ CSP = (
 
 @bp.after_request
 def _security_headers(resp: Response) -> Response:
+    # narrower than the app's policy (raregen.web.headers), which adds the other headers
     resp.headers.setdefault("Content-Security-Policy", CSP)
-    resp.headers.setdefault("X-Content-Type-Options", "nosniff")
-    resp.headers.setdefault("Referrer-Policy", "same-origin")
     resp.headers.setdefault("Cache-Control", "no-store")
     return resp
 

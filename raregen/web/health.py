@@ -1,10 +1,12 @@
-"""``/healthz`` (liveness, pool health, recovery backlog) and a trivial JSON endpoint used as a
-ceiling. Both read the database (the source of truth) and, for the queue, Redis; neither
-calls the chain."""
+"""``/healthz`` (liveness; pool health and recovery backlog for operators) and a trivial JSON
+endpoint used as a ceiling. Both read the database (the source of truth) and, for the queue,
+Redis; neither calls the chain."""
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify
 
 bp = Blueprint("health", __name__)
 
@@ -15,44 +17,79 @@ def ping():  # type: ignore[no-untyped-def]
     return jsonify({"ok": True})
 
 
+#: The words of ``reasons`` (stable: monitors may match them).
+DATABASE_UNREACHABLE = "database unreachable"
+NO_WORKERS = "no live workers while jobs wait"
+
+
+def _answer(status: int, reasons: list[str], details: dict[str, Any] | None) -> Response:
+    body: dict[str, Any] = {"status": "ok" if status == 200 else "unavailable"}
+    if reasons:
+        body["reasons"] = reasons
+    if details is not None:
+        body["details"] = details
+    resp = jsonify(body)
+    resp.status_code = status
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
 @bp.get("/healthz")
 def healthz():  # type: ignore[no-untyped-def]
-    """Database reachability, pool counts, jobs waiting for the reaper, queue depth, workers.
+    """Whether this publisher can do its work; the numbers behind it for operators only.
 
-    ``200 {"ok": true, "pool": {...}, "poolHealthy", "jobs": {"processingOverdue",
-    "queued"}, "queue": {...} | null, "workers": int | null}``.
+    Everyone (load balancers, uptime checks): ``200 {"status": "ok"}`` or ``503 {"status":
+    "unavailable", "reasons": [...]}``, the reasons in words: ``"database unreachable"``
+    (:data:`DATABASE_UNREACHABLE`), ``"no live workers while jobs wait"``
+    (:data:`NO_WORKERS`: jobs are ``queued`` in the database and ``workers`` is 0, so nothing
+    would publish them; in every publish mode, the batch collector runs on the workers too).
+
+    Clients that may read ``/metrics`` (:func:`raregen.web.metrics.operator_client`: the
+    ``METRICS_TOKEN`` bearer token when one is set, else direct loopback clients) also get
+    ``"details": {"pool": {...}, "poolHealthy", "jobs": {"processingOverdue", "queued"},
+    "queue": {...} | null, "workers": int | null}`` (absent when the database is down). A
+    missing or wrong token is not refused: the answer is the public one.
 
     * ``workers``: live RQ workers listening on the publish queue (``QUEUE_NAME``): RQ's
       worker registry of that queue, counting only workers whose Redis hash still exists
       (a worker refreshes it with its heartbeat; one killed with ``kill -9`` drops out once
       its hash expires, within minutes: RQ's worker TTL, 420 s by default; one stopped
-      cleanly at once). Null when Redis is unreachable.
-    * 503, same shape with ``"ok": false`` and ``"reason": "no workers"``, when jobs are
-      ``queued`` in the database and ``workers`` is 0 (nothing will publish them; in every
-      publish mode: the batch collector runs on the workers too).
-    * 503 ``{"ok": false, "database": "unreachable"}`` when the database is down.
-
-    ``poolHealthy`` is false when no publish UTXO is available or the pool is under
-    ``POOL_LOW_WATER`` (replenishment then splits funding coins); it does not make ``ok``
-    false. ``queue`` is null in batch and packed modes, and when Redis is unreachable
-    (publishing waits; nothing is lost).
+      cleanly at once). Null when Redis is unreachable (unknown is not zero: no reason).
+    * ``poolHealthy`` is false when no publish UTXO is available or the pool is under
+      ``POOL_LOW_WATER`` (replenishment then splits funding coins); it does not make the
+      status unavailable. ``queue`` is null in batch and packed modes, and when Redis is
+      unreachable (publishing waits; nothing is lost).
     """
     from sqlalchemy import func, select
 
     from raregen.db import db, utcnow
     from raregen.publish import pool
     from raregen.publish.models import PROCESSING, QUEUED, PublishJob
+    from raregen.web.metrics import operator_client
 
+    operator = operator_client()
     try:
-        summary = pool.status_summary()
-        overdue = db.session.scalar(
-            select(func.count()).where(
-                PublishJob.status == PROCESSING, PublishJob.lease_until < utcnow()
-            )
+        queued = int(
+            db.session.scalar(select(func.count()).where(PublishJob.status == QUEUED)) or 0
         )
-        queued = db.session.scalar(select(func.count()).where(PublishJob.status == QUEUED))
+        if operator:
+            summary = pool.status_summary()
+            overdue = db.session.scalar(
+                select(func.count()).where(
+                    PublishJob.status == PROCESSING, PublishJob.lease_until < utcnow()
+                )
+            )
     except Exception:
-        return jsonify({"ok": False, "database": "unreachable"}), 503
+        return _answer(503, [DATABASE_UNREACHABLE], None)
+    workers: int | None = None
+    if queued or operator:  # the public answer needs the workers only when jobs wait
+        try:
+            workers = live_workers()
+        except Exception:
+            workers = None
+    reasons = [NO_WORKERS] if queued > 0 and workers == 0 else []
+    if not operator:
+        return _answer(503 if reasons else 200, reasons, None)
     queue = None
     if current_app.config.get("PUBLISH_MODE", "immediate") == "immediate":
         try:
@@ -61,25 +98,14 @@ def healthz():  # type: ignore[no-untyped-def]
             queue = queue_depths()
         except Exception:
             queue = None
-    try:
-        workers: int | None = live_workers()
-    except Exception:
-        workers = None
-    healthy = summary["available_count"] > 0 and not summary["below_low_water"]
-    n_queued = int(queued or 0)
-    stalled = n_queued > 0 and workers == 0
-    body = {
-        "ok": not stalled,
+    details = {
         "pool": summary,
-        "poolHealthy": healthy,
-        "jobs": {"processingOverdue": int(overdue or 0), "queued": n_queued},
+        "poolHealthy": summary["available_count"] > 0 and not summary["below_low_water"],
+        "jobs": {"processingOverdue": int(overdue or 0), "queued": queued},
         "queue": queue,
         "workers": workers,
     }
-    if stalled:
-        body["reason"] = "no workers"
-        return jsonify(body), 503
-    return jsonify(body)
+    return _answer(503 if reasons else 200, reasons, details)
 
 
 def live_workers() -> int:

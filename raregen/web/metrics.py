@@ -223,17 +223,30 @@ def is_loopback(address: str | None) -> bool:
     return bool(ip.is_loopback or (mapped is not None and mapped.is_loopback))
 
 
+def operator_client() -> bool:
+    """True when this request may read the server's numbers (``/metrics``, the details of
+    ``/healthz``): with ``METRICS_TOKEN`` set, it carries ``Authorization: Bearer <token>``
+    (compared in constant time; loopback needs it too); unset, it comes directly from a
+    loopback address with no forwarding header (module docstring)."""
+    token = str(current_app.config.get("METRICS_TOKEN") or "").strip()
+    if token:
+        given = _bearer_token()
+        return given is not None and hmac.compare_digest(given.encode(), token.encode())
+    direct = not any(name in request.headers for name in FORWARDING_HEADERS)
+    return direct and is_loopback(request.remote_addr)
+
+
 def access_refusal() -> Response | None:
     """Who may read ``/metrics`` (module docstring): None when this request may, else the
     refusal to send (401 ``AUTH_REQUIRED`` with ``WWW-Authenticate``, or 403 ``FORBIDDEN``).
 
     Reads ``current_app.config["METRICS_TOKEN"]`` (a string, or None/empty: unset).
     """
+    if operator_client():
+        return None
     token = str(current_app.config.get("METRICS_TOKEN") or "").strip()
     if token:
         given = _bearer_token()
-        if given is not None and hmac.compare_digest(given.encode(), token.encode()):
-            return None
         resp = _error(
             401,
             "AUTH_REQUIRED",
@@ -244,9 +257,6 @@ def access_refusal() -> Response | None:
             challenge += ', error="invalid_token"'
         resp.headers["WWW-Authenticate"] = challenge
         return resp
-    direct = not any(name in request.headers for name in FORWARDING_HEADERS)
-    if direct and is_loopback(request.remote_addr):
-        return None
     return _error(
         403,
         "FORBIDDEN",

@@ -122,26 +122,28 @@ def test_cron_process_reenqueues_at_start_and_stops_quietly(clean_redis):  # typ
 def test_healthz_is_503_with_queued_jobs_and_no_worker(clean_redis):  # type: ignore[no-untyped-def]
     from rq import SimpleWorker
 
-    client = clean_redis.test_client()
+    client = clean_redis.test_client()  # a direct loopback client: sees the details
     resp = client.get("/healthz")
     assert resp.status_code == 200
-    assert resp.json["ok"] is True and resp.json["workers"] == 0  # nothing waits: fine
+    assert resp.json["status"] == "ok" and "reasons" not in resp.json
+    assert resp.json["details"]["workers"] == 0  # nothing waits: fine
 
     add_queued(0)
     resp = client.get("/healthz")
     assert resp.status_code == 503
     body = resp.json
-    assert body["ok"] is False and body["reason"] == "no workers"
-    assert body["workers"] == 0 and body["jobs"]["queued"] == 1
-    assert {"pool", "poolHealthy", "jobs", "queue"} <= set(body)
+    assert body["status"] == "unavailable" and body["reasons"] == ["no live workers while jobs wait"]
+    details = body["details"]
+    assert details["workers"] == 0 and details["jobs"]["queued"] == 1
+    assert {"pool", "poolHealthy", "jobs", "queue"} <= set(details)
 
     worker = SimpleWorker([publish_queue()], connection=redis_connection())
     worker.register_birth()
     try:
         resp = client.get("/healthz")
         assert resp.status_code == 200
-        assert resp.json["ok"] is True and resp.json["workers"] == 1
-        assert "reason" not in resp.json
+        assert resp.json["status"] == "ok" and resp.json["details"]["workers"] == 1
+        assert "reasons" not in resp.json
     finally:
         worker.register_death()
     assert client.get("/healthz").status_code == 503  # a cleanly stopped worker is gone
@@ -150,7 +152,7 @@ def test_healthz_is_503_with_queued_jobs_and_no_worker(clean_redis):  # type: ig
     worker = SimpleWorker([publish_queue()], connection=redis_connection())
     worker.register_birth()
     redis_connection().delete(worker.key)  # its hash expired
-    assert client.get("/healthz").json["workers"] == 0
+    assert client.get("/healthz").json["details"]["workers"] == 0
 
 
 def test_healthz_workers_is_null_when_redis_is_down(clean_redis, monkeypatch):  # type: ignore[no-untyped-def]
@@ -163,4 +165,70 @@ def test_healthz_workers_is_null_when_redis_is_down(clean_redis, monkeypatch):  
     add_queued(0)
     resp = clean_redis.test_client().get("/healthz")
     assert resp.status_code == 200  # unknown is not zero
-    assert resp.json["workers"] is None
+    assert resp.json["status"] == "ok" and resp.json["details"]["workers"] is None
+
+
+# ---------------------------------------------------------------------------------------
+# /healthz: what the public sees, what needs the metrics token
+# ---------------------------------------------------------------------------------------
+
+TOKEN = "health-token-0123456789abcdef"
+
+
+def _health(app, ip: str = "127.0.0.1", **headers: str):  # type: ignore[no-untyped-def]
+    return app.test_client().get("/healthz", environ_base={"REMOTE_ADDR": ip}, headers=headers)
+
+
+def _public(resp) -> dict:  # type: ignore[no-untyped-def]
+    """The body, checked to say only ok / not ok and why."""
+    body = resp.json
+    assert set(body) <= {"status", "reasons"}, body
+    text = resp.get_data(as_text=True)
+    assert not any(ch.isdigit() for ch in text), text  # no counts, no satoshis
+    return dict(body)
+
+
+def test_healthz_public_answer_has_no_numbers(clean_redis, monkeypatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setitem(clean_redis.config, "METRICS_TOKEN", None)
+    for ip, headers in (
+        ("203.0.113.7", {}),
+        ("10.0.0.5", {"Authorization": f"Bearer {TOKEN}"}),  # no token is configured
+        ("127.0.0.1", {"X-Forwarded-For": "203.0.113.7"}),  # a proxy on this host
+    ):
+        resp = _health(clean_redis, ip, **headers)
+        assert resp.status_code == 200 and _public(resp) == {"status": "ok"}
+    add_queued(0)
+    resp = _health(clean_redis, "203.0.113.7")
+    assert resp.status_code == 503
+    assert _public(resp) == {
+        "status": "unavailable",
+        "reasons": ["no live workers while jobs wait"],
+    }
+
+
+def test_healthz_details_need_the_token_when_one_is_set(clean_redis, monkeypatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setitem(clean_redis.config, "METRICS_TOKEN", TOKEN)
+    # loopback without the token, or with another one, gets the public answer (not a 401:
+    # a load balancer sends no token)
+    for headers in ({}, {"Authorization": "Bearer wrong"}):
+        resp = _health(clean_redis, "127.0.0.1", **headers)
+        assert resp.status_code == 200 and _public(resp) == {"status": "ok"}
+    for ip in ("127.0.0.1", "203.0.113.7"):
+        resp = _health(clean_redis, ip, Authorization=f"Bearer {TOKEN}")
+        assert resp.status_code == 200 and resp.json["status"] == "ok"
+        details = resp.json["details"]
+        assert {"pool", "poolHealthy", "jobs", "queue", "workers"} <= set(details)
+        assert "available_satoshis" in details["pool"]
+
+
+def test_healthz_database_down_says_so_in_words(clean_redis, monkeypatch):  # type: ignore[no-untyped-def]
+    from raregen.db import db as database
+
+    def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise ConnectionError("database down")
+
+    monkeypatch.setattr(database.session, "scalar", broken)
+    for ip in ("203.0.113.7", "127.0.0.1"):
+        resp = _health(clean_redis, ip)
+        assert resp.status_code == 503
+        assert _public(resp) == {"status": "unavailable", "reasons": ["database unreachable"]}
