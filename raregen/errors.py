@@ -7,7 +7,7 @@ member at fault. One error handler (``raregen.web.errors``) turns them into
 
 Tree::
 
-    RareGenError
+    RareGenError                  BAD_REQUEST (400: unreadable HTTP body, raregen.web.errors)
     ├── RequestError (400)        MALFORMED_JSON, MISSING_FIELD, UNKNOWN_FIELD, BAD_PUBKEY,
     │                             BAD_SIGNATURE_ENCODING, NON_CANONICAL_PAYLOAD,
     │                             DUPLICATE_MEMBER, BAD_NONCE, BAD_TIMESTAMPS, LEGACY_CONTRACT

@@ -5,6 +5,11 @@ API paths (``/v1/``, ``/wallet/api/``, ``/internal/``) and clients that prefer J
 or exception text ever reaches a client; unexpected errors are logged server-side. A
 dependency that is down (the database unreachable or a connection it dropped, Redis
 unreachable) answers 503 ``UNAVAILABLE`` with ``Retry-After: 1`` instead of a 500.
+
+A request body that cannot be read answers 400 ``BAD_REQUEST``: malformed chunked framing
+(gunicorn's parse errors, raised from ``wsgi.input`` when werkzeug reads the body: a chunk
+size such as ``zz``, a chunk without its CRLF), or a body that ended early or stopped
+arriving (werkzeug's ``ClientDisconnected``; see ``raregen.web.bodyread``).
 """
 
 from __future__ import annotations
@@ -19,11 +24,18 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import OperationalError as DBOperationalError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import ClientDisconnected, HTTPException
 
 from raregen.errors import RareGenError, RateLimited
 
 log = logging.getLogger(__name__)
+
+try:  # the WSGI server of every deployment; absent only if the app runs under another one
+    from gunicorn.http.errors import ParseException as _ServerParseError
+except ImportError:  # pragma: no cover
+    _ServerParseError = None  # type: ignore[assignment,misc]
+
+_BAD_BODY = "The request body is malformed or incomplete (HTTP framing)."
 
 _HTTP_CODES = {
     400: "MALFORMED_JSON",
@@ -101,6 +113,21 @@ def register(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def _csrf(err: CSRFError) -> Response:
         return _respond(400, "CSRF_FAILED", "The form expired or was not sent by this site.")
+
+    @app.errorhandler(ClientDisconnected)
+    def _body_cut(err: ClientDisconnected) -> Response:
+        # the body ended before its length, or a read of it failed or timed out
+        return _respond(400, "BAD_REQUEST", _BAD_BODY)
+
+    if _ServerParseError is not None:
+
+        @app.errorhandler(_ServerParseError)
+        def _body_framing(err: Exception) -> Response:
+            # gunicorn's chunked reader, run when werkzeug reads wsgi.input; gunicorn
+            # closes the connection after the answer (the body's end is unknown)
+            log.info("malformed request body on %s %s: %s", request.method, request.path,
+                     err.__class__.__name__)
+            return _respond(400, "BAD_REQUEST", _BAD_BODY)
 
     @app.errorhandler(HTTPException)
     def _http(err: HTTPException) -> Response:

@@ -136,9 +136,13 @@ def test_sighup_stops_every_process_devrun_started(node_binary: Path, tmp_path: 
                 sock.close()
         pids = [p.pid for p in psutil.Process(proc.pid).children(recursive=True)]
         cmds = "\n".join(" ".join(psutil.Process(pid).cmdline()[:3]) for pid in pids)
-        for part in ("bitcoind", "redis-server", "worker.py", "--cron", "gunicorn"):
+        parts = ["bitcoind", "redis-server", "worker.py", "--cron", "gunicorn"]
+        if devrun.find_nginx() is not None:
+            parts.append("nginx")  # in front of gunicorn, on the port
+        for part in parts:
             assert part in cmds, cmds
-        assert len(pids) >= 7, cmds  # node, redis, worker, cron, gunicorn + 2 of its workers
+        # node, redis, worker, cron, gunicorn + 2 of its workers (+ nginx and its worker)
+        assert len(pids) >= 7 + 2 * ("nginx" in parts), cmds
         os.killpg(proc.pid, signal.SIGHUP)  # the terminal closed
         assert proc.wait(90) == 0, (tmp_path / "devrun.log").read_text()
     finally:
