@@ -20,6 +20,14 @@ from raregen.extensions import limiter
 def enforce(checks: Sequence[tuple[str, str, str]], message: str) -> None:
     """Count one request against each ``(limit, namespace, identity)``; refuse if any is spent.
 
+    Each limit is taken with one atomic ``hit`` of the limiter's strategy (on Redis one
+    increment that also returns the new count), never a read then a write: however many
+    requests arrive together, at most the limit's amount of them are let through in a window.
+    The limits are counted in the order given and counting stops at the first one refused:
+    that request keeps its place in the limits before it (it was made), and the ones after
+    it are not counted. Put the limit of the requester (the IP) before the limit of what is
+    asked for (the address), so that a refused requester cannot spend anyone else's slots.
+
     Args:
         checks: limits in Flask-Limiter notation (``"5 per 15 minutes"``), each with a
             namespace (``"otp-email"``) and the identity counted (the address, the IP).
@@ -27,18 +35,13 @@ def enforce(checks: Sequence[tuple[str, str, str]], message: str) -> None:
 
     Raises:
         RateLimited: 429 ``RATE_LIMITED``; ``retry_after`` is the number of seconds until
-            the longest-spent window frees a slot. Nothing is counted then.
+            the refusing limit's window frees a slot.
     """
     if not current_app.config.get("RATELIMIT_ENABLED", True) or not limiter.enabled:
         return
     strategy = limiter.limiter
-    parsed = [(parse(limit), namespace, identity) for limit, namespace, identity in checks]
-    spent = [(item, ns, ident) for item, ns, ident in parsed if not strategy.test(item, ns, ident)]
-    if spent:
-        now = time.time()
-        wait = max(
-            strategy.get_window_stats(item, ns, ident).reset_time - now for item, ns, ident in spent
-        )
-        raise RateLimited(message, retry_after=max(1, math.ceil(wait)))
-    for item, ns, ident in parsed:
-        strategy.hit(item, ns, ident)
+    for limit, namespace, identity in checks:
+        item = parse(limit)
+        if not strategy.hit(item, namespace, identity):
+            reset = strategy.get_window_stats(item, namespace, identity).reset_time
+            raise RateLimited(message, retry_after=max(1, math.ceil(reset - time.time())))

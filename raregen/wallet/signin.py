@@ -3,8 +3,10 @@
 Rules (docs/PROTOCOL.md §7): a 6-digit code, valid ``OTP_VALIDITY_SECONDS`` (10 minutes), accepted
 once, at most ``OTP_MAX_TRIES`` (5) wrong tries per code, then a new code is needed. Code
 requests are rate limited per address (``OTP_RATE_LIMIT_PER_EMAIL``, 5 per 15 minutes) and
-per client IP (``OTP_RATE_LIMIT_PER_IP``, 20 per hour). Asking for a new code retires the
-address's earlier codes. The account is created when its address is first verified.
+per client IP (``OTP_RATE_LIMIT_PER_IP``, 20 per hour), each counted with one atomic
+increment (:func:`raregen.wallet.limits.enforce`), so parallel requests cannot pass the
+limit together. Asking for a new code retires the address's earlier codes. The account is
+created when its address is first verified.
 
 Race safety: each attempt spends a try with one conditional UPDATE (``tries < max``, unused,
 unexpired) before the code is compared, and acceptance is a conditional UPDATE of
@@ -82,9 +84,9 @@ def request_code(raw_email: object, ip: str | None) -> CodeSent:
     cfg = current_app.config
     email = accounts.normalize_email(raw_email)
     limits.enforce(
-        [
-            (cfg["OTP_RATE_LIMIT_PER_EMAIL"], "otp-email", email),
+        [  # the requester first: a refused IP spends none of the address's slots
             (cfg["OTP_RATE_LIMIT_PER_IP"], "otp-ip", ip or "unknown"),
+            (cfg["OTP_RATE_LIMIT_PER_EMAIL"], "otp-email", email),
         ],
         "Too many codes were asked for; wait a little and try again.",
     )

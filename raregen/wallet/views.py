@@ -4,10 +4,14 @@ Pages (blueprint ``wallet_auth``, forms with CSRF tokens):
 
 * ``GET/POST /signin`` (also ``/signup``; one flow): enter an email, get a code.
 * ``GET/POST /signin/code``: enter the code; on success the session starts and the browser
-  goes to ``/wallet`` (or the local ``next`` path it came from).
+  goes to ``/wallet`` (or the local ``next`` path it came from, as
+  :func:`raregen.wallet.redirects.safe_next` allows).
 * ``POST /signout``.
 * ``GET /dev/outbox``: mails not sent over SMTP; registered only when ``ENV_NAME`` is
   ``development``.
+
+Only a POST runs a form's action: GET and HEAD (Flask adds HEAD to every GET route, and
+Flask-WTF checks no CSRF token on either) only render the page.
 
 :func:`account_view` and :func:`account_jobs` are what the pages show of an account (the
 same facts as ``GET /wallet/api/me`` and ``GET /wallet/api/jobs``).
@@ -39,6 +43,7 @@ from raregen.errors import RareGenError, RateLimited
 from raregen.wallet import mail, signin
 from raregen.wallet import session as wallet_session
 from raregen.wallet.overview import account_jobs, account_view
+from raregen.wallet.redirects import DEFAULT_NEXT, safe_next
 from raregen.web.errors import wants_json
 
 __all__ = ["account_jobs", "account_view", "bp", "dev_bp", "init_app"]
@@ -46,7 +51,7 @@ __all__ = ["account_jobs", "account_view", "bp", "dev_bp", "init_app"]
 bp = Blueprint("wallet_auth", __name__)
 dev_bp = Blueprint("wallet_dev", __name__, url_prefix="/dev")
 
-DASHBOARD = "/wallet"
+DASHBOARD = DEFAULT_NEXT
 _NEXT = "after_sign_in"
 # the auth pages hold forms only: no script, no inline style, forms post to this site
 CSP = (
@@ -61,13 +66,6 @@ def _security_headers(resp: Response) -> Response:
     resp.headers.setdefault("Content-Security-Policy", CSP)
     resp.headers.setdefault("Cache-Control", "no-store")
     return resp
-
-
-def _safe_next(value: str | None) -> str | None:
-    # only local paths: never an open redirect to another site
-    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
-        return value
-    return None
 
 
 def _page(
@@ -91,10 +89,11 @@ def _page(
 @bp.route("/signup", methods=["GET", "POST"], endpoint="sign_up")
 def sign_in():  # type: ignore[no-untyped-def]
     """Ask for an email address and send it a code."""
-    if request.method == "GET":
-        nxt = _safe_next(request.args.get("next"))
-        if nxt:
-            session[_NEXT] = nxt
+    # only a POST acts: GET and HEAD (which Flask routes here too, and for which Flask-WTF
+    # checks no CSRF token) show the form and change nothing else
+    if request.method != "POST":
+        if "next" in request.args:
+            session[_NEXT] = safe_next(request.args.get("next"), DASHBOARD)
         return _page("wallet/auth/sign_in.html", email=request.args.get("email", ""))
     email = request.form.get("email", "")
     try:
@@ -111,13 +110,13 @@ def code():  # type: ignore[no-untyped-def]
     challenge_id, email = wallet_session.pending_challenge()
     if challenge_id is None:
         return redirect(url_for("wallet_auth.sign_in"), code=303)
-    if request.method == "GET":
+    if request.method != "POST":  # GET and HEAD only show the form
         return _page("wallet/auth/code.html", email=email)
     try:
         result = signin.verify_code(challenge_id, request.form.get("code", ""), request.remote_addr)
     except RareGenError as err:  # CodeRejected, BAD_CODE, RATE_LIMITED
         return _page("wallet/auth/code.html", err.status, err, email=email)
-    target = _safe_next(session.get(_NEXT)) or DASHBOARD
+    target = safe_next(session.get(_NEXT), DASHBOARD)
     wallet_session.sign_in(result.account_id)
     return redirect(target, code=303)
 
