@@ -56,8 +56,14 @@ def audit_verify(anchor: tuple[int, str] | None) -> None:
 
 
 @audit_cli.command("tail")
-@click.option("-n", "count", type=click.IntRange(min=1), default=20, show_default=True,
-              help="How many of the newest entries.")
+@click.option(
+    "-n",
+    "count",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="How many of the newest entries.",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def audit_tail(count: int, as_json: bool) -> None:
     """Show the newest entries, oldest of them first."""

@@ -171,15 +171,13 @@ def _diagnose_link(entry: Entry, prev: Entry | None, owner: dict[str, Entry]) ->
     if entry.prev_hash == "" or entry.prev_hash is None:
         linked = None
     # where the entry was chained: right after the entry whose hash it names
-    chained_at = (linked.seq or 0) + 1 if linked is not None else (
-        1 if entry.prev_hash == GENESIS else None
+    chained_at = (
+        (linked.seq or 0) + 1 if linked is not None else (1 if entry.prev_hash == GENESIS else None)
     )
     if own_ok:
         if entry.seq is not None and entry.seq > expected_seq and chained_at != expected_seq:
             missing = entry.seq - expected_seq
-            span = (
-                f"seq {expected_seq}" if missing == 1 else f"seq {expected_seq}..{entry.seq - 1}"
-            )
+            span = f"seq {expected_seq}" if missing == 1 else f"seq {expected_seq}..{entry.seq - 1}"
             return Problem(
                 entry.id,
                 entry.seq,
@@ -204,8 +202,10 @@ def _diagnose_link(entry: Entry, prev: Entry | None, owner: dict[str, Entry]) ->
             "the chain",
         )
     # the stored hash does not match the fields at this seq
-    if chained_at is not None and chained_at != entry.seq and entry.hash == entry.computed(
-        chained_at
+    if (
+        chained_at is not None
+        and chained_at != entry.seq
+        and entry.hash == entry.computed(chained_at)
     ):
         if prev is not None and chained_at == prev.seq:
             return Problem(

@@ -54,10 +54,9 @@ def test_packed_settlement_and_confirmation_list_their_jobs(chain_app, author, r
     regtest_node.mine(1)
     status = services.broadcaster().tx_status(txid)
     # rolled back: the jobs stay sent and no entry is left
-    with pytest.raises(RuntimeError):
-        with transaction():
-            assert confirm.mark_confirmed(txid, status) == 4
-            raise RuntimeError("abort")
+    with pytest.raises(RuntimeError), transaction():
+        assert confirm.mark_confirmed(txid, status) == 4
+        raise RuntimeError("abort")
     assert _entries("publish:tx:confirmed") == []
     assert confirm.confirm_sent() == 4
     [(subject, detail)] = _entries("publish:tx:confirmed")

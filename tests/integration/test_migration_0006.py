@@ -19,8 +19,13 @@ fresh_app = test_migrations.fresh_app
 OLD_ROWS = [
     ("cli", "keys:key:registered", "02ab", '{"credits": null}', "2026-10-01 10:00:00"),
     ("worker", "publish:job:sent", None, None, "2026-10-01 10:00:00.5"),
-    ("account:7", "wallet:account:plan", "acct_7", '{"new": "paid", "note": "é\\n:"}',
-     "2026-09-30 23:59:59.999999"),
+    (
+        "account:7",
+        "wallet:account:plan",
+        "acct_7",
+        '{"new": "paid", "note": "é\\n:"}',
+        "2026-09-30 23:59:59.999999",
+    ),
 ]
 
 
@@ -44,8 +49,10 @@ def test_0006_chains_existing_rows_and_back(fresh_app):  # type: ignore[no-untyp
     with transaction():
         for actor, action, subject, detail, created in OLD_ROWS:
             db.session.execute(
-                text("INSERT INTO audit_log (actor, action, subject, detail, created_at) "
-                     "VALUES (:a, :b, :s, :d, :c)"),
+                text(
+                    "INSERT INTO audit_log (actor, action, subject, detail, created_at) "
+                    "VALUES (:a, :b, :s, :d, :c)"
+                ),
                 {"a": actor, "b": action, "s": subject, "d": detail, "c": created},
             )
 

@@ -57,10 +57,9 @@ def test_allowance_is_audited_with_its_ledger_row(app):  # type: ignore[no-untyp
     with transaction():
         account = accounts.get_or_create("ivy@example.com")
         account_id = account.id
-    with pytest.raises(RuntimeError):
-        with transaction():
-            credits.charge(account_id, "job-rolled-back")
-            raise RuntimeError("abort")
+    with pytest.raises(RuntimeError), transaction():
+        credits.charge(account_id, "job-rolled-back")
+        raise RuntimeError("abort")
     assert _entries("credits:account:allowance") == []
     with transaction():
         assert db.session.scalar(select(func.count()).select_from(CreditEntry)) == 0
@@ -87,7 +86,7 @@ def test_purge_command_is_audited(app):  # type: ignore[no-untyped-def]
         )
     result = app.test_cli_runner().invoke(args=["accounts", "purge-expired"])
     assert result.exit_code == 0, result.output
-    [(actor, action, _subject, detail)] = _entries("wallet:challenges:purged")
+    [(actor, _action, _subject, detail)] = _entries("wallet:challenges:purged")
     assert actor == "cli" and detail["otp_challenges"] == 1 and detail["key_challenges"] == 0
     # nothing to purge: nothing changed, nothing recorded
     assert app.test_cli_runner().invoke(args=["accounts", "purge-expired"]).exit_code == 0
