@@ -104,6 +104,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)
 
+    from raregen import audit_cli
+
+    audit_cli.register(app)
     role = app.config["ROLE"]
     if role in ("all", "publisher"):
         from raregen.publish import api, cli, internal_api

@@ -84,6 +84,12 @@ def _sqlite_connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
         cur.execute("PRAGMA journal_mode = WAL")
         cur.execute("PRAGMA foreign_keys = ON")
         cur.close()
+        # the audit_log chain trigger (migration 0006) hashes each new row with it
+        from raregen.auditchain import sqlite_entry_hash
+
+        dbapi_connection.create_function(
+            "raregen_audit_hash", 8, sqlite_entry_hash, deterministic=True
+        )
 
 
 @event.listens_for(Engine, "begin")

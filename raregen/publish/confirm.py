@@ -13,6 +13,7 @@ import logging
 
 from sqlalchemy import func, select, update
 
+from raregen.audit import audit
 from raregen.db import db, transaction, utcnow
 from raregen.publish import pool, services
 from raregen.publish.broadcasters.base import TxStatus
@@ -23,24 +24,38 @@ log = logging.getLogger(__name__)
 
 def mark_confirmed(txid: str, status: TxStatus) -> int:
     """Mark every ``sent`` job of ``txid`` confirmed with the block of ``status`` and reset the
-    depth of the pool outputs it made (current transaction).
+    depth of the pool outputs it made (current transaction), audited as one
+    ``publish:tx:confirmed`` entry listing the jobs.
 
     Returns:
         The number of jobs marked.
     """
-    result = db.session.execute(
-        update(PublishJob)
-        .where(PublishJob.txid == txid, PublishJob.status == SENT)
-        .values(
-            status=CONFIRMED,
-            block_hash=status.block_hash,
-            block_height=status.block_height,
-            confirmed_at=utcnow(),
+    jobs = sorted(
+        db.session.scalars(
+            update(PublishJob)
+            .where(PublishJob.txid == txid, PublishJob.status == SENT)
+            .values(
+                status=CONFIRMED,
+                block_hash=status.block_hash,
+                block_height=status.block_height,
+                confirmed_at=utcnow(),
+            )
+            .returning(PublishJob.job_id)
+            .execution_options(synchronize_session=False)
         )
-        .execution_options(synchronize_session=False)
     )
     pool.mark_confirmed_outputs(txid)
-    return int(result.rowcount or 0)
+    if jobs:
+        # one entry per transaction, listing its jobs (a packed one carries many)
+        audit(
+            "worker",
+            "publish:tx:confirmed",
+            txid,
+            jobs=jobs,
+            block_hash=status.block_hash,
+            block_height=status.block_height,
+        )
+    return len(jobs)
 
 
 def confirm_sent(limit: int = 2000) -> int:

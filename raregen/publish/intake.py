@@ -218,7 +218,8 @@ def _replay_or_conflict(job: Any, signed_payload: str, signature: str) -> Accept
 # * paid: a key with a credits column pays with a conditional decrement, re-checked on the
 #   row's latest version under its lock (READ COMMITTED), so two concurrent requests never
 #   both take the last credit (nothing paid: NO_CREDITS); credits NULL is unlimited;
-# * new_job, audited: the job row and its publish:job:accepted audit row;
+# * new_job, audited: the job row and its publish:job:accepted audit row (chained by the
+#   audit_log trigger, migration 0006, whose lock is held to the commit: it runs last);
 # * keys with an account_ref (wallet accounts pay from the credit ledger) change nothing
 #   here and are then accepted by the transactional path.
 # A concurrent twin of (pubkey, nonce) makes the INSERT fail on the unique index, which rolls

@@ -181,5 +181,14 @@ class AuditLog(db.Model):  # type: ignore[name-defined,misc]
     subject: Mapped[str | None] = mapped_column(String(200), nullable=True)
     detail: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
+    # the hash chain (migration 0006): set by the database's trigger on INSERT, whatever the
+    # writer sends; ``seq`` is the chain order (1, 2, ...), ``prev_hash`` the previous
+    # entry's ``hash``, ``hash`` the SHA-256 of this entry (raregen.auditchain)
+    seq: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    prev_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
-    __table_args__ = (Index("idx_audit_log_created", "created_at"),)
+    __table_args__ = (
+        Index("idx_audit_log_created", "created_at"),
+        Index("idx_audit_log_seq", "seq", unique=True),
+    )

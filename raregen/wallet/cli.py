@@ -143,7 +143,7 @@ def accounts_purge_expired(grace_hours: float) -> None:
 
     now = utcnow()
     grace = timedelta(hours=grace_hours)
-    counts = purge_expired(now, grace)
+    counts = purge_expired(now, grace, actor="cli")
     click.echo(
         f"purged {counts['otp_challenges']} sign-in codes and {counts['key_challenges']} "
         f"key challenges expired before {now - grace:%Y-%m-%d %H:%M:%S} UTC"

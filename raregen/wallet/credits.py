@@ -130,7 +130,15 @@ def _post(account: Account, delta: int, reason: str, job_id: str | None = None) 
 def _grant_allowance(account: Account, now: datetime) -> None:
     reason = allowance_reason(now)
     if not _has_allowance(account.id, reason):
-        _post(account, monthly_allowance(account.plan), reason)
+        amount = monthly_allowance(account.plan)
+        _post(account, amount, reason)
+        audit(
+            "system",
+            "credits:account:allowance",
+            account_ref(account.id),
+            amount=amount,
+            reason=reason,
+        )
 
 
 def charge(account_id: int, job_id: str, *, now: datetime | None = None) -> None:

@@ -24,6 +24,7 @@ from typing import Any, cast
 
 from sqlalchemy import CursorResult, delete
 
+from raregen.audit import audit
 from raregen.db import db, transaction, utcnow
 from raregen.wallet.models import KeyChallenge, OtpChallenge
 
@@ -39,7 +40,9 @@ def _deleted(statement: Any) -> int:
     return int(cast("CursorResult[Any]", db.session.execute(statement)).rowcount)
 
 
-def purge_expired(now: datetime | None = None, grace: timedelta = DEFAULT_GRACE) -> dict[str, int]:
+def purge_expired(
+    now: datetime | None = None, grace: timedelta = DEFAULT_GRACE, *, actor: str = "system"
+) -> dict[str, int]:
     """Delete the one-time-code and key-challenge rows that expired more than ``grace`` ago.
 
     Both deletions run in one database transaction (:func:`raregen.db.transaction`): either
@@ -50,6 +53,9 @@ def purge_expired(now: datetime | None = None, grace: timedelta = DEFAULT_GRACE)
             :func:`raregen.db.utcnow`.
         grace: how long after ``expires_at`` a row is kept (default 24 hours; must not be
             negative). A row is deleted when ``expires_at < now - grace``.
+        actor: who asked (``cli`` for the operator command), for the audit entry
+            ``wallet:challenges:purged`` written in the same transaction when rows were
+            deleted.
 
     Returns:
         Rows deleted per table: ``{"otp_challenges": n, "key_challenges": m}``.
@@ -74,6 +80,15 @@ def purge_expired(now: datetime | None = None, grace: timedelta = DEFAULT_GRACE)
             .where(KeyChallenge.expires_at < cutoff)
             .execution_options(synchronize_session=False)
         )
+        if otp or keys:
+            audit(
+                actor,
+                "wallet:challenges:purged",
+                None,
+                otp_challenges=otp,
+                key_challenges=keys,
+                before=cutoff.isoformat(),
+            )
     counts = {"otp_challenges": otp, "key_challenges": keys}
     if otp or keys:
         log.info("purged expired wallet challenges before %s: %s", cutoff.isoformat(), counts)

@@ -182,6 +182,19 @@ def _refuse_malformed(challenge_id: int | None, now: datetime, max_tries: int) -
     raise refusal
 
 
+def _audit_failure(challenge: OtpChallenge, action: str, ip: str | None, **detail: Any) -> None:
+    """Audit a refused code attempt on ``challenge`` (current transaction): subject the
+    challenge, the account of its address if there is one (never the address or the code)."""
+    account = accounts.by_email(challenge.email)
+    audit(
+        f"ip:{(ip or 'unknown')[:45]}",
+        action,
+        f"otp-challenge:{challenge.id}",
+        account=accounts.account_ref(account.id) if account is not None else None,
+        **detail,
+    )
+
+
 def verify_code(challenge_id: int | None, raw_code: object, ip: str | None = None) -> SignedIn:
     """Check a typed code against challenge ``challenge_id``; sign the address in if right.
 
@@ -203,6 +216,11 @@ def verify_code(challenge_id: int | None, raw_code: object, ip: str | None = Non
             while the challenge could still be used; no try is spent.
         CodeRejected: ``CODE_WRONG`` (with ``tries_left``), ``CODE_EXPIRED``, ``CODE_USED``,
             ``TOO_MANY_TRIES``.
+
+    Audit (in the attempt's transaction): ``wallet:signin:code-wrong`` for a wrong code,
+    ``wallet:signin:locked-out`` when it spent the last try, ``wallet:signin:code-refused``
+    for an attempt on a code already used, expired or locked out, and
+    ``wallet:account:signed-in`` on success.
     """
     limit = current_app.config.get("OTP_VERIFY_RATE_LIMIT_PER_IP") or VERIFY_RATE_LIMIT_PER_IP
     limits.enforce(
@@ -229,12 +247,16 @@ def verify_code(challenge_id: int | None, raw_code: object, ip: str | None = Non
                 .execution_options(synchronize_session=False)
             )
         challenge = _fresh_challenge(challenge_id)
-        if spent != 1 or challenge is None:
-            raise _refusal(challenge, challenge is not None and challenge.expires_at <= now)
-        right = code is not None and otp.check_code(
+        result: SignedIn | CodeRejected
+        if challenge is None:
+            raise _refusal(None, False)
+        if spent != 1:
+            # a code used, expired or locked out: recorded, then refused (nothing changed)
+            result = _refusal(challenge, challenge.expires_at <= now)
+            _audit_failure(challenge, "wallet:signin:code-refused", ip, code=result.code)
+        elif code is None or not otp.check_code(
             _server_key(), str(challenge.id), code, challenge.code_hash
-        )
-        if not right:
+        ):
             left = max(0, max_tries - challenge.tries)
             wrong = CodeRejected(
                 f"Wrong code; {left} {'try' if left == 1 else 'tries'} left."
@@ -244,8 +266,12 @@ def verify_code(challenge_id: int | None, raw_code: object, ip: str | None = Non
                 field="code",
                 tries_left=left,
             )
-            # keep the spent try: leave the transaction normally, then refuse
-            result: SignedIn | CodeRejected = wrong
+            # the last try spent: the code is locked out from now on
+            action = "wallet:signin:code-wrong" if left else "wallet:signin:locked-out"
+            _audit_failure(challenge, action, ip, tries_left=left)
+            # keep the spent try and its audit entry: leave the transaction normally, then
+            # refuse
+            result = wrong
         else:
             used = _affected(
                 update(OtpChallenge)

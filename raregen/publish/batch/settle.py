@@ -33,7 +33,6 @@ from raregen.publish.batch.common import (
     Coin,
     Job,
     ours,
-    rowcount,
 )
 from raregen.publish.batch.statements import (
     close_batch,
@@ -177,7 +176,9 @@ def settle_batch(
                 error_detail=None if counts["sent"] == len(sending) else json.dumps(summary),
             )
         )
-        audit("worker", "publish:batch:settled", batch_id, **summary)
+        # one entry per batch, listing the jobs it sent (failed jobs have their own)
+        sent_jobs = sorted(j.job_id for j in ok_jobs if j.id in settled)
+        audit("worker", "publish:batch:settled", batch_id, sent_jobs=sent_jobs, **summary)
     return dict(counts)
 
 
@@ -200,23 +201,27 @@ def settle_packed(
     cfg = current_app.config
     now = utcnow()
     counts: Counter[str] = Counter()
+    sent_jobs: list[str] = []
     with transaction():
         if result.ok:
             # found through the txid index; the batch id and the NULL lease fence the write
             query = update(PublishJob).where(*ours(batch_id, None))
             if txid:
                 query = query.where(PublishJob.txid == txid)
-            settled = rowcount(
-                db.session.execute(
+            sent_jobs = sorted(
+                db.session.scalars(
                     query.values(
                         status=SENT,
                         sent_at=func.coalesce(PublishJob.sent_at, now),
                         lease_until=None,
                         error_code=None,
                         error_detail=None,
-                    ).execution_options(synchronize_session=False)
+                    )
+                    .returning(PublishJob.job_id)
+                    .execution_options(synchronize_session=False)
                 )
             )
+            settled = len(sent_jobs)
             if settled and coin is not None:
                 mark_coins_spent([coin.id])
                 if change_vout is not None and change_satoshis:
@@ -276,5 +281,12 @@ def settle_packed(
                 counts["failed"] += len(jobs)
             close_batch(batch_id, PARTIAL, f"{result.outcome.name}: {result.detail}"[:2000])
         summary = {k: v for k, v in counts.items() if v}
-        audit("worker", "publish:batch:settled", batch_id, txid=result.txid, **summary)
+        audit(
+            "worker",
+            "publish:batch:settled",
+            batch_id,
+            txid=result.txid,
+            sent_jobs=sent_jobs,
+            **summary,
+        )
     return dict(counts)
