@@ -661,7 +661,15 @@ def hold_sqlite_lock(url: str) -> None:
     path = str(database) + ".raregen.lock"
     if path in _SQLITE_LOCKS:
         return
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        database.parent.mkdir(parents=True, exist_ok=True)  # the instance folder, at first
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise SettingsError(
+            f"RAREGEN_DATABASE_URL: cannot open the lock file {path} beside the SQLite "
+            f"database: {exc.strerror}",
+            "RAREGEN_DATABASE_URL",
+        ) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
