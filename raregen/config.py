@@ -216,9 +216,7 @@ class Settings(BaseSettings):
         "Broadcast backends, comma-separated, in failover order.",
         min_length=1,
     )
-    node_rpc_url: str = _setting(
-        "NODE_RPC_URL", "http://127.0.0.1:18332", "SV Node JSON-RPC URL."
-    )
+    node_rpc_url: str = _setting("NODE_RPC_URL", "http://127.0.0.1:18332", "SV Node JSON-RPC URL.")
     node_rpc_user: str = _setting("NODE_RPC_USER", "raregen", "SV Node JSON-RPC user.")
     node_rpc_password: str = _setting(
         "NODE_RPC_PASSWORD",
@@ -230,8 +228,7 @@ class Settings(BaseSettings):
     node_rpc_file: str | None = _setting(
         "NODE_RPC_FILE",
         None,
-        "JSON file `{url, user, password}` of the development node (written by "
-        "`scripts/run`).",
+        "JSON file `{url, user, password}` of the development node (written by `scripts/run`).",
         default_doc="`node/rpc.json` in the instance folder",
     )
     arc_url: str | None = _setting("ARC_URL", None, "ARC endpoint (backend `arc`).")
@@ -399,9 +396,7 @@ class Settings(BaseSettings):
     mail_use_tls: bool = _setting("MAIL_USE_TLS", False, "SMTP with STARTTLS.")
     mail_use_ssl: bool = _setting("MAIL_USE_SSL", False, "SMTP over TLS.")
     mail_username: str | None = _setting("MAIL_USERNAME", None, "SMTP user.")
-    mail_password: str | None = _setting(
-        "MAIL_PASSWORD", None, "SMTP password.", secret=True
-    )
+    mail_password: str | None = _setting("MAIL_PASSWORD", None, "SMTP password.", secret=True)
     mail_sender: str = _setting(
         "MAIL_SENDER",
         "RareGen <no-reply@raregen.local>",
@@ -476,9 +471,7 @@ class Settings(BaseSettings):
     def _split_broadcasters(cls, value: Any) -> Any:
         return _comma_list(value)
 
-    @field_validator(
-        "publish_rate_limit", "otp_rate_limit_per_email", "otp_rate_limit_per_ip"
-    )
+    @field_validator("publish_rate_limit", "otp_rate_limit_per_email", "otp_rate_limit_per_ip")
     @classmethod
     def _rate_limit(cls, value: str) -> str:
         from limits import parse_many
@@ -709,23 +702,22 @@ def check_startup(config: Mapping[str, Any]) -> None:
     role = config.get("ROLE")
     missing: list[tuple[str, str]] = []  # (variable, problem)
     if not config.get("SECRET_KEY"):
-        missing.append(
-            ("RAREGEN_SECRET_KEY", "RAREGEN_SECRET_KEY (or SECRET_KEY) is not set: set a long "
-             "random string")
-        )
+        problem = "RAREGEN_SECRET_KEY (or SECRET_KEY) is not set: set a long random string"
+        missing.append(("RAREGEN_SECRET_KEY", problem))
     if role in ("all", "publisher") and not config.get("SERVER_WIF"):
         key_file = config.get("SERVER_KEY_FILE")
         if not key_file or not Path(key_file).is_file():
-            missing.append(
-                ("RAREGEN_SERVER_KEY_FILE", "no server key: RAREGEN_SERVER_WIF is not set and "
-                 f"RAREGEN_SERVER_KEY_FILE ({key_file}) does not exist: make it with "
-                 "'flask --app app server-key new'")
+            problem = (
+                "no server key: RAREGEN_SERVER_WIF is not set and RAREGEN_SERVER_KEY_FILE "
+                f"({key_file}) does not exist: make it with 'flask --app app server-key new'"
             )
+            missing.append(("RAREGEN_SERVER_KEY_FILE", problem))
     if role in ("all", "wallet") and not config.get("MAIL_SERVER"):
-        missing.append(
-            ("RAREGEN_MAIL_SERVER", f"RAREGEN_MAIL_SERVER is not set (RAREGEN_ROLE={role}): "
-             "sign-in codes would only be written to the log")
+        problem = (
+            f"RAREGEN_MAIL_SERVER is not set (RAREGEN_ROLE={role}): sign-in codes would only "
+            "be written to the log"
         )
+        missing.append(("RAREGEN_MAIL_SERVER", problem))
     if missing:
         raise SettingsError(
             "refusing to start in production (RAREGEN_ENV=production): "

@@ -31,8 +31,12 @@ KINDS = [
 ]
 
 
-def run(cmd: list[str], env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+def run(
+    cmd: list[str], env: dict[str, str], timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
 
 
 def assert_refused(done: subprocess.CompletedProcess[str], *words: str) -> str:
@@ -70,7 +74,9 @@ def test_invalid_value_refused_by_every_entry_point(base_env, entry, name, value
 
 def test_misspelt_role_no_longer_builds_a_bare_app(base_env):  # type: ignore[no-untyped-def]
     """Regression: ``RAREGEN_ROLE=pubisher`` served only /healthz, /metrics and /v1/ping."""
-    done = run([*FLASK, "routes"], {**base_env, "RAREGEN_ENV": "development", "RAREGEN_ROLE": "pubisher"})
+    done = run(
+        [*FLASK, "routes"], {**base_env, "RAREGEN_ENV": "development", "RAREGEN_ROLE": "pubisher"}
+    )
     assert "/healthz" not in done.stdout
     assert_refused(done, "RAREGEN_ROLE='pubisher'")
 
@@ -87,7 +93,15 @@ def test_cron_and_dev_run_refuse(base_env):  # type: ignore[no-untyped-def]
 
 def test_gunicorn_stops_instead_of_restarting_workers(base_env):  # type: ignore[no-untyped-def]
     gunicorn = str(Path(sys.executable).parent / "gunicorn")
-    cmd = [gunicorn, "-w", "2", "--no-control-socket", "-b", f"127.0.0.1:{free_port()}", "app:create_app()"]
+    cmd = [
+        gunicorn,
+        "-w",
+        "2",
+        "--no-control-socket",
+        "-b",
+        f"127.0.0.1:{free_port()}",
+        "app:create_app()",
+    ]
     done = run(cmd, {**base_env, "RAREGEN_ROLE": "pubisher"})
     assert done.returncode != 0
     assert "Traceback" not in done.stderr, done.stderr
@@ -103,7 +117,10 @@ def test_production_refuses_to_start_unconfigured(base_env):  # type: ignore[no-
     done = run([*FLASK, "routes"], base_env)
     assert done.returncode == EXIT_CONFIG
     assert_refused(
-        done, "RAREGEN_ENV=production", "RAREGEN_SECRET_KEY", "RAREGEN_SERVER_KEY_FILE",
+        done,
+        "RAREGEN_ENV=production",
+        "RAREGEN_SECRET_KEY",
+        "RAREGEN_SERVER_KEY_FILE",
         "RAREGEN_MAIL_SERVER",
     )
     assert not (Path(base_env["RAREGEN_INSTANCE_PATH"]) / "server.key").exists()

@@ -42,7 +42,9 @@ _ALIASES = ("DATABASE_URL", "REDIS_URL", "SECRET_KEY", "PORT", "WORKERS")
 
 def clean_environ(**extra: str) -> dict[str, str]:
     """``os.environ`` without any RareGen setting, plus ``extra``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAREGEN_") and k not in _ALIASES}
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("RAREGEN_") and k not in _ALIASES
+    }
     env.update(extra)
     return env
 
@@ -246,7 +248,10 @@ def test_production_refuses_sqlite_held_by_another_process(prod, tmp_path) -> No
     create_app({"RATELIMIT_STORAGE_URI": "memory://"})
     # PostgreSQL takes no lock
     create_app(
-        {"SQLALCHEMY_DATABASE_URI": "postgresql://127.0.0.1:1/x", "RATELIMIT_STORAGE_URI": "memory://"}
+        {
+            "SQLALCHEMY_DATABASE_URI": "postgresql://127.0.0.1:1/x",
+            "RATELIMIT_STORAGE_URI": "memory://",
+        }
     )
 
 
@@ -274,10 +279,16 @@ def test_settings_doc_is_generated_from_the_fields() -> None:
 def test_module_entry_point_checks_the_environment() -> None:
     env = clean_environ(RAREGEN_PUBLISH_MODE="bogus")
     done = subprocess.run(
-        [sys.executable, "-m", "raregen.config"], cwd=ROOT, env=env, capture_output=True, text=True
+        [sys.executable, "-m", "raregen.config"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert done.returncode == EXIT_CONFIG
-    assert done.stderr.splitlines() == [
+    expected = (
         "raregen: invalid setting RAREGEN_PUBLISH_MODE='bogus' "
         "(allowed values: immediate, batch, packed)"
-    ]
+    )
+    assert done.stderr.splitlines() == [expected]
