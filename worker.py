@@ -49,6 +49,7 @@ import signal
 from typing import TYPE_CHECKING
 
 from raregen import create_app
+from raregen.config import SettingsError, refuse
 from raregen.publish import tasks
 from raregen.queue import redis_connection, worker_queue_names
 
@@ -85,9 +86,9 @@ def build_worker(app: Flask, *, fork: bool = False) -> BaseWorker:
     return worker_class(queues, connection=conn)
 
 
-def run_worker(burst: bool = False, fork: bool = False) -> None:
-    """Build the app and serve the queues until stopped (module docstring)."""
-    worker = build_worker(create_app(), fork=fork)
+def run_worker(burst: bool = False, fork: bool = False, app: Flask | None = None) -> None:
+    """Serve the queues of ``app`` (default: a new one) until stopped (module docstring)."""
+    worker = build_worker(app or create_app(), fork=fork)
     worker.work(with_scheduler=True, burst=burst, logging_level="WARNING")
 
 
@@ -119,15 +120,15 @@ def stop_once(scheduler: CronScheduler) -> None:
     scheduler._request_stop = request_stop  # type: ignore[method-assign]
 
 
-def run_cron() -> None:
-    """Build the app, re-enqueue the ``queued`` jobs a restart left without an RQ job
+def run_cron(app: Flask | None = None) -> None:
+    """With ``app`` (default: a new one), re-enqueue the ``queued`` jobs a restart left without an RQ job
     (:func:`raregen.publish.tasks.recover_at_start`, about a second), then run the
     periodic-job scheduler (:mod:`raregen.publish.schedule`) until SIGINT/SIGTERM.
 
     A failure of the start-up sweep (Redis or the database unreachable) is logged and the
     scheduler starts anyway: its reaper sweeps every ``REAPER_INTERVAL_SECONDS``.
     """
-    app = create_app()
+    app = app or create_app()
     tasks.set_app(app)
     from raregen.publish.schedule import build_cron_scheduler
 
@@ -156,15 +157,19 @@ def main() -> None:
         help="fork a work horse per job (RQ's Worker) instead of running jobs in-process",
     )
     args = parser.parse_args()
+    try:  # before logging is set up: a refusal is its one line on stderr
+        app = create_app()
+    except SettingsError as exc:  # invalid settings: one line, exit status 78
+        refuse(exc)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("rq.cron").setLevel(logging.WARNING)
     if args.cron:
         try:
-            run_cron()
+            run_cron(app)
         except KeyboardInterrupt:  # Ctrl-C during the start-up sweep, before RQ's handler
             pass
     else:
-        run_worker(burst=args.burst, fork=args.fork)
+        run_worker(burst=args.burst, fork=args.fork, app=app)
 
 
 if __name__ == "__main__":

@@ -131,6 +131,7 @@ class BenchEnv:
             RAREGEN_SERVER_WIF=self.wif,
             RAREGEN_SECRET_KEY="bench-secret",
             RAREGEN_QUEUE_NAME=self.queue,
+            RAREGEN_ENV="test",  # no production checks (no mail server here)
             PYTHONPATH=str(ROOT),
         )
         env.update(self.extra)

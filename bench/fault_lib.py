@@ -218,6 +218,7 @@ class Harness:
             "RAREGEN_MAX_UNCONFIRMED_DEPTH": "20",
             "RAREGEN_RATELIMIT_ENABLED": "0",
             "RAREGEN_NETWORK": "regtest",
+            "RAREGEN_ENV": "test",  # no production checks (no mail server here)
         }
         os.environ.update(self.env)
         from flask_migrate import upgrade

@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _secret_key(app: Flask) -> str:
-    """The session-signing key: from the environment, else a per-instance file (dev).
+    """The session-signing key: from the environment, else a per-instance file (outside
+    production only: :func:`raregen.config.check_startup` refuses production without one).
 
     The file is made whole before it appears (written under a temporary name, then
     hard-linked to ``secret_key``, which fails if it exists): processes starting together on
@@ -50,17 +51,21 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     Returns:
         The app with the blueprints of its role (``ROLE``: all, publisher or wallet).
+
+    Raises:
+        raregen.config.SettingsError: an invalid setting, or in production a missing one or
+            a SQLite database another process holds (:func:`raregen.config.check_startup`).
+            Entry points turn it into one line on stderr (:func:`raregen.config.refuse`).
     """
     # imported here so that `import raregen` (the `raregen` client command, the pure modules)
     # does not pay for Flask and its extensions
     from flask import Flask
 
-    from raregen.config import load_settings
+    from raregen.config import check_startup, default_instance_path, load_settings
     from raregen.db import db
     from raregen.extensions import csrf, limiter, migrate
 
-    instance = os.environ.get("RAREGEN_INSTANCE_PATH") or str(ROOT / "instance")
-    app = Flask(__name__, instance_path=instance, instance_relative_config=True)
+    app = Flask(__name__, instance_path=default_instance_path(), instance_relative_config=True)
     app.config.update(load_settings(app.instance_path))
     if test_config:
         app.config.update(test_config)
@@ -69,6 +74,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         production = app.config.get("ENV_NAME") == "production"
         https = str(app.config.get("PUBLIC_BASE_URL") or "").lower().startswith("https://")
         app.config["SESSION_COOKIE_SECURE"] = production and https
+    check_startup(app.config)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     app.config["SECRET_KEY"] = _secret_key(app)
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})

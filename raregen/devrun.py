@@ -167,21 +167,36 @@ def worker_processes() -> int:
     2 cores busy without crowding out the web app, the database and the node.
 
     Raises:
-        ValueError: the setting is not an integer.
+        raregen.config.SettingsError: ``WORKERS`` is not a positive integer (a ValueError;
+            ``RAREGEN_WORKER_PROCESSES`` is checked by :func:`raregen.config.read_settings`).
     """
-    from raregen.config import DEFAULT_WORKER_PROCESSES
+    from raregen.config import SettingsError, read_settings
 
-    raw = os.environ.get("WORKERS") or os.environ.get("RAREGEN_WORKER_PROCESSES")
-    return int(raw) if raw else DEFAULT_WORKER_PROCESSES
+    raw = os.environ.get("WORKERS")
+    if not raw:
+        return read_settings().worker_processes
+    if not raw.strip().isdigit() or int(raw) < 1:
+        raise SettingsError(
+            f"invalid setting WORKERS={raw!r} (allowed values: an integer >= 1)", "WORKERS"
+        )
+    return int(raw)
 
 
 def main(argv: list[str] | None = None) -> int:
+    from raregen.config import SettingsError, read_settings, refuse
+
+    os.environ.setdefault("RAREGEN_ENV", "development")  # the /dev/outbox for sign-in codes
+    try:  # an invalid setting stops the run before anything starts: one line, status 78
+        settings = read_settings()
+        workers = worker_processes()
+    except SettingsError as exc:
+        refuse(exc)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "5000")))
+    parser.add_argument("--port", type=int, default=settings.port)
     parser.add_argument(
         "--workers",
         type=int,
-        default=worker_processes(),
+        default=workers,
         help="RQ worker processes (default: WORKERS, else RAREGEN_WORKER_PROCESSES, else 2)",
     )
     parser.add_argument("--no-web", action="store_true", help="do not start the web app")
@@ -190,7 +205,6 @@ def main(argv: list[str] | None = None) -> int:
     instance = Path(os.environ.get("RAREGEN_INSTANCE_PATH") or ROOT / "instance")
     instance.mkdir(parents=True, exist_ok=True)
     os.environ["RAREGEN_INSTANCE_PATH"] = str(instance)
-    os.environ.setdefault("RAREGEN_ENV", "development")  # the /dev/outbox for sign-in codes
 
     from raregen.chain.devnet import RegtestNode, ensure_node_binary
 
@@ -299,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
                 # started last, so stopped first: no request reaches a stopping gunicorn
                 children.append(_spawn(nginx_command(nginx, conf), env))
             _log(f"RareGen is running on http://127.0.0.1:{args.port}/  (Ctrl-C stops it)")
-        interval = int(os.environ.get("RAREGEN_DEV_MINE_INTERVAL_SECONDS", "5"))
+        interval = settings.dev_mine_interval_seconds
         while not stop.wait(interval):
             try:
                 node.mine(1)
@@ -309,6 +323,8 @@ def main(argv: list[str] | None = None) -> int:
                 _log("a child process ended; stopping")
                 break
         return 0
+    except SettingsError as exc:  # e.g. RAREGEN_ENV=production without its settings
+        refuse(exc)
     finally:
         stopping.set()
         _log("stopping")

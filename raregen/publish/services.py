@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -32,16 +31,23 @@ def _cache(app: Flask) -> dict[str, Any]:
     return app.extensions.setdefault(_EXT, {})
 
 
-def load_or_create_wif(path: Path, network: str) -> str:
-    """Read the server WIF from ``path``, creating it (mode 0600) if it does not exist."""
+def load_or_create_wif(path: Path, network: str, *, create: bool = True) -> str:
+    """Read the server WIF from ``path``, creating it (mode 0600) if it does not exist.
+
+    Raises:
+        FileNotFoundError: no file and ``create`` is false (production: keys are made only
+            by ``flask --app app server-key new``).
+    """
     if path.exists():
         return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    wif = ServerWallet.generate(network).to_wif()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(wif + "\n")
-    return wif
+    if not create:
+        raise FileNotFoundError(f"server key file {path} does not exist")
+    from raregen.server_key import write_key_file
+
+    try:
+        return write_key_file(path, network).to_wif()
+    except FileExistsError:  # another process made it first: use theirs
+        return path.read_text().strip()
 
 
 def server_wallet(app: Flask | None = None) -> ServerWallet:
@@ -51,7 +57,9 @@ def server_wallet(app: Flask | None = None) -> ServerWallet:
     if "wallet" not in cache:
         cfg = app.config
         wif = cfg.get("SERVER_WIF") or load_or_create_wif(
-            Path(cfg["SERVER_KEY_FILE"]), cfg["NETWORK"]
+            Path(cfg["SERVER_KEY_FILE"]),
+            cfg["NETWORK"],
+            create=cfg.get("ENV_NAME") != "production",
         )
         cache["wallet"] = ServerWallet.from_wif(wif, network=cfg["NETWORK"])
     return cache["wallet"]  # type: ignore[no-any-return]

@@ -33,6 +33,7 @@ def fresh_app(request, tmp_path, redis_url):  # type: ignore[no-untyped-def]
     app = create_app(
         {"SQLALCHEMY_DATABASE_URI": url, "SERVER_WIF": ServerWallet.generate("regtest").to_wif(),
          "REDIS_URL": redis_url,
+         "ENV_NAME": "test",  # no production checks (secret key, mail server)
          # Flask-Limiter keeps one storage for its global object: every test app uses memory
          "RATELIMIT_STORAGE_URI": "memory://"}
     )

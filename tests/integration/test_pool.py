@@ -64,7 +64,15 @@ def _sqlite_reserver(url: str, instance: str, wif: str, start_at: float, out) ->
     os.environ["RAREGEN_INSTANCE_PATH"] = instance
     from raregen import create_app
 
-    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SERVER_WIF": wif, "REDIS_URL": "redis://127.0.0.1:1/0"})
+    # ENV_NAME test: two processes on one SQLite file, as production refuses
+    app = create_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": url,
+            "SERVER_WIF": wif,
+            "REDIS_URL": "redis://127.0.0.1:1/0",
+            "ENV_NAME": "test",
+        }
+    )
     with app.app_context():
         while time.time() < start_at:
             time.sleep(0.001)

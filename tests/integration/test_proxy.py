@@ -19,6 +19,7 @@ def _client(tmp_path, monkeypatch, redis_url, proxies: int):  # type: ignore[no-
             "REDIS_URL": redis_url,
             "RATELIMIT_STORAGE_URI": "memory://",
             "TRUSTED_PROXIES": proxies,
+            "ENV_NAME": "test",
         }
     )
 

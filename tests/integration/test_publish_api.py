@@ -411,7 +411,13 @@ def _own_pg_app(pg_app, **config):  # type: ignore[no-untyped-def]
     from raregen import create_app
     from raregen.db import db
 
-    names = ("SQLALCHEMY_DATABASE_URI", "REDIS_URL", "RATELIMIT_STORAGE_URI", "SERVER_WIF")
+    names = (
+        "SQLALCHEMY_DATABASE_URI",
+        "REDIS_URL",
+        "RATELIMIT_STORAGE_URI",
+        "SERVER_WIF",
+        "ENV_NAME",
+    )
     settings = {name: pg_app.config[name] for name in names}
     settings.update(TESTING=True, SECRET_KEY="test-secret", **config)
     app = create_app(settings)

@@ -650,6 +650,7 @@ def _worker_env(app, **extra: str) -> dict[str, str]:  # type: ignore[no-untyped
         RAREGEN_INSTANCE_PATH=app.instance_path,
         RAREGEN_SECRET_KEY="test-secret",
         RAREGEN_RESERVATION_TIMEOUT_SECONDS=str(cfg["RESERVATION_TIMEOUT_SECONDS"]),
+        RAREGEN_ENV="test",  # no production checks (mail server, SQLite shared with tests)
     )
     env.update(extra)
     return env

@@ -81,6 +81,7 @@ def _cron_env(app) -> dict[str, str]:  # type: ignore[no-untyped-def]
         RAREGEN_INSTANCE_PATH=app.instance_path,
         RAREGEN_SECRET_KEY="test-secret",
         RAREGEN_PUBLISH_MODE="immediate",
+        RAREGEN_ENV="test",  # no production checks (mail server, SQLite shared with tests)
     )
     return env
 

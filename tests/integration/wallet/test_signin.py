@@ -304,6 +304,7 @@ def test_dev_outbox_only_in_development(app, tmp_path, monkeypatch):  # type: ig
         {
             "ENV_NAME": "production",
             "SECRET_KEY": "prod-test",
+            "MAIL_SERVER": "127.0.0.1",  # production refuses to start without one
             "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'p.sqlite'}",
             "RATELIMIT_STORAGE_URI": "memory://",
             "SERVER_WIF": app.config["SERVER_WIF"],
@@ -312,7 +313,8 @@ def test_dev_outbox_only_in_development(app, tmp_path, monkeypatch):  # type: ig
     assert "wallet_dev.outbox" not in prod.view_functions
     resp = prod.test_client().get("/dev/outbox", headers={"Accept": "application/json"})
     assert resp.status_code == 404 and resp.json["error"]["code"] == "NOT_FOUND"
-    # and nothing is written to an outbox outside development
+    # and nothing is written to an outbox outside development, even with no mail server
+    monkeypatch.setitem(prod.config, "MAIL_SERVER", None)
     with prod.test_request_context():
         from raregen.wallet import mail
 
