@@ -116,6 +116,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         # the wallet's calls when it runs as its own process (ROLE=wallet); service token
         app.register_blueprint(internal_api.bp)
         csrf.exempt(internal_api.bp)
+        from raregen.proofs import views as proof_views  # proof files (docs/PROOFS.md)
+
+        app.register_blueprint(proof_views.bp)
         cli.register(app)
     if role in ("all", "wallet"):
         from raregen.wallet import views as wallet_views

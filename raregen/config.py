@@ -114,6 +114,16 @@ def load_settings(instance_path: str) -> dict[str, Any]:
         # expired wallet one-time codes and key challenges (raregen.wallet.purge)
         "PURGE_INTERVAL_SECONDS": _int("PURGE_INTERVAL_SECONDS", 3600),
         "DEV_MINE_INTERVAL_SECONDS": _int("DEV_MINE_INTERVAL_SECONDS", 5),
+        # proof files (docs/PROOFS.md): store merkle proofs at confirmation; re-check the
+        # blocks of the last N confirmations for reorganisations; headers after the block
+        "PROOF_CAPTURE": _bool("PROOF_CAPTURE", True),
+        "PROOF_RECHECK_BLOCKS": _int("PROOF_RECHECK_BLOCKS", 6),
+        "PROOF_HEADERS_COUNT": _int("PROOF_HEADERS_COUNT", 6),
+        # acceptance receipts: their own key (WIF, or a key file made on first use), and the
+        # time a record should be in a block by (the receipt's deadline)
+        "RECEIPT_WIF": _env("RECEIPT_WIF"),
+        "RECEIPT_KEY_FILE": _env("RECEIPT_KEY_FILE", str(inst / "receipt.key")),
+        "RECEIPT_DEADLINE_SECONDS": _int("RECEIPT_DEADLINE_SECONDS", 6 * 3600),
         # wallet / web
         "SERVICE_TOKEN": _env("SERVICE_TOKEN"),
         # reverse proxies in front of the app whose X-Forwarded-For/-Proto/-Host are trusted
