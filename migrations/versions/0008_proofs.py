@@ -1,7 +1,7 @@
 """proof files: merkle proofs of confirmed transactions, block headers, acceptance receipts
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-01 10:00:00.000000
 
 * ``tx_proofs``: per confirmed txid, its BRC-74 merkle path (BUMP hex), block hash, height
@@ -19,8 +19,8 @@ from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0006'
-down_revision = '0005'
+revision = '0008'
+down_revision = '0007'
 branch_labels = None
 depends_on = None
 
