@@ -777,6 +777,12 @@ export function verifyDocument(doc, { originalSha256 = null, checks = [] } = {})
   return finish(checks, null, doc, extra);
 }
 
+/** The result for a file of `size` bytes over `maxBytes`, without reading it. */
+export function tooLarge(size, maxBytes = DEFAULT_MAX_BYTES) {
+  const checks = [{ code: 'PROOF_TOO_LARGE', title: TITLES.PROOF_TOO_LARGE, state: 'fail', detail: `${size} bytes, over the limit of ${maxBytes}` }];
+  return finish(checks, 'PROOF_TOO_LARGE', null, {});
+}
+
 /**
  * Verify a proof file given as bytes (the module comment lists every check, in order).
  * @param {Uint8Array} data the file's bytes (UTF-8 JSON).
@@ -786,10 +792,7 @@ export function verifyDocument(doc, { originalSha256 = null, checks = [] } = {})
  */
 export function verifyProofBytes(data, { original = null, originalSha256 = null, maxBytes = DEFAULT_MAX_BYTES } = {}) {
   const checks = [];
-  if (data.length > maxBytes) {
-    checks.push({ code: 'PROOF_TOO_LARGE', title: TITLES.PROOF_TOO_LARGE, state: 'fail', detail: `${data.length} bytes, over the limit of ${maxBytes}` });
-    return finish(checks, 'PROOF_TOO_LARGE', null, {});
-  }
+  if (data.length > maxBytes) return tooLarge(data.length, maxBytes);
   checks.push({ code: 'PROOF_TOO_LARGE', title: TITLES.PROOF_TOO_LARGE, state: 'pass', detail: `${data.length} bytes` });
   let doc;
   try {
