@@ -18,10 +18,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from raregen.chain.rpc import RPCError, RPCTransportError
 from raregen.db import db, transaction
-from raregen.errors import NotFound
-from raregen.publish import services
+from raregen.errors import NotFound, RareGenError
+from raregen.publish import records, services
 from raregen.publish.models import FAILED, PublishJob
-from raregen.publish.records import read_records
 
 __all__ = ["certificate_facts", "published_outputs"]
 
@@ -54,7 +53,7 @@ def _block_time(block_hash: str | None) -> str | None:
         return None
     try:
         header = services.node_rpc().call("getblockheader", block_hash, True)
-    except (RPCError, RPCTransportError):
+    except (RPCError, RPCTransportError, RareGenError):  # the time is shown as unknown
         return None
     return _utc(header.get("time") if isinstance(header, dict) else None)
 
@@ -73,7 +72,7 @@ def certificate_facts(txid: str, vout: int) -> dict[str, Any]:
         NotFound: no such transaction, or no valid record of kind ``work`` at that output.
         ServiceError: the node is unreachable.
     """
-    found = read_records(txid)
+    found = records.read_records(txid)
     rec = next((r for r in found["records"] if r["vout"] == vout), None)
     if rec is None or not rec["valid"]:
         raise NotFound("No valid record at this output.", field="vout")

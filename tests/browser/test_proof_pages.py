@@ -94,7 +94,7 @@ def _expect_verdict(page: Any, verdict: str, reason: str = "") -> None:
 
 
 def test_record_page_download_proof_and_verify_it_locally(
-    live: Any, browser: Any, work: dict[str, Any], tmp_path: Path
+    live: Any, browser: Any, work: dict[str, Any], tmp_path: Path, screenshots: Path
 ) -> None:
     txid, vout = work["txid"], work["vout"]
     context = browser.new_context(accept_downloads=True)
@@ -156,6 +156,7 @@ def test_record_page_download_proof_and_verify_it_locally(
             work["record"]["contentHash"]
         )
         expect(page.locator('#proof-facts [data-role="block-height"]')).to_have_text(str(height))
+        page.screenshot(path=str(screenshots / "verify-valid.png"), full_page=True)
 
         # another file: FILE_HASH_MISMATCH
         page.set_input_files(
