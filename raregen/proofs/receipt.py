@@ -30,6 +30,7 @@ from typing import Any
 import coincurve
 import rfc8785
 
+from raregen.errors import RequestError
 from raregen.signing import is_low_s
 
 __all__ = [
@@ -128,7 +129,7 @@ def verify_receipt(obj: Any, *, expected_pubkey: str | None = None) -> dict[str,
         raise ReceiptError("the receipt's pubkey or signature is not valid hex of a key") from None
     try:
         ok = is_low_s(der) and key.verify(der, _digest(receipt), hasher=None)
-    except (ValueError, TypeError, OverflowError):
+    except (ValueError, TypeError, OverflowError, RequestError):  # RequestError: not DER
         ok = False
     if not ok:
         raise ReceiptError("the receipt's signature does not verify")

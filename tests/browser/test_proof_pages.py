@@ -193,7 +193,7 @@ def test_record_page_download_proof_and_verify_it_locally(
             ("truncated.json", proof_bytes[: len(proof_bytes) // 2], "PROOF_MALFORMED"),
             ("notes.txt", b"not a proof at all", "PROOF_MALFORMED"),
             ("v2.json", json.dumps({**proof, "version": 2}).encode(), "PROOF_UNSUPPORTED"),
-            ("huge.json", b" " * (1024 * 1024 + 1), "PROOF_TOO_LARGE"),
+            ("huge.json", b" " * (4 * 1024 * 1024 + 1), "PROOF_TOO_LARGE"),
         ):
             _drop(page, "proof", name, data)
             _expect_verdict(page, "could-not-check", reason)

@@ -21,8 +21,9 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
 import canonicalize from 'canonicalize';
 
-/** Size limit of a proof file, bytes (docs/PROOFS.md: 1 MiB by default). */
-export const DEFAULT_MAX_BYTES = 1024 * 1024;
+/** Size limit of a proof file, bytes (docs/PROOFS.md: 4 MiB by default, room for a packed
+ * transaction of 1 MB written as hex). */
+export const DEFAULT_MAX_BYTES = 4 * 1024 * 1024;
 
 export const VALID = 'valid';
 export const INVALID = 'invalid';
