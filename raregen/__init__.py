@@ -103,12 +103,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     csrf.init_app(app)
     limiter.init_app(app)
 
-    from raregen.web import errors, headers, health, metrics
+    from raregen.web import apidocs, errors, headers, health, metrics
 
     errors.register(app)
     headers.register(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)
+    app.register_blueprint(apidocs.bp)  # /v1/openapi.json, /docs/api
 
     from raregen import audit_cli
 

@@ -14,9 +14,10 @@ Commands::
                                                 1 invalid, 3 could not check)
 
 The server is ``--server`` or ``RAREGEN_SERVER`` (default http://127.0.0.1:5000); the key
-file is ``--key`` or ``RAREGEN_KEY_FILE`` (default ``~/.config/raregen/key``). Signing uses
-the same module as the server (``raregen.signing``); verification needs only the raw
-transaction (``raregen.protocol``).
+file is ``--key`` or ``RAREGEN_KEY_FILE`` (default ``~/.config/raregen/key``). The commands
+use the client library (:mod:`raregen.client`): retries, errors with their codes. A bad
+argument or a refusal is one line on stderr (``raregen: error: ...``) and a non-zero exit:
+2 for usage, 1 otherwise (``verify``: 1 no record, 2 an invalid one).
 """
 
 from __future__ import annotations
@@ -30,12 +31,36 @@ from typing import Any
 
 import click
 import coincurve
-import requests
 
-from raregen import protocol, signing
+from raregen.client.api import DEFAULT_SERVER, Client, Job, load_key
+from raregen.client.errors import RareGenError
 
-DEFAULT_SERVER = "http://127.0.0.1:5000"
-TIMEOUT = (3.05, 30)
+
+class _Group(click.Group):
+    """The command group, answering every error in one line without a traceback."""
+
+    def main(self, args: Any = None, prog_name: Any = None, complete_var: Any = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        try:
+            code = super().main(args, prog_name or "raregen", complete_var,
+                                standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as exc:
+            click.echo(exc.ctx.get_help() if exc.ctx else str(exc), err=True)
+            sys.exit(2)
+        except click.ClickException as exc:
+            click.echo(f"raregen: error: {' '.join(exc.format_message().split())}", err=True)
+            sys.exit(exc.exit_code)
+        except click.exceptions.Abort:
+            click.echo("raregen: aborted", err=True)
+            sys.exit(1)
+        except RareGenError as exc:
+            click.echo(f"raregen: error: {exc}", err=True)
+            sys.exit(1)
+        except OSError as exc:
+            click.echo(f"raregen: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "),
+                       err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
 
 
 def _default_key() -> str:
@@ -43,13 +68,11 @@ def _default_key() -> str:
 
 
 def _load_key(path: str) -> coincurve.PrivateKey:
+    if not Path(path).expanduser().exists():
+        raise click.ClickException(f"no key file at {path}; run `raregen keygen` first")
     try:
-        text = Path(path).read_text().strip()
-    except FileNotFoundError:
-        raise click.ClickException(f"no key file at {path}; run `raregen keygen` first") from None
-    try:
-        return coincurve.PrivateKey(bytes.fromhex(text))
-    except ValueError:
+        return load_key(path)
+    except (ValueError, OSError):
         raise click.ClickException(f"{path} does not hold a hex secp256k1 private key") from None
 
 
@@ -63,16 +86,7 @@ def _load_record(path: str) -> dict[str, Any]:
     return data
 
 
-def _error_text(resp: requests.Response) -> str:
-    try:
-        err = resp.json()["error"]
-        field = f" ({err['field']})" if err.get("field") else ""
-        return f"{resp.status_code} {err['code']}{field}: {err['message']}"
-    except Exception:
-        return f"HTTP {resp.status_code}"
-
-
-@click.group(help=__doc__.split("\n\n")[0])
+@click.group(cls=_Group, help=__doc__.split("\n\n")[0])
 @click.option("--server", default=lambda: os.environ.get("RAREGEN_SERVER", DEFAULT_SERVER),
               show_default="RAREGEN_SERVER or http://127.0.0.1:5000", help="RareGen base URL.")
 @click.pass_context
@@ -85,7 +99,7 @@ def main(ctx: click.Context, server: str) -> None:
 @click.option("--force", is_flag=True, help="Overwrite an existing key file.")
 def keygen(key_path: str, force: bool) -> None:
     """Make a new secp256k1 key, write it (hex, mode 0600) and print its public key."""
-    path = Path(key_path)
+    path = Path(key_path).expanduser()
     if path.exists() and not force:
         raise click.ClickException(f"{path} exists; use --force to replace it")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -111,69 +125,56 @@ def pubkey(key_path: str) -> None:
 @click.argument("record_file")
 @click.option("--key", "key_path", default=_default_key, help="Key file.")
 @click.option("--type", "record_type", default=None, help='Record kind, e.g. "work".')
-@click.option("--ttl", default=600, show_default=True, help="Seconds the signature is valid.")
-def sign(record_file: str, key_path: str, record_type: str | None, ttl: int) -> None:
+@click.option("--ttl", default=600, show_default=True, type=click.IntRange(1),
+              help="Seconds the signature is valid.")
+@click.pass_obj
+def sign(obj: dict[str, str], record_file: str, key_path: str, record_type: str | None,
+         ttl: int) -> None:
     """Print the signed v1 request body for the record in RECORD_FILE."""
-    body = signing.make_request(_load_key(key_path), _load_record(record_file), record_type, ttl)
-    click.echo(json.dumps(body))
-
-
-def _get_job(server: str, job_id: str) -> dict[str, Any]:
+    client = Client(obj["server"], _load_key(key_path))
     try:
-        resp = requests.get(f"{server}/v1/jobs/{job_id}", timeout=TIMEOUT)
-    except requests.RequestException as exc:
-        raise click.ClickException(f"cannot reach {server}: {exc.__class__.__name__}") from None
-    if resp.status_code != 200:
-        raise click.ClickException(_error_text(resp))
-    return resp.json()  # type: ignore[no-any-return]
+        body = client.sign(_load_record(record_file), record_type, ttl=ttl)
+    except (TypeError, ValueError) as exc:
+        raise click.ClickException(f"cannot sign this record: {exc}") from None
+    click.echo(json.dumps(body))
 
 
 @main.command()
 @click.argument("record_file")
 @click.option("--key", "key_path", default=_default_key, help="Key file.")
 @click.option("--type", "record_type", default=None, help='Record kind, e.g. "work".')
-@click.option("--ttl", default=600, show_default=True, help="Seconds the signature is valid.")
+@click.option("--ttl", default=600, show_default=True, type=click.IntRange(1),
+              help="Seconds the signature is valid.")
 @click.option("--wait", type=click.Choice(["none", "sent", "confirmed"]), default="confirmed",
               show_default=True, help="Follow the job until this state.")
-@click.option("--timeout", default=600, show_default=True, help="Seconds to wait at most.")
+@click.option("--timeout", default=600, show_default=True, type=click.IntRange(0),
+              help="Seconds to wait at most.")
 @click.pass_obj
 def publish(obj: dict[str, str], record_file: str, key_path: str, record_type: str | None,
             ttl: int, wait: str, timeout: int) -> None:
     """Sign RECORD_FILE, submit it, and follow the job; prints the txid."""
-    server = obj["server"]
-    body = signing.make_request(_load_key(key_path), _load_record(record_file), record_type, ttl)
+    client = Client(obj["server"], _load_key(key_path))
+    record = _load_record(record_file)
     started = time.monotonic()
     try:
-        resp = requests.post(f"{server}/v1/publish", json=body, timeout=TIMEOUT)
-    except requests.RequestException as exc:
-        raise click.ClickException(f"cannot reach {server}: {exc.__class__.__name__}") from None
-    if resp.status_code not in (200, 202):
-        raise click.ClickException(_error_text(resp))
-    job_id = resp.json()["jobId"]
-    click.echo(f"job {job_id} queued", err=True)
+        body = client.sign(record, record_type, ttl=ttl)
+    except (TypeError, ValueError) as exc:
+        raise click.ClickException(f"cannot sign this record: {exc}") from None
+    job = client.submit(body)
+    click.echo(f"job {job.job_id} {job.status}", err=True)
     if wait == "none":
-        click.echo(job_id)
+        click.echo(job.job_id)
         return
-    goal = {"sent": ("sent", "confirmed"), "confirmed": ("confirmed",)}[wait]
-    last = None
-    while True:
-        job = _get_job(server, job_id)
-        status = job["status"]
-        if status != last:
-            took = time.monotonic() - started
-            extra = f" txid={job['txid']}" if job.get("txid") else ""
-            if job.get("blockHeight") is not None:
-                extra += f" block={job['blockHeight']}"
-            click.echo(f"  [{took:6.1f}s] {status}{extra}", err=True)
-            last = status
-        if status == "failed":
-            raise click.ClickException(f"job failed: {job.get('errorCode')}: {job.get('errorDetail')}")
-        if status in goal:
-            click.echo(job["txid"])
-            return
-        if time.monotonic() - started > timeout:
-            raise click.ClickException(f"still {status} after {timeout} s; check `raregen status {job_id}`")
-        time.sleep(0.5 if status in ("queued", "processing") else 2)
+
+    def progress(current: Job) -> None:
+        extra = f" txid={current.txid}" if current.txid else ""
+        if current.block_height is not None:
+            extra += f" block={current.block_height}"
+        click.echo(f"  [{time.monotonic() - started:6.1f}s] {current.status}{extra}", err=True)
+
+    job.refresh()
+    job.wait(until=wait, timeout=timeout, poll=0.5, on_change=progress)
+    click.echo(job.txid)
 
 
 @main.command()
@@ -181,35 +182,7 @@ def publish(obj: dict[str, str], record_file: str, key_path: str, record_type: s
 @click.pass_obj
 def status(obj: dict[str, str], job_id: str) -> None:
     """Print the status of JOB_ID as JSON."""
-    click.echo(json.dumps(_get_job(obj["server"], job_id), indent=2))
-
-
-@main.command()
-@click.argument("job_id")
-@click.option("-o", "--output", default=None,
-              help="Where to save it (default: the server's file name in the current "
-              "directory; '-' prints it).")
-@click.pass_obj
-def proof(obj: dict[str, str], job_id: str, output: str | None) -> None:
-    """Download the proof file of JOB_ID (pending before confirmation, complete after)."""
-    server = obj["server"]
-    try:
-        resp = requests.get(f"{server}/v1/jobs/{job_id}/proof", timeout=TIMEOUT)
-    except requests.RequestException as exc:
-        raise click.ClickException(f"cannot reach {server}: {exc.__class__.__name__}") from None
-    if resp.status_code != 200:
-        raise click.ClickException(_error_text(resp))
-    if output == "-":
-        click.echo(resp.text)
-        return
-    if output is None:
-        disposition = resp.headers.get("Content-Disposition", "")
-        name = disposition.split("filename=", 1)[-1].strip('"') if "filename=" in disposition else ""
-        output = Path(name).name or f"raregen-proof-{job_id}.json"
-    Path(output).write_bytes(resp.content)
-    status = resp.json().get("status")
-    click.echo(f"{status} proof saved to {output}", err=True)
-    click.echo(output)
+    click.echo(json.dumps(Client(obj["server"]).status(job_id).data, indent=2))
 
 
 def _proof_max_bytes() -> int:
@@ -274,6 +247,31 @@ def _verify_proof(proof_path: str, original: str | None, check_header: str | Non
 
 
 @main.command()
+@click.argument("job_id")
+@click.option("-o", "--output", default=None,
+              help="Where to save it (default: raregen-proof-<txid>-<vout>.json, or "
+              "raregen-proof-<jobId>.json while pending, in the current directory; '-' prints "
+              "it).")
+@click.pass_obj
+def proof(obj: dict[str, str], job_id: str, output: str | None) -> None:
+    """Download the proof file of JOB_ID (pending before confirmation, complete after)."""
+    doc = Client(obj["server"]).proof(job_id)
+    text = json.dumps(doc, indent=2) + "\n"
+    if output == "-":
+        click.echo(text, nl=False)
+        return
+    if output is None:
+        if doc.get("status") == "complete":
+            output = f"raregen-proof-{doc.get('txid')}-{doc.get('vout')}.json"
+        else:
+            output = f"raregen-proof-{job_id}.json"
+        output = Path(output).name
+    Path(output).write_text(text, encoding="utf-8")
+    click.echo(f"{doc.get('status')} proof saved to {output}", err=True)
+    click.echo(output)
+
+
+@main.command()
 @click.argument("txid", required=False)
 @click.option("--raw", default=None, help="The raw transaction as hex, or a file holding it "
               "(default: fetched from the server's /v1/records/TXID).")
@@ -307,37 +305,31 @@ def verify(obj: dict[str, str], txid: str | None, raw: str | None, proof_file: s
         return
     if txid is None:
         raise click.UsageError("give a TXID, or --proof FILE")
-    if raw is None:
-        try:
-            resp = requests.get(f"{obj['server']}/v1/records/{txid}", timeout=TIMEOUT)
-        except requests.RequestException as exc:
-            raise click.ClickException(f"cannot reach the server: {exc.__class__.__name__}") from None
-        if resp.status_code != 200:
-            raise click.ClickException(_error_text(resp))
-        raw_hex = resp.json()["rawTx"]
-    else:
+    raw_hex = None
+    if raw is not None:
         stripped = raw.strip()
         is_hex = all(c in "0123456789abcdefABCDEF" for c in stripped) and len(stripped) > 64
-        raw_hex = stripped if is_hex else Path(raw).read_text().strip()
+        if is_hex:
+            raw_hex = stripped
+        else:
+            try:
+                raw_hex = Path(raw).read_text().strip()
+            except OSError:
+                raise click.ClickException(f"--raw is neither hex nor a readable file: {raw}") from None
     try:
-        raw_bytes = bytes.fromhex(raw_hex)
-        if protocol.txid(raw_bytes) != txid.lower():
-            raise click.ClickException("the raw transaction does not hash to this txid")
-        records = protocol.extract_records(raw_bytes)
+        result = Client(obj["server"]).verify(txid, raw_hex)
     except ValueError as exc:
-        raise click.ClickException(f"not a transaction: {exc}") from None
-    if not records:
+        raise click.ClickException(f"not a transaction of this txid: {exc}") from None
+    if not result.records:
         click.echo(f"{txid}: no RareGen records")
         sys.exit(1)
-    all_valid = True
-    for rec in records:
+    for rec in result.records:
         mark = "VALID" if rec.valid else "INVALID"
-        all_valid &= rec.valid
         click.echo(f"{txid}:{rec.vout}  {mark}  pubkey={rec.pubkey33.hex()}")
         click.echo(f"  payload: {rec.signed_payload}")
         if rec.error:
             click.echo(f"  note: {rec.error}")
-    sys.exit(0 if all_valid else 2)
+    sys.exit(0 if result.valid else 2)
 
 
 if __name__ == "__main__":

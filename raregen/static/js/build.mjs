@@ -1,6 +1,6 @@
 // Builds the browser bundle into raregen/static/dist/ (git-ignored): one ES module per page
 // from raregen/static/js/src/, shared code split into content-hashed chunks, and the pinned
-// htmx copied from node_modules. Run by `npm run build` (scripts/setup does it).
+// htmx and Redoc (the /docs/api renderer) copied from node_modules. Run by `npm run build` (scripts/setup does it).
 
 import { copyFileSync, mkdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -29,4 +29,8 @@ await build({
   logLevel: 'warning',
 });
 copyFileSync(join(here, '..', '..', '..', 'node_modules', 'htmx.org', 'dist', 'htmx.min.js'), join(out, 'htmx.min.js'));
+// the API reference page's renderer (/docs/api), the pinned Redoc's self-contained bundle
+const redoc = join(here, '..', '..', '..', 'node_modules', 'redoc', 'bundles');
+copyFileSync(join(redoc, 'redoc.standalone.js'), join(out, 'redoc.standalone.js'));
+copyFileSync(join(redoc, 'redoc.standalone.js.LICENSE.txt'), join(out, 'redoc.standalone.js.LICENSE.txt'));
 console.log(`built ${pages.length} page modules and htmx into ${out}`);

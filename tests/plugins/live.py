@@ -1,0 +1,147 @@
+"""The real app served on a loopback port for HTTP clients (schemathesis, the ``raregen``
+command): import the fixtures into a test module (``from tests.plugins.live import live_api``).
+
+* ``live_api`` (module): ``create_app`` with the migrations applied on a fresh PostgreSQL
+  database (tests/plugins/db.py; SQLite when PostgreSQL is absent and services are not
+  required), the session's Redis, ``ENV_NAME`` test, the regtest node's RPC and a pool
+  funded and split from it, ``python worker.py`` (the real RQ worker) on a queue of its own,
+  the app served by werkzeug in a thread, with a service token for the internal API.
+  Confirmations are driven by the tests (:meth:`LiveAPI.settle`).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.plugins.db import services_required
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class LiveAPI:
+    """The running app: ``base_url``, the Flask ``app`` (database look-ups), the node, the
+    ``service_token`` of the internal API."""
+
+    base_url: str
+    app: Any
+    node: Any
+    service_token: str
+    instance: Path
+
+    def settle(self, blocks: int = 1) -> int:
+        """Mine ``blocks`` and mark mined ``sent`` jobs confirmed; returns how many."""
+        from raregen.publish import confirm
+
+        self.node.mine(blocks)
+        with self.app.app_context():
+            return confirm.confirm_sent()
+
+    def register_key(self, pubkey_hex: str, credits: int | None = None) -> None:
+        """Register an operator key (``flask keys add``)."""
+        from raregen.publish import keys
+
+        with self.app.app_context():
+            keys.register_key(pubkey_hex, credits=credits)
+
+
+def _database(tmp: Path) -> tuple[str, str | None]:
+    from tests.plugins import db as dbplugin
+
+    try:
+        import psycopg
+
+        psycopg.connect(dbplugin.PG_ADMIN_URL, connect_timeout=3).close()
+    except psycopg.Error:
+        if services_required():
+            pytest.fail(f"required service missing: PostgreSQL at {dbplugin.PG_ADMIN_URL}",
+                        pytrace=False)
+        return f"sqlite:///{tmp / 'live.sqlite'}", None
+    name = f"raregen_live_{uuid.uuid4().hex[:10]}"
+    return dbplugin._pg_database(name), name
+
+
+@pytest.fixture(scope="module")
+def live_api(
+    regtest_node: Any, redis_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveAPI]:
+    from werkzeug.serving import make_server
+
+    from raregen.publish import funding
+    from raregen.publish.txbuilder import ServerWallet
+    from tests.plugins import db as dbplugin
+
+    instance = tmp_path_factory.mktemp("live-instance")
+    url, pg_name = _database(instance)
+    service_token = uuid.uuid4().hex
+    config = {
+        "TESTING": False,
+        "ENV_NAME": "test",
+        "SECRET_KEY": "live-" + uuid.uuid4().hex,
+        "SERVER_WIF": ServerWallet.generate("regtest").to_wif(),
+        "QUEUE_NAME": "live-" + uuid.uuid4().hex[:8],
+        "NODE_RPC_URL": regtest_node.url,
+        "NODE_RPC_USER": regtest_node.user,
+        "NODE_RPC_PASSWORD": regtest_node.password,
+        "SERVICE_TOKEN": service_token,
+        "RATELIMIT_STORAGE_URI": "memory://",
+        "PUBLISH_MODE": "immediate",
+    }
+    app = dbplugin._migrated_app(url, instance, redis_url, config)
+    with app.app_context():
+        funding.fund_dev(50_000_000)
+        funding.split(8, funding.default_utxo_sats(), actor="live-tests")
+    regtest_node.mine(1)
+
+    env = {
+        **os.environ,
+        "RAREGEN_INSTANCE_PATH": str(instance),
+        "RAREGEN_DATABASE_URL": url,
+        "RAREGEN_REDIS_URL": redis_url,
+        "RAREGEN_QUEUE_NAME": config["QUEUE_NAME"],
+        "RAREGEN_SERVER_WIF": config["SERVER_WIF"],
+        "RAREGEN_NODE_RPC_URL": regtest_node.url,
+        "RAREGEN_NODE_RPC_USER": regtest_node.user,
+        "RAREGEN_NODE_RPC_PASSWORD": regtest_node.password,
+        "RAREGEN_SECRET_KEY": config["SECRET_KEY"],
+        "RAREGEN_ENV": "test",
+    }
+    log = open(instance / "worker.log", "wb")  # noqa: SIM115
+    worker = subprocess.Popen(
+        [sys.executable, str(REPO / "worker.py")],
+        env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+    )
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, name="live-api", daemon=True).start()
+    try:
+        yield LiveAPI(
+            base_url=f"http://127.0.0.1:{server.server_port}", app=app, node=regtest_node,
+            service_token=service_token, instance=instance,
+        )
+    finally:
+        server.shutdown()
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(20)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait(10)
+        log.close()
+        from raregen.db import db
+
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+        if pg_name:
+            dbplugin._drop_pg_database(pg_name)
