@@ -29,7 +29,7 @@ from flask import Blueprint, current_app, render_template, url_for
 from sqlalchemy.exc import SQLAlchemyError
 
 from raregen.errors import NotFound, RareGenError, RequestError
-from raregen.wallet import session
+from raregen.wallet import display, session
 
 bp = Blueprint("wallet_pages", __name__)
 
@@ -62,6 +62,10 @@ def asset_url(name: str) -> str:
     except OSError:
         stamp = 0
     return url_for("static", filename=f"dist/{name}", v=stamp)
+
+
+bp.add_app_template_filter(display.email_breaks, "email_breaks")
+bp.add_app_template_filter(display.licence_name, "licence_name")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -100,7 +104,7 @@ def restore() -> str:
 @bp.get("/wallet/register-work")
 @session.login_required
 def register_work() -> str:
-    return render_template("wallet/register_work.html")
+    return render_template("wallet/register_work.html", licences=display.LICENCES)
 
 
 @bp.get("/wallet/records")
