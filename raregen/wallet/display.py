@@ -20,7 +20,10 @@ LICENCES: tuple[tuple[str, str], ...] = (
     ("CC-BY-4.0", "Creative Commons Attribution 4.0 International"),
     ("CC-BY-SA-4.0", "Creative Commons Attribution-ShareAlike 4.0 International"),
     ("CC-BY-NC-4.0", "Creative Commons Attribution-NonCommercial 4.0 International"),
-    ("CC-BY-NC-ND-4.0", "Creative Commons Attribution-NonCommercial-NoDerivatives 4.0 International"),
+    (
+        "CC-BY-NC-ND-4.0",
+        "Creative Commons Attribution-NonCommercial-NoDerivatives 4.0 International",
+    ),
     ("CC0-1.0", "Creative Commons Zero 1.0 Universal (public domain)"),
 )
 _NAMES = dict(LICENCES)

@@ -84,7 +84,9 @@ def bad_email_breaks(page: Any, selector: str) -> list[str]:
     """Line breaks inside an e-mail address that fall mid-word: a break is fine after ``.``,
     ``-``, ``_``, ``+`` or ``@``, or before ``@`` or ``.``."""
     breaks = page.locator(selector).first.evaluate(LINE_BREAKS_JS)
-    return [b for b in breaks if not (b.split("|")[0][-1:] in ".-_+@" or b.split("|")[1][:1] in "@.")]
+    return [
+        b for b in breaks if not (b.split("|")[0][-1:] in ".-_+@" or b.split("|")[1][:1] in "@.")
+    ]
 
 
 def in_viewport(page: Any, selector: str) -> bool:
@@ -138,9 +140,13 @@ class Problems:
         page.screenshot(path=str(self.shots / f"ux-{self.device.name}-{name}.png"), full_page=True)
         self.pages_checked.append(name)
         for v in axe_violations(page):
-            self.check(False, "3", f"{name}: axe {v['impact']} {v['id']} ({v['help']}): {v['nodes']}")
+            self.check(
+                False, "3", f"{name}: axe {v['impact']} {v['id']} ({v['help']}): {v['nodes']}"
+            )
         width = scroll_width(page)
-        self.check(width <= self.device.width, "4", f"{name}: {width} px wide at {self.device.width}")
+        self.check(
+            width <= self.device.width, "4", f"{name}: {width} px wide at {self.device.width}"
+        )
         if self.device.phone:
             page.set_viewport_size({"width": NARROW, "height": self.device.height})
             width = scroll_width(page)

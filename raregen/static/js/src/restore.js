@@ -100,7 +100,7 @@ function addShareInput() {
   const span = document.createElement('span');
   span.textContent = `Share ${n}`;
   const ta = document.createElement('textarea');
-  Object.assign(ta, { id: `share-${n}`, rows: 3, spellcheck: false, autocomplete: 'off' });
+  Object.assign(ta, { id: `share-${n}`, rows: 4, spellcheck: false, autocomplete: 'off' });
   ta.setAttribute('autocapitalize', 'none');
   ta.placeholder = '20 words, separated by spaces';
   label.append(span, ta);
