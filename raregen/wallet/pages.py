@@ -34,7 +34,7 @@ from flask import Blueprint, Response, current_app, make_response, render_templa
 from sqlalchemy.exc import SQLAlchemyError
 
 from raregen.errors import NotFound, RareGenError, RequestError
-from raregen.wallet import session
+from raregen.wallet import display, session
 
 bp = Blueprint("wallet_pages", __name__)
 
@@ -76,6 +76,10 @@ def asset_url(name: str) -> str:
     return url_for("static", filename=f"dist/{name}", v=stamp)
 
 
+bp.add_app_template_filter(display.email_breaks, "email_breaks")
+bp.add_app_template_filter(display.licence_name, "licence_name")
+
+
 # ---------------------------------------------------------------------------------------------
 # Pages
 
@@ -112,7 +116,7 @@ def restore() -> str:
 @bp.get("/wallet/register-work")
 @session.login_required
 def register_work() -> str:
-    return render_template("wallet/register_work.html")
+    return render_template("wallet/register_work.html", licences=display.LICENCES)
 
 
 @bp.get("/wallet/records")

@@ -32,6 +32,7 @@ from flask import (
     Response,
     abort,
     current_app,
+    flash,
     redirect,
     render_template,
     request,
@@ -125,6 +126,7 @@ def code():  # type: ignore[no-untyped-def]
 def sign_out():  # type: ignore[no-untyped-def]
     """End the session (a POST with the CSRF token: a link cannot sign anyone out)."""
     wallet_session.sign_out()
+    flash("You are signed out.", "ok")
     return redirect(url_for("wallet_auth.sign_in"), code=303)
 
 

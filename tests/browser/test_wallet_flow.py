@@ -382,7 +382,7 @@ def test_wallet_end_to_end(browser: Any, live: Any, screenshots: Path, tmp_path:
     page.fill("#work-password", NEW_PASSWORD)
     page.click("#work-submit")
     expect(page.locator(".job-panel")).to_be_visible()
-    expect(page.locator("#work-status")).to_contain_text("accepted")
+    expect(page.locator("#job-intro")).to_contain_text("accepted")
     wait_for_panel(page, live, "confirmed")
     me = page.request.get(f"{live.base_url}/wallet/api/me").json()
     assert me["backupVersion"] == 2  # replaced under the new password

@@ -51,7 +51,7 @@ def test_wallet_pages_render_signed_in(signed_in: WalletClient, path: str) -> No
     resp = signed_in.get(path)
     html = resp.get_data(as_text=True)
     assert resp.status_code == 200, html[:300]
-    assert "alice@example.com" in html or path != "/wallet"
+    assert "alice@example.com" in html.replace("<wbr>", "") or path != "/wallet"
     assert 'id="signout"' in html
 
 

@@ -18,7 +18,8 @@ async function describeServerBackup() {
 }
 
 async function main() {
-  const st = $('#backup-page-status');
+  const pageStatus = $('#backup-page-status');
+  const st = $('#backup-status'); // beside the button, so a phone shows it where the user is
   try {
     const account = await me();
     await describeServerBackup();
@@ -59,7 +60,7 @@ async function main() {
       });
     };
   } catch (err) {
-    say(st, 'error', err.message);
+    say(pageStatus, 'error', err.message);
   }
 }
 

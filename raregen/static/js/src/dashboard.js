@@ -15,9 +15,11 @@ async function main() {
     $('#forget-keys').hidden = !local;
     $('#restore-here').hidden = !registered || Boolean(local && registered === local.identityPubkey);
     if (!local) {
+      // a new account: the Keys card already says the one next step (set up your keys)
       out.textContent = registered
         ? 'This browser holds no keys for your account yet. Restore them from your backup or shares to sign here.'
-        : 'No keys yet. Set up your wallet to create them.';
+        : '';
+      out.hidden = !registered;
     } else if (registered && registered !== local.identityPubkey) {
       out.textContent = `This browser holds another identity key (${shortKey(local.identityPubkey)}). Restore your wallet to replace it.`;
     } else {

@@ -61,11 +61,22 @@ function license() {
   return choice === 'other' ? $('#work-license-other').value : choice;
 }
 
-function showPanel(result) {
+/**
+ * Show the job panel below the form, bring it on screen and give it the focus (the holder
+ * keeps the focus while htmx swaps the panel inside it). From now on the panel alone tells
+ * the job's state.
+ */
+async function showPanel(result) {
   const holder = $('#job-panel');
+  const intro = $('#job-intro');
   holder.hidden = false;
-  $('#job-intro').hidden = false;
-  window.htmx.ajax('GET', result.panelUrl, { target: '#job-panel', swap: 'innerHTML' });
+  intro.hidden = false;
+  try {
+    await window.htmx.ajax('GET', result.panelUrl, { target: '#job-panel', swap: 'innerHTML' });
+  } finally {
+    holder.focus({ preventScroll: true });
+    intro.scrollIntoView({ block: 'start' });
+  }
 }
 
 async function onSubmit(ev) {
@@ -88,8 +99,8 @@ async function onSubmit(ev) {
       const body = signedRequest(keys.identity, buildPayload(record));
       say(st, 'info', 'Sending the signed record…');
       const result = await api('POST', '/wallet/api/publish', body);
-      say(st, 'ok', `Signed and accepted. Job ${result.jobId} is ${result.status}.`);
-      showPanel(result);
+      say(st, 'ok', '');
+      await showPanel(result);
       me().then((a) => { $('#work-credits').textContent = String(a.credits); }).catch(() => {});
       $('#work-form').reset();
       $('#work-file').value = '';

@@ -4,8 +4,8 @@
 // SLIP-39 passphrase. Nothing secret is sent: the backup is decrypted here.
 
 import { deriveKeys, publicKeys, wipeKeys } from './keys.js';
-import { recoverMasterSecret, Slip39Error } from './slip39.js';
-import { $, $$, api, ApiError, busy, me, say, shortKey, showStep } from './util.js';
+import { decodeMnemonic, recoverMasterSecret, Slip39Error } from './slip39.js';
+import { $, $$, api, ApiError, busy, me, say, shortKey, showEmail, showStep } from './util.js';
 import { open, saveWallet, seal } from './vault.js';
 import { passwordProblem, registerKeys, registeredKey, uploadBackup } from './wallet.js';
 
@@ -20,14 +20,18 @@ function mismatch(keys, registered) {
   );
 }
 
-async function keep(keys, sealed) {
+/** Save the restored wallet here. `fromShares`: 3 shares were just typed in, which proves
+ * they were written down, so the dashboard stops asking to confirm them. */
+async function keep(keys, sealed, fromShares = false) {
+  const now = new Date().toISOString();
   await saveWallet({
     email: account.email,
     identityPubkey: keys.identity.pubkeyHex,
     pubkeys: publicKeys(keys),
     sealed,
-    createdAt: new Date().toISOString(),
-    restoredAt: new Date().toISOString(),
+    createdAt: now,
+    restoredAt: now,
+    ...(fromShares ? { sharesConfirmedAt: now } : {}),
   });
   if (!registeredKey(account)) await registerKeys(keys);
 }
@@ -96,12 +100,53 @@ function addShareInput() {
   const span = document.createElement('span');
   span.textContent = `Share ${n}`;
   const ta = document.createElement('textarea');
-  Object.assign(ta, { id: `share-${n}`, rows: 3, spellcheck: false, autocomplete: 'off' });
+  Object.assign(ta, { id: `share-${n}`, rows: 4, spellcheck: false, autocomplete: 'off' });
   ta.setAttribute('autocapitalize', 'none');
   ta.placeholder = '20 words, separated by spaces';
   label.append(span, ta);
   $('#share-inputs').append(label);
   $('#add-share').hidden = n >= MAX_SHARES;
+}
+
+/**
+ * Check each box on its own: the first unknown word or broken share is reported with its box
+ * number (and word number), the box is marked invalid and focused, the word selected.
+ * Returns true when every filled box holds a well-formed share.
+ */
+function checkBoxes(st) {
+  for (const [i, box] of shareInputs().entries()) {
+    box.removeAttribute('aria-invalid');
+    if (!box.value.trim()) continue;
+    try {
+      decodeMnemonic(box.value);
+    } catch (err) {
+      if (!(err instanceof Slip39Error)) throw err;
+      let text = `Share ${i + 1}: ${err.message}`;
+      if (err.code === 'BAD_WORD') {
+        text = `Share ${i + 1}, word ${err.position}: "${err.word}" is not a SLIP-39 word. Check it against what you wrote down.`;
+      } else if (err.code === 'BAD_CHECKSUM') {
+        text = `Share ${i + 1} has a wrong word (its checksum does not match). Compare it word by word with what you wrote down.`;
+      }
+      say(st, 'error', text);
+      box.setAttribute('aria-invalid', 'true');
+      box.focus();
+      if (err.code === 'BAD_WORD') {
+        const at = box.value.toLowerCase().split(/(\s+)/);
+        let offset = 0;
+        let n = 0;
+        for (const part of at) {
+          if (part.trim()) n += 1;
+          if (n === err.position && part.trim()) {
+            box.setSelectionRange(offset, offset + part.length);
+            break;
+          }
+          offset += part.length;
+        }
+      }
+      return false;
+    }
+  }
+  return true;
 }
 
 async function fromShares(ev) {
@@ -111,7 +156,11 @@ async function fromShares(ev) {
   const password = $('#new-password').value;
   const problem = passwordProblem(password, $('#new-password2').value);
   if (mnemonics.length < 3) return say(st, 'error', sharesMessage(new Slip39Error('NOT_ENOUGH_SHARES', ''), mnemonics.length));
-  if (problem) return say(st, 'error', problem);
+  if (!checkBoxes(st)) return undefined;
+  if (problem) {
+    say(st, 'error', problem);
+    return $('#new-password').focus();
+  }
   await busy($('#shares-btn'), 'Restoring…', async () => {
     let secret;
     let keys;
@@ -126,18 +175,19 @@ async function fromShares(ev) {
       if (registered && registered !== keys.identity.pubkeyHex) throw new Error(mismatch(keys, registered));
       say(st, 'info', 'Encrypting your keys with the new password…');
       const sealed = await seal(secret, password, keys.identity.pubkeyHex);
-      await keep(keys, sealed);
+      await keep(keys, sealed, true);
       if ($('#shares-upload').checked) await uploadBackup(sealed);
       for (const t of shareInputs()) t.value = '';
+      $('#new-password').value = '';
+      $('#new-password2').value = '';
       say(st, 'ok', '');
       done('from your shares');
     } catch (err) {
+      // what was typed stays: the user corrects one thing, not everything
       say(st, 'error', err.message);
     } finally {
       secret?.fill(0);
       wipeKeys(keys);
-      $('#new-password').value = '';
-      $('#new-password2').value = '';
     }
   });
 }
@@ -145,7 +195,7 @@ async function fromShares(ev) {
 async function main() {
   try {
     account = await me();
-    $('#restore-email').textContent = account.email;
+    showEmail($('#restore-email'), account.email);
     $('#restore-registered').textContent = registeredKey(account) ? shortKey(registeredKey(account)) : 'none yet';
     $('#backup-section').hidden = !account.hasBackup;
     $('#no-backup-note').hidden = Boolean(account.hasBackup);

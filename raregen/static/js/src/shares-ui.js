@@ -70,6 +70,7 @@ export function showShares(shares) {
   const progress = $('#share-progress');
 
   function render() {
+    const focused = document.activeElement;
     seen.add(at);
     title.textContent = `Share ${at + 1} of ${shares.length}`;
     renderWords(ol, shares[at]);
@@ -80,6 +81,10 @@ export function showShares(shares) {
       seen.size < shares.length
         ? `You have seen ${seen.size} of ${shares.length} shares.`
         : `You have seen all ${shares.length} shares.`;
+    // A focused button that just became disabled would drop the keyboard focus to the page:
+    // at the last share go on to "I have written down all 5 shares", at the first to "Next".
+    if (focused === next && next.disabled) (done.disabled ? prev : done).focus();
+    if (focused === prev && prev.disabled) next.focus();
   }
 
   fillPrintSheet(shares);

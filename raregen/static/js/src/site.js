@@ -1,7 +1,7 @@
 // Loaded on every page. Job panels: htmx polls them ("every 2s") while the job is not
 // terminal; the server drops the trigger at a terminal state. When a poll fails (404, 5xx),
 // htmx does not swap, so the panel is replaced here by a static copy with a notice: the old
-// element leaves the document and htmx's poll timer stops with it.
+// element leaves the document and htmx's poll timer stops with it. Also: copy buttons.
 
 function stopPanel(panel, status) {
   const copy = panel.cloneNode(true);
@@ -17,6 +17,23 @@ function stopPanel(panel, status) {
   copy.append(note);
   panel.replaceWith(copy);
 }
+
+// Copy buttons: <button data-copy="text">; the button says "Copied" for a moment.
+document.addEventListener('click', async (ev) => {
+  const button = ev.target.closest?.('button[data-copy]');
+  if (!button) return;
+  const label = button.dataset.label ?? button.textContent;
+  button.dataset.label = label;
+  try {
+    await navigator.clipboard.writeText(button.dataset.copy);
+    button.textContent = 'Copied';
+  } catch {
+    button.textContent = 'Copy failed';
+  }
+  setTimeout(() => {
+    button.textContent = label;
+  }, 2000);
+});
 
 document.addEventListener('htmx:responseError', (ev) => {
   const panel = ev.detail?.elt?.closest?.('.job-panel');

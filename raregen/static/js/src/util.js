@@ -93,6 +93,17 @@ export function say(el, kind, message) {
   el.setAttribute('role', kind === 'error' ? 'alert' : 'status');
 }
 
+/** Write an e-mail address into `el` with line-break opportunities (<wbr>) after each "."
+ * and before the "@", so a long address wraps between its parts on a narrow screen. */
+export function showEmail(el, email) {
+  const parts = String(email).split(/(?<=\.)|(?=@)/);
+  el.replaceChildren();
+  parts.forEach((part, i) => {
+    if (i) el.append(document.createElement('wbr'));
+    el.append(part);
+  });
+}
+
 /** Show exactly one of the page's steps ([data-step]) and focus its heading. */
 export function showStep(name) {
   for (const el of $$('[data-step]')) el.hidden = el.dataset.step !== name;
