@@ -131,6 +131,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         from raregen.wallet import views as wallet_views
 
         wallet_views.init_app(app)
+    if role == "all":  # the operator console needs the wallet's sign-in and the publisher
+        from raregen.ops import views as ops_views
+
+        app.register_blueprint(ops_views.bp)
+        csrf.exempt(ops_views.bp)  # checked by the blueprint itself, after the role (403)
     _drop_idle_limit_check(app, limiter)
     return app
 

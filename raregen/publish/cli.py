@@ -1,4 +1,6 @@
-"""Operator commands: ``flask --app app keys ...`` and ``flask --app app pool ...``."""
+"""Operator commands: ``flask --app app keys ...``, ``flask --app app pool ...`` and
+``flask --app app jobs ...``. The operator console (:mod:`raregen.ops`) calls the same
+service functions."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from raregen.errors import RareGenError
 
 keys_cli = AppGroup("keys", help="Register, list and revoke publishing keys.")
 pool_cli = AppGroup("pool", help="Inspect, fund and split the server's UTXO pool.")
+jobs_cli = AppGroup("jobs", help="Act on publish jobs.")
 
 
 @keys_cli.command("add")
@@ -120,7 +123,55 @@ def pool_address() -> None:
     click.echo(services.server_wallet().address)
 
 
+@pool_cli.command("release-dirty")
+@click.argument("outpoint")
+def pool_release_dirty(outpoint: str) -> None:
+    """Return the dirty UTXO OUTPOINT (txid:vout) to the pool: you vouch it is unspent."""
+    from raregen.publish import operator
+
+    try:
+        operator.release_dirty_utxo(outpoint)
+    except RareGenError as err:
+        raise click.ClickException(f"{err.code}: {err.message}") from None
+    click.echo(f"released {outpoint}")
+
+
+@pool_cli.command("settle-dirty")
+@click.argument("outpoint")
+def pool_settle_dirty(outpoint: str) -> None:
+    """Ask the chain about the dirty UTXO OUTPOINT (txid:vout) and settle it."""
+    from raregen.publish import operator
+
+    try:
+        result = operator.settle_dirty_utxo(outpoint)
+    except RareGenError as err:
+        raise click.ClickException(f"{err.code}: {err.message}") from None
+    click.echo(f"{outpoint}: {result}")
+
+
+@pool_cli.command("replenish")
+def pool_replenish() -> None:
+    """Split new publish UTXOs now if the pool is under its low-water mark."""
+    from raregen.publish import operator
+
+    click.echo(f"added {operator.replenish_pool()} UTXOs")
+
+
+@jobs_cli.command("retry")
+@click.argument("job_id")
+def jobs_retry(job_id: str) -> None:
+    """Put the failed job JOB_ID back in the queue."""
+    from raregen.publish import operator
+
+    try:
+        result = operator.retry_failed_job(job_id)
+    except RareGenError as err:
+        raise click.ClickException(f"{err.code}: {err.message}") from None
+    click.echo(f"re-queued {job_id} (was {result['previousErrorCode'] or 'failed'})")
+
+
 def register(app: Flask) -> None:
     """Attach the command groups to ``app``."""
     app.cli.add_command(keys_cli)
     app.cli.add_command(pool_cli)
+    app.cli.add_command(jobs_cli)

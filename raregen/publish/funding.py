@@ -133,8 +133,11 @@ def split(count: int, satoshis_each: int, *, actor: str = "cli") -> dict[str, An
     return {"txid": built.txid, "count": count, "satoshis_each": satoshis_each, "fee": built.fee}
 
 
-def replenish() -> int:
+def replenish(*, actor: str = "replenish") -> int:
     """Split new publish UTXOs when the pool is under ``POOL_LOW_WATER``.
+
+    Args:
+        actor: recorded as the split's actor in the audit log.
 
     Returns:
         How many UTXOs were added (0 when the pool is healthy or no funding coin is left).
@@ -152,7 +155,7 @@ def replenish() -> int:
         return 0
     count = max(cfg["POOL_TARGET_COUNT"] - int(available or 0), 1)
     try:
-        return int(split(count, default_utxo_sats(), actor="replenish")["count"])
+        return int(split(count, default_utxo_sats(), actor=actor)["count"])
     except InsufficientFunds:
         log.warning("pool under its low-water mark and no funding coin left")
         return 0

@@ -92,6 +92,10 @@ class PublishJob(Timestamps, db.Model):  # type: ignore[name-defined,misc]
         # status 'processing' (idx_publish_jobs_claim) or their txid
         Index("idx_publish_jobs_txid", "txid"),
         Index("idx_publish_jobs_account", "account_ref", "created_at"),
+        # the operator console's per-minute charts (migration 0009)
+        Index("idx_publish_jobs_created_at", "created_at"),
+        Index("idx_publish_jobs_sent_at", "sent_at"),
+        Index("idx_publish_jobs_confirmed_at", "confirmed_at"),
     )
 
 
@@ -228,3 +232,21 @@ class AuditLog(db.Model):  # type: ignore[name-defined,misc]
         Index("idx_audit_log_created", "created_at"),
         Index("idx_audit_log_seq", "seq", unique=True),
     )
+
+
+class PoolSample(db.Model):  # type: ignore[name-defined,misc]
+    """The pool level at one moment (migration 0009), written by the ``pool-sample``
+    periodic job for the operator console's pool chart (:mod:`raregen.ops.charts`).
+    Counts are UTXOs; ``available_*`` are clean publish UTXOs, as in
+    :func:`raregen.publish.pool.status_summary`."""
+
+    __tablename__ = "pool_samples"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    sampled_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
+    available_count: Mapped[int] = mapped_column(Integer, nullable=False)
+    available_satoshis: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    reserved_count: Mapped[int] = mapped_column(Integer, nullable=False)
+    dirty_count: Mapped[int] = mapped_column(Integer, nullable=False)
+
+    __table_args__ = (Index("idx_pool_samples_sampled_at", "sampled_at"),)

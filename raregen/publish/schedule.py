@@ -1,5 +1,6 @@
 """The periodic jobs, registered with RQ's own cron scheduler under fixed names (``confirm-sent``,
-``reaper``, ``settle-dirty``, ``replenish``, ``batch-collector``), so starting the scheduler
+``reaper``, ``settle-dirty``, ``replenish``, ``pool-sample``, ``purge-wallet``,
+``batch-collector``), so starting the scheduler
 again never duplicates them. The first four go on the periodic queue
 (``<QUEUE_NAME>-periodic``), which workers serve before the publish queue: recovery runs even
 behind a backlog of thousands of publish jobs. The batch collector's tick goes on the
@@ -54,6 +55,9 @@ PERIODIC_JOBS: tuple[PeriodicJob, ...] = (
     PeriodicJob("reaper", tasks.reap, "REAPER_INTERVAL_SECONDS", 30, 300),
     PeriodicJob("settle-dirty", tasks.settle_dirty, "SETTLE_DIRTY_INTERVAL_SECONDS", 60, 300),
     PeriodicJob("replenish", tasks.replenish_pool, "REPLENISH_INTERVAL_SECONDS", 30, 300),
+    # the operator console's pool chart (raregen.ops.charts): every 60 s (the name is only
+    # looked up by `setting`; it is not one of the documented settings)
+    PeriodicJob("pool-sample", tasks.sample_pool, "POOL_SAMPLE_INTERVAL_SECONDS", 60, 60),
     PeriodicJob(
         "purge-wallet", tasks.purge_wallet_challenges, "PURGE_INTERVAL_SECONDS", 3600, 300
     ),

@@ -172,6 +172,13 @@ def replenish_pool() -> int:
     return _run_locked("replenish", 120, funding.replenish, 0)
 
 
+def sample_pool() -> dict[str, int]:
+    """Periodic: store the pool level for the operator console's chart."""
+    from raregen.ops import charts
+
+    return _run_locked("pool-sample", 50, charts.sample_pool, {})
+
+
 def collect_batches() -> dict[str, int]:
     """Periodic and triggered: batch and packed modes take queued jobs and publish them
     together (docs/PROTOCOL.md §6); in every mode, finish batches left behind."""

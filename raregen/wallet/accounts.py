@@ -89,6 +89,22 @@ def set_plan(email: str, plan: str, *, actor: str = "cli") -> Account:
     return account
 
 
+def set_operator(email: str, operator: bool, *, actor: str = "cli") -> Account:
+    """Grant (``operator`` True) or revoke the operator role of the account of ``email``:
+    operators may use the console at ``/ops`` (:mod:`raregen.ops`). Audited as
+    ``wallet:account:operator`` when the role changes.
+
+    Raises:
+        RequestError: ``BAD_EMAIL``; NotFound: no account has this address.
+    """
+    account = require_by_email(email)
+    if bool(account.is_operator) != operator:
+        audit(actor, "wallet:account:operator", account_ref(account.id), operator=operator)
+        account.is_operator = operator
+        db.session.flush()
+    return account
+
+
 def require_by_email(email: str) -> Account:
     """The account of ``email`` (normalized here).
 

@@ -1,5 +1,5 @@
 """Operator commands: ``flask --app app accounts COMMAND`` with COMMAND one of ``list``,
-``plan``, ``grant``, ``ledger``, ``check-balances``, ``purge-expired``."""
+``plan``, ``grant``, ``operator``, ``ledger``, ``check-balances``, ``purge-expired``."""
 
 from __future__ import annotations
 
@@ -64,6 +64,22 @@ def accounts_grant(email: str, amount: int, reason: str | None) -> None:
     except RareGenError as err:
         raise _fail(err) from None
     click.echo(f"{shown}: {amount:+d} credits, balance {new_balance}")
+
+
+@accounts_cli.command("operator")
+@click.argument("email")
+@click.option("--revoke", is_flag=True, help="Take the operator role away instead.")
+def accounts_operator(email: str, revoke: bool) -> None:
+    """Let the account of EMAIL use the operator console at /ops (or, --revoke, stop it)."""
+    from raregen.wallet import accounts
+
+    try:
+        with transaction():
+            account = accounts.set_operator(email, not revoke)
+            shown = account.email
+    except RareGenError as err:
+        raise _fail(err) from None
+    click.echo(f"{shown}: {'no longer an operator' if revoke else 'operator'}")
 
 
 @accounts_cli.command("ledger")
