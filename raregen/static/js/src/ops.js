@@ -21,12 +21,19 @@ function seriesOf(names) {
   return [{}, ...names.map((label, i) => ({ label, stroke: COLORS[i % COLORS.length], width: 2, spanGaps: false }))];
 }
 
-function chartOptions(el, names, unit) {
+function chartOptions(el, names, unit, data) {
+  const last = data.t[data.t.length - 1] + data.bucketSeconds;
   return {
     width: Math.max(200, el.clientWidth),
     height: 220,
+    tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), 'Etc/UTC'), // the page says UTC
     series: seriesOf(names),
-    axes: [{ ...AXIS }, { ...AXIS, label: unit, size: 56 }],
+    // the whole window on the x axis, even with one sample; y from 0 (1 when all empty)
+    scales: {
+      x: { time: true, range: () => [data.t[0], last] },
+      y: { range: (u, min, max) => [0, max > 0 ? max * 1.1 : 1] },
+    },
+    axes: [{ ...AXIS, space: 90 }, { ...AXIS, label: unit, size: 56 }],
     legend: { live: false },
     cursor: { drag: { x: false, y: false } },
   };
@@ -58,7 +65,7 @@ function draw(data) {
     const old = plots.get(el);
     if (old) old.destroy();
     el.replaceChildren();
-    plots.set(el, new uPlot(chartOptions(el, names, unit), series, el));
+    plots.set(el, new uPlot(chartOptions(el, names, unit, data), series, el));
   }
   const totals = document.querySelector('[data-role="failure-totals"]');
   if (totals) {
