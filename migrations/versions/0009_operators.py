@@ -9,7 +9,8 @@ Create Date: 2026-12-03 12:00:00.000000
 * ``pool_samples``: the pool level sampled by the cron process (``pool-sample`` periodic
   job), one row per sample, for the console's pool chart. Old rows are deleted by the
   sampler itself after two days (raregen/ops/charts.py).
-* indexes on ``publish_jobs.created_at``, ``sent_at`` and ``confirmed_at`` for the per-minute charts.
+* indexes on ``publish_jobs.created_at``, ``sent_at`` and ``confirmed_at`` for the
+  per-minute charts.
 
 The column is added in place on both databases (no batch mode, which on SQLite would copy
 the table and lose the ``accounts`` triggers of 0002).

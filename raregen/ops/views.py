@@ -90,7 +90,9 @@ def _int(form: Any, name: str, low: int, high: int, *, required: bool = True) ->
     try:
         value = int(raw)
     except ValueError:
-        raise RequestError(f"{name} must be a whole number", code="BAD_AMOUNT", field=name) from None
+        raise RequestError(
+            f"{name} must be a whole number", code="BAD_AMOUNT", field=name
+        ) from None
     if not low <= value <= high:
         raise RequestError(
             f"{name} must be between {low} and {high}", code="BAD_AMOUNT", field=name
@@ -229,7 +231,9 @@ ACTIONS: dict[str, Action] = {
     "release-dirty": Action(
         "Release a dirty UTXO", ("utxo",), _describe_dirty("release"), _run_release, True
     ),
-    "settle-dirty": Action("Settle a dirty UTXO", ("utxo",), _describe_dirty("settle"), _run_settle),
+    "settle-dirty": Action(
+        "Settle a dirty UTXO", ("utxo",), _describe_dirty("settle"), _run_settle
+    ),
     "split": Action("Split the pool", ("count", "sats"), _describe_split, _run_split),
     "replenish": Action(
         "Replenish the pool", (), lambda form: "Split new publish UTXOs now if the pool is "

@@ -68,10 +68,9 @@ def people(live: Any) -> dict[str, Any]:
 
     tag = uuid.uuid4().hex[:8]
     operator, plain = f"ops-{tag}@example.org", f"plain-{tag}@example.org"
-    with _ctx(live):
-        with transaction():
-            op_id = accounts.get_or_create(operator).id
-            accounts.get_or_create(plain)
+    with _ctx(live), transaction():
+        op_id = accounts.get_or_create(operator).id
+        accounts.get_or_create(plain)
     runner = live.app.test_cli_runner()
     result = runner.invoke(args=["accounts", "operator", operator])
     assert result.exit_code == 0, result.output
@@ -228,7 +227,9 @@ def _utxo(live: Any, outpoint: str) -> tuple[str, bool]:
 WIDE_JS = """() => [...document.querySelectorAll('body *')]
   .filter((el) => !el.closest('thead'))  // visually hidden on phones, clipped
   .filter((el) => el.getBoundingClientRect().right > document.documentElement.clientWidth + 1)
-  .slice(0, 8).map((el) => `${el.tagName}.${el.className} ${Math.round(el.getBoundingClientRect().right)}`)"""
+  .slice(0, 8)
+  .map((el) => `${el.tagName}.${el.className} ${Math.round(el.getBoundingClientRect().right)}`)
+"""
 
 
 def _check_page(page: Any, problems: Problems, watch: Watch, name: str) -> None:
@@ -285,11 +286,13 @@ def test_ops_console_actions_charts_and_layout(
         assert _utxo(live, release) == ("available", True)
 
         # release a dirty UTXO, then settle the other against the chain
-        _confirm(page, page.locator(f"tr[data-utxo='{release}'] button[data-action=release-dirty]"), release)
+        button = f"tr[data-utxo='{release}'] button[data-action=release-dirty]"
+        _confirm(page, page.locator(button), release)
         _ok(page, "back in the pool")
         assert _utxo(live, release) == ("available", False)
         _audited(live, "pool:utxo:released", release, actor)
-        _confirm(page, page.locator(f"tr[data-utxo='{settle}'] button[data-action=settle-dirty]"), settle)
+        button = f"tr[data-utxo='{settle}'] button[data-action=settle-dirty]"
+        _confirm(page, page.locator(button), settle)
         _ok(page, "available")
         assert _utxo(live, settle) == ("available", False)
         assert _audited(live, "pool:utxo:settled", settle, actor)["chain"] == "unspent"
@@ -327,7 +330,9 @@ def test_ops_console_actions_charts_and_layout(
         _ok(page, "revoked")
         _audited(live, "keys:key:revoked", data["pubkey"], actor)
         with _ctx(live):
-            key = db.session.scalar(select(RegisteredKey).where(RegisteredKey.pubkey == data["pubkey"]))
+            key = db.session.scalar(
+                select(RegisteredKey).where(RegisteredKey.pubkey == data["pubkey"])
+            )
             assert key.status == "revoked"
             db.session.remove()
 
@@ -387,7 +392,8 @@ def _charts(page: Any, live: Any, problems: Problems, watch: Watch, device: str)
     expect(page.locator(".ops-charts[data-loaded=hour]")).to_be_attached()
     expect(page.locator(".ops-chart canvas")).to_have_count(5)
     payload = page.evaluate(
-        "async () => (await fetch('/ops/api/charts?window=hour', {headers: {Accept: 'application/json'}})).json()"
+        """async () => (await fetch('/ops/api/charts?window=hour',
+                                   {headers: {Accept: 'application/json'}})).json()"""
     )
     assert len(payload["t"]) == 60 and payload["poolT"], payload.keys()
     assert sum(payload["accepted"]) >= 0

@@ -39,7 +39,7 @@ def _failed_job(key_id: int | None = None, code: str = "BROADCAST_REJECTED") -> 
     return job_id
 
 
-def test_operator_command_grants_and_revokes_with_audit(app) -> None:  # type: ignore[no-untyped-def]
+def test_operator_command_grants_and_revokes(app) -> None:  # type: ignore[no-untyped-def]
     with transaction():
         accounts.get_or_create("boss@example.org")
     runner = app.test_cli_runner()
@@ -55,7 +55,7 @@ def test_operator_command_grants_and_revokes_with_audit(app) -> None:  # type: i
     assert runner.invoke(args=["accounts", "operator", "nobody@example.org"]).exit_code == 1
 
 
-def test_jobs_retry_requeues_a_failed_job_and_takes_a_key_credit(app) -> None:  # type: ignore[no-untyped-def]
+def test_jobs_retry_requeues_and_takes_a_key_credit(app) -> None:  # type: ignore[no-untyped-def]
     pubkey = ServerWallet.generate("regtest").public_key_hex
     keys.register_key(pubkey, credits=2)
     key_id = db.session.scalar(select(RegisteredKey.id))
@@ -74,7 +74,7 @@ def test_jobs_retry_requeues_a_failed_job_and_takes_a_key_credit(app) -> None:  
     assert "NOT_FOUND" in app.test_cli_runner().invoke(args=["jobs", "retry", "x"]).output
 
 
-def test_release_dirty_returns_the_utxo_and_refuses_bad_outpoints(app) -> None:  # type: ignore[no-untyped-def]
+def test_release_dirty_and_bad_outpoints(app) -> None:  # type: ignore[no-untyped-def]
     with transaction():
         utxo = pool.add_utxo("cd" * 32, 1, 5000, SCRIPT)
         pool.mark_dirty(utxo, "MEMPOOL_CONFLICT: test")
