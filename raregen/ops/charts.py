@@ -81,7 +81,8 @@ def chart_data(window: str, now: datetime | None = None) -> dict[str, Any]:
             accepted[i] += 1
 
     def latencies(column: Any) -> tuple[list[int], list[list[float]]]:
-        counts, waits = [0] * n, [[] for _ in range(n)]
+        counts = [0] * n
+        waits: list[list[float]] = [[] for _ in range(n)]
         for at, created in db.session.execute(
             select(column, PublishJob.created_at).where(column >= since)
         ):

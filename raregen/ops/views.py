@@ -38,6 +38,7 @@ from flask import (
     request,
     url_for,
 )
+from flask.typing import ResponseReturnValue
 
 from raregen import audit as audit_log
 from raregen.db import transaction
@@ -315,7 +316,7 @@ def confirm(name: str) -> tuple[str, int] | str:
 
 
 @bp.post("/actions/<name>")
-def run(name: str) -> Response:
+def run(name: str) -> ResponseReturnValue:
     action = _action(name)
     try:
         message = action.run(request.form, g.ops_actor)
