@@ -146,6 +146,13 @@ def test_sample_pool_stores_and_prunes(app) -> None:  # type: ignore[no-untyped-
     assert [(r.available_count, r.available_satoshis) for r in rows] == [(1, 7000)]
 
 
+def test_the_pool_sample_task_stores_a_sample(app) -> None:  # type: ignore[no-untyped-def]
+    from raregen.publish import tasks
+
+    assert tasks.sample_pool() == {"available": 0, "dirty": 0, "reserved": 0}
+    assert db.session.scalar(select(PoolSample.available_count)) == 0
+
+
 def _sign_in_client(app, email: str) -> object:  # type: ignore[no-untyped-def]
     """A test client signed in as ``email`` (a stored session row, as sign-in makes)."""
     with transaction():

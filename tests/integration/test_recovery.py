@@ -613,6 +613,7 @@ def test_cron_registers_the_periodic_table(rec_app, monkeypatch):  # type: ignor
         "reaper",
         "settle-dirty",
         "replenish",
+        "pool-sample",
         "purge-wallet",
         "batch-collector",
     ]
@@ -622,6 +623,7 @@ def test_cron_registers_the_periodic_table(rec_app, monkeypatch):  # type: ignor
         "reaper": ("raregen.publish.tasks.reap", periodic, 7, 300),
         "settle-dirty": ("raregen.publish.tasks.settle_dirty", periodic, 61, 300),
         "replenish": ("raregen.publish.tasks.replenish_pool", periodic, 30, 300),
+        "pool-sample": ("raregen.publish.tasks.sample_pool", periodic, 60, 60),
         "purge-wallet": ("raregen.publish.tasks.purge_wallet_challenges", periodic, 3600, 300),
         "batch-collector": ("raregen.publish.tasks.collect_batches", collector, 5, 150),
     }
