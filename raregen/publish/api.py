@@ -78,7 +78,7 @@ def publish():  # type: ignore[no-untyped-def]
     log.info(
         "publish accepted %s",
         accepted.job_id,
-        extra={"job_id": accepted.job_id, "created": accepted.created},
+        extra={"job_id": accepted.job_id, "new_job": accepted.created},
     )
     status_url = url_for("publish_api.job_status", job_id=accepted.job_id)
     payload = {"jobId": accepted.job_id, "status": accepted.status, "statusUrl": status_url}
