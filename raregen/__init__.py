@@ -103,8 +103,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     csrf.init_app(app)
     limiter.init_app(app)
 
+    from raregen import logs
     from raregen.web import apidocs, errors, headers, health, metrics
 
+    logs.configure(app.config)
+    logs.register(app)
     errors.register(app)
     headers.register(app)
     app.register_blueprint(health.bp)

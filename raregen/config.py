@@ -51,6 +51,7 @@ PublishMode = Literal["immediate", "batch", "packed"]
 BroadcasterName = Literal["node", "arc", "woc"]
 FeeRateSource = Literal["config", "policy"]
 WocNetwork = Literal["main", "test", "stn"]
+LogFormat = Literal["text", "json"]
 
 
 class SettingsError(ValueError):
@@ -504,6 +505,19 @@ class Settings(BaseSettings):
         False,
         "`X-RateLimit-*` headers on every answer (two more Redis round trips per request; "
         "a 429 carries `Retry-After` either way).",
+    )
+    log_format: LogFormat = _setting(
+        "LOG_FORMAT",
+        "text",
+        "`text`: plain log lines; `json`: one JSON object a line from web, workers and cron, "
+        "with `request_id` and `job_id` (`raregen.logs`, docs/DEPLOY.md).",
+    )
+    sentry_dsn: str | None = _setting(
+        "SENTRY_DSN",
+        None,
+        "Error reporter (sentry-sdk, Flask and RQ integrations); unset: errors are only "
+        "logged.",
+        secret=True,
     )
     db_pool_pre_ping: bool = _setting(
         "DB_POOL_PRE_PING",
