@@ -67,7 +67,9 @@ def send_notice(email: str, subject: str, template: str, **context: Any) -> None
         ServiceError: 503 ``UNAVAILABLE``, the SMTP server refused the mail or could not be
             reached.
     """
-    body = render_template(template, email=email, **context)
+    # rendered straight from the Jinja environment: a worker sends these outside any request,
+    # where the pages' context processors (the signed-in account) cannot run
+    body = current_app.jinja_env.get_template(template).render(email=email, **context)
     cfg = current_app.config
     if cfg.get("MAIL_SERVER"):
         try:
