@@ -213,7 +213,10 @@ def verify(obj: dict[str, str], txid: str, raw: str | None) -> None:
     for rec in records:
         mark = "VALID" if rec.valid else "INVALID"
         all_valid &= rec.valid
-        click.echo(f"{txid}:{rec.vout}  {mark}  pubkey={rec.pubkey33.hex()}")
+        click.echo(
+            f"{txid}:{rec.vout}  {mark}  pubkey={rec.pubkey33.hex()}  "
+            f"layout=v{rec.version} ({rec.scheme or 'malformed'})"
+        )
         click.echo(f"  payload: {rec.signed_payload}")
         if rec.error:
             click.echo(f"  note: {rec.error}")
