@@ -57,8 +57,11 @@ def child(mode: str, arg: str) -> int:
             db.session.commit()
             print("READY", flush=True)
             stop = time.monotonic() + float(arg)
-            while time.monotonic() < stop:
-                counts = delivery.deliver_due(budget_seconds=5)
+            stopping: list[int] = []
+            # SIGTERM: finish the claim in hand (recorded), then exit
+            signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
+            while time.monotonic() < stop and not stopping:
+                counts = delivery.deliver_due(budget_seconds=0.5)
                 if not any(counts.values()):
                     time.sleep(0.05)
             return 0
@@ -162,6 +165,14 @@ def main() -> int:
                 for proc in procs:
                     proc.wait(30)
 
+            def wait_unique(wanted: set[str], timeout: float) -> None:
+                deadline = time.monotonic() + timeout
+                while time.monotonic() < deadline:
+                    seen = {e["data"]["jobId"] for e in list(receiver.events)}
+                    if wanted <= seen:
+                        return
+                    time.sleep(0.02)
+
             def confirm_one(job_id: str) -> None:
                 txid = txid_of[job_id]
                 with transaction():
@@ -173,8 +184,9 @@ def main() -> int:
             for job_id in ids[: args.events]:
                 confirm_one(job_id)
                 committed[job_id] = time.time()
-            events = receiver.wait_for(args.events, timeout=run_seconds)
+            wait_unique(set(ids[: args.events]), run_seconds)
             stop_workers(workers)
+            events = list(receiver.events)
             delays = [
                 (e["at"] - committed[e["data"]["jobId"]]) * 1000
                 for e in events
@@ -187,7 +199,8 @@ def main() -> int:
                 confirm_one(job_id)
             workers = start_workers()
             started = time.time()
-            events = receiver.wait_for(2 * args.events, timeout=run_seconds)
+            wait_unique(set(ids[args.events : 2 * args.events]), run_seconds)
+            events = list(receiver.events)
             backlog = [e for e in events if e["data"]["jobId"] not in committed]
             finished = max((e["at"] for e in backlog), default=time.time())
             stop_workers(workers)
@@ -213,9 +226,10 @@ def main() -> int:
                     [sys.executable, CHILD, "--child", "once"], env=env.environ(), check=True,
                     timeout=120,
                 )
-            got = receiver.wait_for(2 * args.events + expected, timeout=30)
+            wait_unique(set(crash_ids), 30)
+            crash_set = set(crash_ids)
             crash_received = len(
-                {e["data"]["jobId"] for e in got if e["data"]["jobId"] in set(crash_ids)}
+                {e["data"]["jobId"] for e in receiver.events if e["data"]["jobId"] in crash_set}
             )
             lost = expected - crash_received
             dispose(app)

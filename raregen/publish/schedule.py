@@ -1,6 +1,6 @@
 """The periodic jobs, registered with RQ's own cron scheduler under fixed names (``confirm-sent``,
-``reaper``, ``settle-dirty``, ``replenish``, ``webhooks``, ``batch-collector``), so starting the scheduler
-again never duplicates them. The first four go on the periodic queue
+``reaper``, ``settle-dirty``, ``replenish``, ``webhooks``, ``batch-collector``), so starting the
+scheduler again never duplicates them. The first four go on the periodic queue
 (``<QUEUE_NAME>-periodic``), which workers serve before the publish queue: recovery runs even
 behind a backlog of thousands of publish jobs. The batch collector's tick goes on the
 collector's own queue (``<QUEUE_NAME>-batch``, served first of all), so it never waits behind

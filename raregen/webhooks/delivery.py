@@ -13,8 +13,9 @@ A delivery run (:func:`deliver_due`) repeats until nothing is due:
    ``webhook-timestamp``, ``webhook-signature``: ``v1,`` + base64 HMAC-SHA256 over
    ``id.timestamp.body`` with the endpoint's ``whsec_`` secret; the ``standardwebhooks``
    package signs). Redirects are not followed. A 2xx answer is a delivery.
-3. record the attempt (``webhook_attempts``) and the event's new state in one transaction:
-   ``delivered``; or a retry after ``WEBHOOK_RETRY_BASE_SECONDS`` * 2^(attempts-1) (capped
+3. record the attempt (``webhook_attempts``) and the event's new state: ``delivered``
+   (the successes of one claim together, one transaction); or a retry after
+   ``WEBHOOK_RETRY_BASE_SECONDS`` * 2^(attempts-1) (capped
    at ``WEBHOOK_RETRY_MAX_SECONDS``, the last try at ``WEBHOOK_RETRY_HOURS`` after the
    event); or ``failed`` (given up) once that time has passed. The endpoint counts
    consecutive failed attempts; at ``WEBHOOK_DISABLE_AFTER_FAILURES`` it is disabled and its
@@ -36,7 +37,7 @@ from typing import Any
 
 import urllib3
 from flask import current_app
-from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy import and_, exists, insert, or_, select, update
 from sqlalchemy.orm import aliased
 from standardwebhooks.webhooks import Webhook
 
@@ -89,7 +90,7 @@ def _lease_seconds() -> int:
     return int(_cfg("WEBHOOK_TIMEOUT_SECONDS")) * 2 + 30
 
 
-def claim_due(limit: int = 50, now: datetime | None = None) -> list[Claimed]:
+def claim_due(limit: int = 10, now: datetime | None = None) -> list[Claimed]:
     """Claim up to ``limit`` due events, oldest first (see the module docstring, step 1).
 
     Returns:
@@ -154,7 +155,9 @@ def claim_due(limit: int = 50, now: datetime | None = None) -> list[Claimed]:
     return [Claimed(r[0], r[1], r[2], r[3], r[4], r[5], token) for r in rows]
 
 
-def sign_headers(secret: str, msg_id: str, payload: str, at: datetime | None = None) -> dict[str, str]:
+def sign_headers(
+    secret: str, msg_id: str, payload: str, at: datetime | None = None
+) -> dict[str, str]:
     """The Standard Webhooks headers of one delivery (``webhook-id``, ``webhook-timestamp``
     in Unix seconds, ``webhook-signature``), plus ``content-type`` and ``user-agent``."""
     at = at or datetime.now(UTC)
@@ -307,15 +310,84 @@ def record(claimed: Claimed, outcome: Outcome, now: datetime | None = None) -> s
     return status
 
 
+def record_delivered(done: list[tuple[Claimed, Outcome]], now: datetime | None = None) -> int:
+    """Store several successful attempts at once (one transaction, four statements whatever
+    their number): events ``delivered`` (those whose claim this run still holds), their
+    attempts, their endpoints' failure counts reset.
+
+    Returns:
+        How many events were marked delivered (the others' claims were lost).
+    """
+    if not done:
+        return 0
+    now = now or utcnow()
+    by_id = {claimed.event_id: (claimed, outcome) for claimed, outcome in done}
+    tokens = {claimed.token for claimed, _ in done}
+    with transaction():
+        marked = set(
+            db.session.scalars(
+                update(WebhookEvent)
+                .where(
+                    WebhookEvent.id.in_(list(by_id)),
+                    WebhookEvent.status == PENDING,
+                    WebhookEvent.locked_until.in_(list(tokens)),
+                )
+                .values(
+                    status=DELIVERED,
+                    delivered_at=now,
+                    attempts=WebhookEvent.attempts + 1,
+                    locked_until=None,
+                    last_error=None,
+                )
+                .returning(WebhookEvent.id)
+                .execution_options(synchronize_session=False)
+            )
+        )
+        if not marked:
+            return 0
+        db.session.execute(
+            insert(WebhookAttempt),
+            [
+                {
+                    "event_id": event_id,
+                    "endpoint_id": by_id[event_id][0].endpoint_id,
+                    "attempted_at": now,
+                    "status_code": by_id[event_id][1].status_code,
+                    "ok": True,
+                    "error": None,
+                    "duration_ms": by_id[event_id][1].duration_ms,
+                }
+                for event_id in sorted(marked)
+            ],
+        )
+        endpoints = sorted({by_id[event_id][0].endpoint_id for event_id in marked})
+        db.session.execute(
+            update(WebhookEndpoint)
+            .where(WebhookEndpoint.id.in_(endpoints), WebhookEndpoint.failures != 0)
+            .values(failures=0)
+            .execution_options(synchronize_session=False)
+        )
+    return len(marked)
+
+
+def attempt(claimed: Claimed) -> Outcome:
+    """Sign and POST one claimed event (no database access)."""
+    headers = sign_headers(claimed.secret, claimed.msg_id, claimed.payload)
+    return post(claimed.url, headers, claimed.payload.encode("utf-8"))
+
+
 def deliver_one(claimed: Claimed) -> str | None:
     """Sign, POST and record one claimed event. Returns :func:`record`'s answer."""
-    headers = sign_headers(claimed.secret, claimed.msg_id, claimed.payload)
-    outcome = post(claimed.url, headers, claimed.payload.encode("utf-8"))
-    return record(claimed, outcome)
+    return record(claimed, attempt(claimed))
 
 
-def deliver_due(*, limit: int = 50, budget_seconds: float = 30.0) -> dict[str, int]:
+def deliver_due(*, limit: int = 10, budget_seconds: float = 30.0) -> dict[str, int]:
     """Deliver due events until none is due or ``budget_seconds`` have passed.
+
+    Events are claimed ``limit`` at a time and POSTed one after the other; the successes of
+    a claim are recorded together (:func:`record_delivered`), each failure at once
+    (:func:`record`). A crash between a POST and its record sends that event again later:
+    at least once.
 
     Returns:
         Counts: ``delivered``, ``retry`` (still pending), ``failed`` (given up), ``lost``
@@ -327,12 +399,18 @@ def deliver_due(*, limit: int = 50, budget_seconds: float = 30.0) -> dict[str, i
         batch = claim_due(limit)
         if not batch:
             break
+        done: list[tuple[Claimed, Outcome]] = []
         for claimed in batch:
-            status = deliver_one(claimed)
-            key = {DELIVERED: "delivered", PENDING: "retry", GAVE_UP: "failed"}.get(
-                status or "", "lost"
-            )
+            outcome = attempt(claimed)
+            if outcome.ok:
+                done.append((claimed, outcome))
+                continue
+            status = record(claimed, outcome)
+            key = {PENDING: "retry", GAVE_UP: "failed"}.get(status or "", "lost")
             counts[key] += 1
+        marked = record_delivered(done)
+        counts["delivered"] += marked
+        counts["lost"] += len(done) - marked
     return counts
 
 

@@ -106,7 +106,10 @@ _INSERT = insert(WebhookEvent).from_select(
     ).where(
         WebhookEndpoint.enabled.is_(True),
         or_(
-            and_(WebhookEndpoint.key_id.is_not(None), WebhookEndpoint.key_id == bindparam("key_id")),
+            and_(
+                WebhookEndpoint.key_id.is_not(None),
+                WebhookEndpoint.key_id == bindparam("key_id"),
+            ),
             and_(
                 WebhookEndpoint.account_ref.is_not(None),
                 WebhookEndpoint.account_ref == bindparam("account_ref"),

@@ -184,9 +184,8 @@ def list_endpoints(owner: Owner | None = None) -> list[dict[str, Any]]:
         for endpoint in db.session.scalars(query):
             view = endpoint_view(endpoint)
             if owner is None:
-                view["owner"] = (
-                    f"key#{endpoint.key_id}" if endpoint.key_id is not None else endpoint.account_ref
-                )
+                owner_of = Owner(endpoint.key_id, endpoint.account_ref)
+                view["owner"] = owner_of.label
             views.append(view)
         return views
 
