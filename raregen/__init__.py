@@ -122,6 +122,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         # the wallet's calls when it runs as its own process (ROLE=wallet); service token
         app.register_blueprint(internal_api.bp)
         csrf.exempt(internal_api.bp)
+        from raregen.proofs import views as proof_views  # proof files (docs/PROOFS.md)
+
+        app.register_blueprint(proof_views.bp)
         cli.register(app)
         from raregen.webhooks import api as webhooks_api
         from raregen.webhooks import cli as webhooks_cli

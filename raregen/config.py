@@ -205,6 +205,45 @@ class Settings(BaseSettings):
         "`RAREGEN_SERVER_WIF`.",
         default_doc="`server.key` in the instance folder",
     )
+    receipt_wif: str | None = _setting(
+        "RECEIPT_WIF",
+        None,
+        "The acceptance-receipt signing key as a WIF (docs/PROOFS.md); never the funds key. "
+        "Takes precedence over the key file.",
+        secret=True,
+    )
+    receipt_key_file: str | None = _setting(
+        "RECEIPT_KEY_FILE",
+        None,
+        "File holding the receipt key (hex secret). Made (mode 0600) by `flask --app app "
+        "server-key new --receipt`, or on first use outside production; production refuses "
+        "to start a publisher without it or `RAREGEN_RECEIPT_WIF`.",
+        default_doc="`receipt.key` in the instance folder",
+    )
+    receipt_deadline_seconds: int = _setting(
+        "RECEIPT_DEADLINE_SECONDS",
+        6 * 3600,
+        "Seconds after acceptance by which a receipt says the record should be in a block.",
+        gt=0,
+    )
+    proof_capture: bool = _setting(
+        "PROOF_CAPTURE",
+        True,
+        "Store each confirmed transaction's merkle path (BRC-74 BUMP) and block header.",
+    )
+    proof_recheck_blocks: int = _setting(
+        "PROOF_RECHECK_BLOCKS",
+        6,
+        "Confirmations whose blocks are re-checked against the main chain on every "
+        "confirmation pass (reorganisations send their jobs back to `sent`).",
+        ge=0,
+    )
+    proof_headers_count: int = _setting(
+        "PROOF_HEADERS_COUNT",
+        6,
+        "Block headers after the proof's block carried in a complete proof file.",
+        ge=0,
+    )
     network: Network = _setting(
         "NETWORK", "regtest", "The chain: address and WIF prefixes, regtest-only commands."
     )
@@ -666,6 +705,7 @@ def load_settings(instance_path: str, settings: Settings | None = None) -> dict[
         settings.database_url or f"sqlite:///{inst / 'raregen.sqlite'}"
     )
     config["SERVER_KEY_FILE"] = settings.server_key_file or str(inst / "server.key")
+    config["RECEIPT_KEY_FILE"] = settings.receipt_key_file or str(inst / "receipt.key")
     config["NODE_RPC_FILE"] = settings.node_rpc_file or str(inst / "node" / "rpc.json")
     config["MAX_CONTENT_LENGTH"] = settings.max_payload_bytes * 2 + 4096
     config["SESSION_COOKIE_HTTPONLY"] = True
@@ -743,6 +783,7 @@ def check_startup(config: Mapping[str, Any]) -> None:
     * no ``SECRET_KEY`` (elsewhere a per-instance file is made);
     * roles ``all`` and ``publisher``: no ``SERVER_WIF`` and no file at ``SERVER_KEY_FILE``
       (elsewhere one is generated; ``flask --app app server-key new`` makes one);
+    * roles ``all`` and ``publisher``: no ``RECEIPT_WIF`` and no file at ``RECEIPT_KEY_FILE``;
     * roles ``all`` and ``wallet``: no ``MAIL_SERVER`` (sign-in codes would only be logged);
     * SQLite opened by a second process (:func:`hold_sqlite_lock`, taken here).
 
@@ -767,6 +808,15 @@ def check_startup(config: Mapping[str, Any]) -> None:
                 f"({key_file}) does not exist: make it with 'flask --app app server-key new'"
             )
             missing.append(("RAREGEN_SERVER_KEY_FILE", problem))
+    if role in ("all", "publisher") and not config.get("RECEIPT_WIF"):
+        key_file = config.get("RECEIPT_KEY_FILE")
+        if not key_file or not Path(key_file).is_file():
+            problem = (
+                "no receipt key: RAREGEN_RECEIPT_WIF is not set and RAREGEN_RECEIPT_KEY_FILE "
+                f"({key_file}) does not exist: make it with "
+                "'flask --app app server-key new --receipt'"
+            )
+            missing.append(("RAREGEN_RECEIPT_KEY_FILE", problem))
     if role in ("all", "wallet") and not config.get("MAIL_SERVER"):
         problem = (
             f"RAREGEN_MAIL_SERVER is not set (RAREGEN_ROLE={role}): sign-in codes would only "

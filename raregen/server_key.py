@@ -49,8 +49,14 @@ def server_key() -> None:
 
 
 @server_key.command("new")
-def new_command() -> None:
-    """Generate a server key into RAREGEN_SERVER_KEY_FILE (mode 0600) and print its address.
+@click.option(
+    "--receipt",
+    is_flag=True,
+    help="Make the acceptance-receipt key (RAREGEN_RECEIPT_KEY_FILE) instead of the funds key.",
+)
+def new_command(receipt: bool) -> None:
+    """Generate a server key into RAREGEN_SERVER_KEY_FILE (mode 0600) and print its address;
+    with --receipt, the receipt key into RAREGEN_RECEIPT_KEY_FILE and print its public key.
 
     Refuses (exit status 1) when the file exists: a key is never overwritten.
     """
@@ -60,6 +66,9 @@ def new_command() -> None:
         config = load_settings(default_instance_path())
     except SettingsError as exc:
         refuse(exc)
+    if receipt:
+        _new_receipt_key(Path(config["RECEIPT_KEY_FILE"]))
+        return
     path = Path(config["SERVER_KEY_FILE"])
     try:
         wallet = write_key_file(path, config["NETWORK"])
@@ -77,3 +86,24 @@ def new_command() -> None:
             "raregen: note: RAREGEN_SERVER_WIF is set and takes precedence over this file",
             err=True,
         )
+
+
+def _new_receipt_key(path: Path) -> None:
+    """Write a new receipt key (hex secret, mode 0600) to ``path``; exit 1 if it exists."""
+    import coincurve
+
+    key = coincurve.PrivateKey()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        click.echo(
+            f"raregen: {path} exists; a receipt key is never overwritten (receipts already "
+            "given name its public key)",
+            err=True,
+        )
+        raise SystemExit(1) from None
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key.secret.hex() + "\n")
+    click.echo(f"new receipt key written to {path} (mode 0600)")
+    click.echo(f"public key: {key.public_key.format(compressed=True).hex()}")

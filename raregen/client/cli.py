@@ -8,6 +8,10 @@ Commands::
     raregen publish RECORD.json [--wait confirmed]  sign, POST /v1/publish, follow the job
     raregen status JOBID                        print the job's status
     raregen verify TXID [--raw HEX|FILE]        verify the records of a transaction locally
+    raregen proof JOBID [-o FILE]               save the job's proof file (docs/PROOFS.md)
+    raregen verify --proof FILE [--file ORIGINAL] [--check-header node|URL]
+                                                check a proof file offline (exit 0 valid,
+                                                1 invalid, 3 could not check)
 
 The server is ``--server`` or ``RAREGEN_SERVER`` (default http://127.0.0.1:5000); the key
 file is ``--key`` or ``RAREGEN_KEY_FILE`` (default ``~/.config/raregen/key``). Signing uses
@@ -181,12 +185,128 @@ def status(obj: dict[str, str], job_id: str) -> None:
 
 
 @main.command()
-@click.argument("txid")
+@click.argument("job_id")
+@click.option("-o", "--output", default=None,
+              help="Where to save it (default: the server's file name in the current "
+              "directory; '-' prints it).")
+@click.pass_obj
+def proof(obj: dict[str, str], job_id: str, output: str | None) -> None:
+    """Download the proof file of JOB_ID (pending before confirmation, complete after)."""
+    server = obj["server"]
+    try:
+        resp = requests.get(f"{server}/v1/jobs/{job_id}/proof", timeout=TIMEOUT)
+    except requests.RequestException as exc:
+        raise click.ClickException(f"cannot reach {server}: {exc.__class__.__name__}") from None
+    if resp.status_code != 200:
+        raise click.ClickException(_error_text(resp))
+    if output == "-":
+        click.echo(resp.text)
+        return
+    if output is None:
+        disposition = resp.headers.get("Content-Disposition", "")
+        name = disposition.split("filename=", 1)[-1].strip('"') if "filename=" in disposition else ""
+        output = Path(name).name or f"raregen-proof-{job_id}.json"
+    Path(output).write_bytes(resp.content)
+    status = resp.json().get("status")
+    click.echo(f"{status} proof saved to {output}", err=True)
+    click.echo(output)
+
+
+def _proof_max_bytes() -> int:
+    from raregen.proofs.verify import DEFAULT_MAX_BYTES
+
+    value = os.environ.get("RAREGEN_PROOF_MAX_BYTES")
+    return int(value) if value and value.isdigit() else DEFAULT_MAX_BYTES
+
+
+def _verify_proof(proof_path: str, original: str | None, check_header: str | None,
+                  node_url: str | None, node_user: str | None, node_password: str | None,
+                  max_bytes: int, as_json: bool) -> None:
+    """``raregen verify --proof``: every check printed, then what is left to trust."""
+    from raregen.proofs import headers, verify as proofs
+
+    try:
+        with open(proof_path, "rb") as fh:
+            data = fh.read(max_bytes + 1)
+        original_bytes = Path(original).read_bytes() if original else None
+    except OSError as exc:
+        click.echo(f"could-not-check: PROOF_UNREADABLE: {exc.strerror or exc}", err=True)
+        sys.exit(3)
+    result = proofs.verify_proof_bytes(data, original=original_bytes, max_bytes=max_bytes)
+    source = None
+    if check_header and result.verdict == "valid" and result.info.get("status") == "complete":
+        block_hash, height = result.info["blockHash"], int(result.info["blockHeight"])
+        if check_header == "node":
+            if not node_url:
+                raise click.UsageError("--check-header node needs --node-url (or RAREGEN_CHECK_NODE_URL)")
+            answer, detail = headers.check_with_node(block_hash, height, node_url, node_user,
+                                                     node_password)
+        else:
+            answer, detail = headers.check_with_url(block_hash, height, check_header)
+        source = {"answer": answer, "detail": detail}
+        if answer == "disagrees":
+            result.verdict, result.reason = "invalid", "HEADER_NOT_ON_CHAIN"
+        elif answer == "unreachable":
+            result.verdict, result.reason = "could-not-check", "HEADER_SOURCE_UNREACHABLE"
+        else:
+            result.trust = (f"nothing more than the header source you named: it has block "
+                            f"{height} ({block_hash}) on its chain.")
+    if as_json:
+        out = result.to_dict()
+        out["headerSource"] = source
+        click.echo(json.dumps(out, indent=2))
+        sys.exit(result.exit_code)
+    marks = {"pass": "ok  ", "fail": "FAIL", "skip": "--  "}
+    for check in result.checks:
+        detail = f"  ({check.detail})" if check.detail else ""
+        click.echo(f"[{marks[check.state]}] {check.code:<22} {check.title}{detail}")
+    if source is not None:
+        click.echo(f"header source: {source['answer']}: {source['detail']}")
+    if result.verdict == "valid":
+        if result.info.get("status") == "pending":
+            click.echo("verdict: valid (not yet in a block)")
+        else:
+            click.echo("verdict: valid")
+        click.echo(f"left to trust: {result.trust}")
+    else:
+        click.echo(f"verdict: {result.verdict}: {result.reason}")
+    sys.exit(result.exit_code)
+
+
+@main.command()
+@click.argument("txid", required=False)
 @click.option("--raw", default=None, help="The raw transaction as hex, or a file holding it "
               "(default: fetched from the server's /v1/records/TXID).")
+@click.option("--proof", "proof_file", default=None,
+              help="A raregen-proof file to check offline (instead of TXID).")
+@click.option("--file", "original", default=None,
+              help="With --proof: the original work, whose SHA-256 must be the contentHash.")
+@click.option("--check-header", default=None, metavar="node|URL",
+              help="With --proof: ask a header source you name whether the block is on the "
+              "chain: 'node' (an SV Node's RPC, --node-url) or a URL answering "
+              "GET URL/<blockhash> -> {\"height\": H} or 404.")
+@click.option("--node-url", default=lambda: os.environ.get("RAREGEN_CHECK_NODE_URL"),
+              help="SV Node RPC URL for --check-header node (RAREGEN_CHECK_NODE_URL).")
+@click.option("--node-user", default=lambda: os.environ.get("RAREGEN_CHECK_NODE_USER"),
+              help="RPC user (RAREGEN_CHECK_NODE_USER).")
+@click.option("--node-password", default=lambda: os.environ.get("RAREGEN_CHECK_NODE_PASSWORD"),
+              help="RPC password (RAREGEN_CHECK_NODE_PASSWORD).")
+@click.option("--max-bytes", type=int, default=_proof_max_bytes,
+              help="Largest proof file read (RAREGEN_PROOF_MAX_BYTES; default 4 MiB).")
+@click.option("--json", "as_json", is_flag=True, help="With --proof: print the result as JSON.")
 @click.pass_obj
-def verify(obj: dict[str, str], txid: str, raw: str | None) -> None:
-    """Verify every RareGen record of transaction TXID from its raw bytes alone."""
+def verify(obj: dict[str, str], txid: str | None, raw: str | None, proof_file: str | None,
+           original: str | None, check_header: str | None, node_url: str | None,
+           node_user: str | None, node_password: str | None, max_bytes: int,
+           as_json: bool) -> None:
+    """Verify every RareGen record of transaction TXID from its raw bytes alone; or, with
+    --proof FILE, check a proof file offline (exit 0 valid, 1 invalid, 3 could not check)."""
+    if proof_file is not None:
+        _verify_proof(proof_file, original, check_header, node_url, node_user, node_password,
+                      max_bytes, as_json)
+        return
+    if txid is None:
+        raise click.UsageError("give a TXID, or --proof FILE")
     if raw is None:
         try:
             resp = requests.get(f"{obj['server']}/v1/records/{txid}", timeout=TIMEOUT)

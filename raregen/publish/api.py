@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from functools import lru_cache
@@ -72,9 +73,11 @@ def publish():  # type: ignore[no-untyped-def]
         # a chunked body is cut at the limit by the WSGI layer instead of refused: refuse it
         raise PayloadTooLarge("The request body is larger than allowed.")
     body = intake.parse_body(raw, request.content_type)
-    accepted = intake.accept(body)
+    accepted = intake.accept(body, raw=raw)
     status_url = url_for("publish_api.job_status", job_id=accepted.job_id)
     payload = {"jobId": accepted.job_id, "status": accepted.status, "statusUrl": status_url}
+    if accepted.receipt:  # the signed acceptance receipt (docs/PROOFS.md)
+        payload["receipt"] = json.loads(accepted.receipt)
     return jsonify(payload), (202 if accepted.created else 200)
 
 

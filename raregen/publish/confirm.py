@@ -1,6 +1,12 @@
 """Confirmation tracking: ``sent -> confirmed`` with block hash and height (docs/PROTOCOL.md §1, 4),
 and the unconfirmed-chain depth of pool outputs reset once their transaction is mined.
 
+When a transaction is seen confirmed, its merkle proof (BRC-74 path and block header) is
+stored for proof files (``PROOF_CAPTURE``, on by default; :mod:`raregen.proofs.capture`).
+Each pass first re-checks the blocks of the last ``PROOF_RECHECK_BLOCKS`` confirmations: a
+block a reorganisation took away sends its jobs back to ``sent`` (and drops their proofs),
+so this same pass confirms them again in their new block.
+
 A ``sent`` transaction that the network no longer knows (dropped from the mempool, or lost by
 a node restarted without its mempool) is sent again from the stored raw transaction; it is
 never re-signed. Parents are sent before children (oldest ``sent_at`` first), so a chain of
@@ -11,6 +17,7 @@ from __future__ import annotations
 
 import logging
 
+from flask import current_app
 from sqlalchemy import func, select, update
 
 from raregen.audit import audit
@@ -76,19 +83,18 @@ def confirm_sent(limit: int = 2000) -> int:
         The number of jobs marked ``confirmed``.
     """
     with transaction():
-        txids = [
-            txid
-            for txid, _ in db.session.execute(
-                select(PublishJob.txid, func.min(PublishJob.sent_at))
-                .where(PublishJob.status == SENT, PublishJob.txid.is_not(None))
-                .group_by(PublishJob.txid)
-                .order_by(func.min(PublishJob.sent_at), PublishJob.txid)
-                .limit(limit)
-            ).all()
-            if txid
-        ]
+        txids = _sent_txids(limit)
     seen: set[str] = set()
     chain = services.broadcaster()
+    cfg = current_app.config
+    capture_on = bool(cfg.get("PROOF_CAPTURE", True))
+    recheck_blocks = int(cfg.get("PROOF_RECHECK_BLOCKS", 6))
+    if recheck_blocks > 0:
+        from raregen.proofs import capture as proofs
+
+        if proofs.recheck(chain, blocks=recheck_blocks, capture_missing=capture_on)["reverted"]:
+            with transaction():  # the jobs sent back are asked about in this pass
+                txids = _sent_txids(limit)
     confirmed = 0
     for txid in txids:
         seen.add(txid)
@@ -100,6 +106,10 @@ def confirm_sent(limit: int = 2000) -> int:
         if status.state == "confirmed":
             with transaction():
                 confirmed += mark_confirmed(txid, status)
+            if capture_on:
+                from raregen.proofs import capture as proofs
+
+                proofs.capture(txid, status, chain)
         elif status.state == "unknown":
             with transaction():
                 raw_tx = stored_raw_tx(txid)
@@ -111,6 +121,21 @@ def confirm_sent(limit: int = 2000) -> int:
                 log.warning("re-broadcast of %s failed: %s", txid, exc.__class__.__name__)
     reset_depths(limit=limit, skip=seen)
     return confirmed
+
+
+def _sent_txids(limit: int) -> list[str]:
+    """Distinct txids of ``sent`` jobs, oldest ``sent_at`` first (current transaction)."""
+    return [
+        txid
+        for txid, _ in db.session.execute(
+            select(PublishJob.txid, func.min(PublishJob.sent_at))
+            .where(PublishJob.status == SENT, PublishJob.txid.is_not(None))
+            .group_by(PublishJob.txid)
+            .order_by(func.min(PublishJob.sent_at), PublishJob.txid)
+            .limit(limit)
+        ).all()
+        if txid
+    ]
 
 
 def stored_raw_tx(txid: str) -> str | None:

@@ -15,6 +15,7 @@ take the transactional path.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import uuid
@@ -48,6 +49,9 @@ class Accepted:
     job_id: str
     status: str
     created: bool
+    #: the signed acceptance receipt as stored (JSON text), None for jobs accepted before
+    #: receipts existed (docs/PROOFS.md)
+    receipt: str | None = None
 
 
 def parse_body(raw: bytes, content_type: str | None) -> Any:
@@ -103,6 +107,7 @@ _KEY_AND_STORED = (
         PublishJob.status,
         PublishJob.signed_payload,
         PublishJob.signature,
+        PublishJob.receipt,
     )
     .outerjoin(
         PublishJob,
@@ -125,6 +130,7 @@ _JOB_COLUMNS = (
     "attempts",
     "created_at",
     "updated_at",
+    "receipt",
     "notify",
 )
 _INSERT_JOB = insert(_JOBS).values({c: bindparam(f"p_{c}") for c in _JOB_COLUMNS})
@@ -206,7 +212,7 @@ def _refuse_unusable_key(status: str | None) -> None:
 
 def _replay_or_conflict(job: Any, signed_payload: str, signature: str) -> Accepted:
     if job.signed_payload == signed_payload and job.signature == signature:
-        return Accepted(job.job_id, job.status, created=False)
+        return Accepted(job.job_id, job.status, created=False, receipt=job.receipt)
     raise NonceReused(
         "This nonce was already used by this key with other content; use a fresh nonce.",
         field="signedPayload",
@@ -234,7 +240,7 @@ WITH k AS (
     SELECT id, status, credits, account_ref, webhooks FROM registered_keys
     WHERE pubkey = %(pubkey)s
 ), prev AS (
-    SELECT job_id, status, signed_payload, signature FROM publish_jobs
+    SELECT job_id, status, signed_payload, signature, receipt FROM publish_jobs
     WHERE pubkey = %(pubkey)s AND nonce = %(nonce)s
 ), go AS (
     SELECT id, credits, webhooks FROM k
@@ -247,9 +253,9 @@ WITH k AS (
 ), new_job AS (
     INSERT INTO publish_jobs (job_id, key_id, pubkey, nonce, signed_payload, signature,
                               record_type, account_ref, status, attempts, created_at, updated_at,
-                              notify)
+                              receipt, notify)
     SELECT %(job_id)s, go.id, %(pubkey)s, %(nonce)s, %(signed_payload)s, %(signature)s,
-           %(record_type)s, NULL, 'queued', 0, %(now)s, %(now)s, go.webhooks
+           %(record_type)s, NULL, 'queued', 0, %(now)s, %(now)s, %(receipt)s, go.webhooks
     FROM go
     WHERE go.credits IS NULL OR EXISTS (SELECT 1 FROM paid)
     RETURNING job_id, created_at
@@ -258,7 +264,7 @@ WITH k AS (
     SELECT %(actor)s, 'publish:job:accepted', job_id, created_at FROM new_job
 )
 SELECT k.status AS key_status, k.account_ref,
-       prev.job_id, prev.status, prev.signed_payload, prev.signature,
+       prev.job_id, prev.status, prev.signed_payload, prev.signature, prev.receipt,
        (SELECT job_id FROM new_job) AS new_job_id
 FROM k LEFT JOIN prev ON true
 """
@@ -299,13 +305,29 @@ def _autocommit_engine() -> Engine:
     return cast(Engine, engine)
 
 
-def _accept_one_statement(req: Any, mode: str) -> Accepted | None:
+def _receipt(job_id: str, body_sha256: str, stamp: Any) -> str:
+    """The signed acceptance receipt of a new job as compact JSON text (docs/PROOFS.md)."""
+    from raregen.proofs import receipt
+
+    cfg = current_app.config
+    signed = receipt.sign_receipt(
+        receipt.app_receipt_key(),
+        job_id=job_id,
+        body_sha256=body_sha256,
+        accepted_at=stamp,
+        deadline_seconds=int(cfg.get("RECEIPT_DEADLINE_SECONDS", 6 * 3600)),
+    )
+    return json.dumps(signed, separators=(",", ":"))
+
+
+def _accept_one_statement(req: Any, mode: str, body_sha256: str = "") -> Accepted | None:
     """Accept a verified request with :data:`_PG_ACCEPT_SQL` (PostgreSQL, autocommit).
 
     Args:
         req: the verified request (``signing.verify_publish_request``).
         mode: ``PUBLISH_MODE``: what to do once the job is stored (as the transactional
             path: enqueue its RQ job in immediate mode, else count it for the collector).
+        body_sha256: hex SHA-256 of the request body, for the receipt.
 
     Returns:
         :class:`Accepted`, or None when the transactional path must decide: the key belongs
@@ -322,6 +344,8 @@ def _accept_one_statement(req: Any, mode: str) -> Accepted | None:
             exact resubmission (200).
     """
     job_id = str(uuid.uuid4())
+    stamp = utcnow()
+    signed_receipt = _receipt(job_id, body_sha256, stamp)
     params = {
         "pubkey": req.pubkey_hex,
         "nonce": req.payload.nonce,
@@ -329,7 +353,8 @@ def _accept_one_statement(req: Any, mode: str) -> Accepted | None:
         "signed_payload": req.signed_payload,
         "signature": req.signature_b64,
         "record_type": req.payload.type,
-        "now": utcnow(),
+        "now": stamp,
+        "receipt": signed_receipt,
         "actor": f"key:{req.pubkey_hex[:16]}",
     }
     for attempt in range(2):
@@ -359,15 +384,17 @@ def _accept_one_statement(req: Any, mode: str) -> Accepted | None:
         enqueue_publish(job_id)
     else:  # batch, packed: the collector takes it (docs/PROTOCOL.md §6)
         batch.notify_queued()
-    return Accepted(job_id, QUEUED, created=True)
+    return Accepted(job_id, QUEUED, created=True, receipt=signed_receipt)
 
 
-def accept(body: Any, *, now: int | None = None) -> Accepted:
+def accept(body: Any, *, now: int | None = None, raw: bytes | None = None) -> Accepted:
     """Verify a v1 request body and store a ``queued`` job for it.
 
     Args:
         body: the decoded JSON body.
         now: Unix seconds (tests); default the current time.
+        raw: the exact request body bytes; the receipt's ``bodySha256`` is their SHA-256
+            (without them, SHA-256 of the body's RFC 8785 form).
 
     Returns:
         :class:`Accepted`; ``created`` False for an exact resubmission (same key, nonce,
@@ -398,8 +425,12 @@ def accept(body: Any, *, now: int | None = None) -> Accepted:
             return replay
         raise
 
+    if raw is not None:
+        body_sha256 = hashlib.sha256(raw).hexdigest()
+    else:
+        body_sha256 = hashlib.sha256(signing.canonicalize(body).encode("utf-8")).hexdigest()
     if _one_statement_usable():
-        accepted = _accept_one_statement(req, cfg["PUBLISH_MODE"])
+        accepted = _accept_one_statement(req, cfg["PUBLISH_MODE"], body_sha256)
         if accepted is not None:
             return accepted
 
@@ -415,6 +446,7 @@ def accept(body: Any, *, now: int | None = None) -> Accepted:
                 # credits.take reads id, credits and account_ref, the columns loaded above
                 credits.take(cast(RegisteredKey, key), job_id)
                 stamp = utcnow()
+                signed_receipt = _receipt(job_id, body_sha256, stamp)
                 _store_job(
                     {
                         "p_job_id": job_id,
@@ -429,6 +461,7 @@ def accept(body: Any, *, now: int | None = None) -> Accepted:
                         "p_attempts": 0,
                         "p_created_at": stamp,
                         "p_updated_at": stamp,
+                        "p_receipt": signed_receipt,
                         "p_notify": key.webhooks,
                         "p_actor": f"key:{req.pubkey_hex[:16]}",
                     }
@@ -437,7 +470,7 @@ def accept(body: Any, *, now: int | None = None) -> Accepted:
                     after_commit(lambda: enqueue_publish(job_id))
                 else:  # batch, packed: the collector takes it (docs/PROTOCOL.md §6)
                     after_commit(batch.notify_queued)
-            return Accepted(job_id, QUEUED, created=True)
+            return Accepted(job_id, QUEUED, created=True, receipt=signed_receipt)
         except IntegrityError:
             # the same (pubkey, nonce) was stored concurrently: answer as a replay or conflict
             continue
@@ -469,5 +502,5 @@ def _exact_replay(body: Any) -> Accepted | None:
     with transaction():
         job = _existing(pub, nonce)
         if job and job.signed_payload == payload and job.signature == signature:
-            return Accepted(job.job_id, job.status, created=False)
+            return Accepted(job.job_id, job.status, created=False, receipt=job.receipt)
     return None

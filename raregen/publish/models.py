@@ -74,7 +74,11 @@ class PublishJob(Timestamps, db.Model):  # type: ignore[name-defined,misc]
     not_before: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     confirmed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
-    # copied at acceptance from the key's ``webhooks`` flag (migration 0008): only such jobs
+    # the signed acceptance receipt answered to POST /v1/publish (compact JSON text: the
+    # {"receipt", "pubkey", "signature"} object), kept so a resubmission answers the same one
+    # and proof files carry it (docs/PROOFS.md); None for jobs accepted before 0006
+    receipt: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # copied at acceptance from the key's ``webhooks`` flag (migration 0009): only such jobs
     # write webhook events when their state changes (raregen.webhooks.outbox)
     notify: Mapped[bool] = mapped_column(
         Boolean, nullable=False, default=False, server_default=text("false")
@@ -158,6 +162,38 @@ class PublishBatch(db.Model):  # type: ignore[name-defined,misc]
     __table_args__ = (Index("idx_publish_batches_status", "status", "created_at"),)
 
 
+class TxProof(db.Model):  # type: ignore[name-defined,misc]
+    """The merkle proof of one of our confirmed transactions (docs/PROOFS.md): its BRC-74
+    merkle path (BUMP, hex) and the 80-byte header of its block (hex). One row per txid: a
+    packed transaction's path serves all its records. Dropped when the block leaves the
+    main chain (reorganisation), written again when the transaction confirms anew."""
+
+    __tablename__ = "tx_proofs"
+
+    txid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    block_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    block_height: Mapped[int] = mapped_column(Integer, nullable=False)
+    merkle_path: Mapped[str] = mapped_column(Text, nullable=False)
+    block_header: Mapped[str] = mapped_column(String(160), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
+
+    __table_args__ = (Index("idx_tx_proofs_block", "block_height", "block_hash"),)
+
+
+class BlockHeader(db.Model):  # type: ignore[name-defined,misc]
+    """A main-chain block header seen by the publisher, by height: the ``headers`` a proof
+    file carries after its block. Only headers buried deeper than ``PROOF_RECHECK_BLOCKS``
+    are kept (shallower ones are read from the chain each time); a row that no longer links
+    to the block before it is read again."""
+
+    __tablename__ = "block_headers"
+
+    height: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    block_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    header: Mapped[str] = mapped_column(String(160), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
+
+
 class RegisteredKey(Timestamps, db.Model):  # type: ignore[name-defined,misc]
     """A public key allowed to publish. ``credits`` None means unlimited (operator keys)."""
 
@@ -171,7 +207,7 @@ class RegisteredKey(Timestamps, db.Model):  # type: ignore[name-defined,misc]
     credits: Mapped[int | None] = mapped_column(Integer, nullable=True)
     status: Mapped[str] = mapped_column(String(16), nullable=False, default="active")
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
-    # the key (or its wallet account) has webhook endpoints (migration 0008); copied onto
+    # the key (or its wallet account) has webhook endpoints (migration 0009); copied onto
     # each job it publishes, so keys without webhooks cost nothing more
     webhooks: Mapped[bool] = mapped_column(
         Boolean, nullable=False, default=False, server_default=text("false")

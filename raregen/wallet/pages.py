@@ -15,7 +15,12 @@ Routes (blueprint ``wallet_pages``):
   polling trigger only while the job is not terminal; an unknown job answers 404 with a
   terminal fragment;
 * ``/records/<txid>``: a public record page with the verification result of every RareGen
-  record in the transaction.
+  record in the transaction, a "Download proof" link for the records this server published
+  and a certificate link for works;
+* ``/records/<txid>/<vout>/certificate``: a work's printable certificate (print stylesheet,
+  QR code of the public record page drawn by ``certificate.js``);
+* ``/verify``: check a proof file (and the original file) in the browser; public. Its policy
+  adds ``connect-src 'none'`` (:data:`VERIFY_CSP`): once loaded, the page can send nothing.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, current_app, render_template, url_for
+from flask import Blueprint, Response, current_app, make_response, render_template, url_for
 from sqlalchemy.exc import SQLAlchemyError
 
 from raregen.errors import NotFound, RareGenError, RequestError
@@ -38,6 +43,13 @@ STEPS = ("queued", "processing", "sent", "confirmed")
 
 # No inline script or style anywhere: the pages run under raregen.web.headers.CSP, which
 # the app's header hook sets on every HTML answer (with nosniff, Referrer-Policy, ...).
+
+#: /verify's policy: the app's, with no connection allowed at all (the files stay local).
+VERIFY_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "connect-src 'none'; font-src 'self'; object-src 'none'; base-uri 'self'; "
+    "form-action 'none'; frame-ancestors 'none'"
+)
 
 
 @bp.app_context_processor
@@ -135,10 +147,42 @@ def record(txid: str) -> tuple[str, int]:
         return render_template(
             "records/show.html", txid=txid, found=None, problem="unavailable"
         ), 503
+    from raregen.wallet.certificate import published_outputs
+
     shown = [_record_view(r) for r in found["records"]]
     return render_template(
-        "records/show.html", txid=txid, found=found, records=shown, problem=None
+        "records/show.html",
+        txid=txid,
+        found=found,
+        records=shown,
+        problem=None,
+        published=published_outputs(txid),
     ), 200
+
+
+@bp.get("/records/<txid>/<int:vout>/certificate")
+def certificate(txid: str, vout: int) -> tuple[str, int]:
+    from raregen.wallet.certificate import certificate_facts
+
+    try:
+        facts = certificate_facts(txid, vout)
+    except RequestError:
+        return render_template("records/certificate.html", facts=None, problem="bad-txid"), 400
+    except NotFound:
+        return render_template("records/certificate.html", facts=None, problem="unknown"), 404
+    except RareGenError:
+        return render_template("records/certificate.html", facts=None, problem="unavailable"), 503
+    record_url = url_for("wallet_pages.record", txid=facts["txid"], _external=True)
+    return render_template(
+        "records/certificate.html", facts=facts, record_url=record_url, problem=None
+    ), 200
+
+
+@bp.get("/verify")
+def verify() -> Response:
+    resp = make_response(render_template("proofs/verify.html"))
+    resp.headers["Content-Security-Policy"] = VERIFY_CSP
+    return resp
 
 
 # ---------------------------------------------------------------------------------------------

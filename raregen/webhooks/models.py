@@ -1,4 +1,4 @@
-"""Tables of the webhooks (migration ``0008``; docs/API.md "Webhooks").
+"""Tables of the webhooks (migration ``0009``; docs/API.md "Webhooks").
 
 Times are naive UTC, as everywhere. An endpoint belongs to exactly one owner: a registered
 publishing key (``key_id``) or a wallet account (``account_ref``, ``"acct:<id>"``).

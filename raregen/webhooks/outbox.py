@@ -6,15 +6,17 @@ change committed: a crash after the commit loses nothing (the delivery loop find
 a rollback leaves no event behind. The places: ``pipeline.mark_job_sent`` and
 ``pipeline._fail`` (immediate mode, the reaper's settlements), ``batch.statements.mark_sent``
 and ``fail_jobs`` (batch mode, claim-time failures), ``batch.settle.settle_packed`` (packed
-mode), ``confirm.mark_confirmed`` (confirmations, also by the reaper).
+mode), ``confirm.mark_confirmed`` (confirmations, also by the reaper),
+``proofs.capture.revert_txids`` (a reorganisation: ``job.reorged``).
 
 Cost when nobody listens: nothing. A job carries ``notify`` (copied at acceptance from its
 key's ``webhooks`` flag); :func:`emit` ignores rows without it before touching the database.
 A row with it costs one ``INSERT ... SELECT`` on the owner indexes of
 ``webhook_endpoints``, one event per enabled endpoint of the key and of its wallet account.
 
-``reorged``: :data:`REORGED` is reserved for a job whose confirmed block left the best
-chain; the code that detects reorganisations calls :func:`emit` with it (nothing does yet).
+``reorged``: :data:`REORGED` is written when a confirmed job's block left the best chain
+and the job went back to ``sent`` (``raregen.proofs.capture.revert_txids``); its next
+``job.confirmed`` follows once it is mined again.
 """
 
 from __future__ import annotations

@@ -22,13 +22,14 @@ BENCHES = {
     "bench_pool_scale.py": 120,
     "bench_ingest.py": 180,
     "bench_e2e.py": 420,
+    "bench_proofs.py": 120,
 }
 
 
 def _services_or_skip(name: str) -> None:
     from tests.plugins.db import PG_ADMIN_URL, unavailable
 
-    if name == "bench_cost.py":
+    if name in ("bench_cost.py", "bench_proofs.py"):
         return
     try:
         import psycopg

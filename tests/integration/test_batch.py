@@ -355,7 +355,7 @@ def test_api_answers_the_same_in_every_mode(chain_app, author, mode):  # type: i
     body = signing.make_request(author, {"mode": mode})
     first = client.post("/v1/publish", json=body)
     assert first.status_code == 202
-    assert set(first.json) == {"jobId", "status", "statusUrl"}
+    assert set(first.json) == {"jobId", "status", "statusUrl", "receipt"}  # docs/PROOFS.md
     assert first.json["status"] == "queued"
     assert first.json["statusUrl"] == f"/v1/jobs/{first.json['jobId']}"
     again = client.post("/v1/publish", json=body)

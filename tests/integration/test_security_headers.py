@@ -14,6 +14,8 @@ import pytest
 from tests.integration.wallet.conftest import WalletClient
 
 HSTS = "max-age=31536000; includeSubDomains"
+#: a receipt key of its own (production refuses a publisher without one)
+RECEIPT_WIF = "cP9TKmiiYeEjYdSPSoa4t2CVN3ZNFFuiukAGv5pzSB98qf9G8qGv"
 _ARG = re.compile(r"<(?:(\w+):)?(\w+)>")
 # dummy values for the URL map's converters; the static route gets a file that exists
 _DUMMY = {"path": "css/raregen.css", "int": "1"}
@@ -94,6 +96,8 @@ def test_every_route_of_the_split_roles(sqlite_app, tmp_path, monkeypatch, role)
                 "REDIS_URL": sqlite_app.config["REDIS_URL"],
                 "RATELIMIT_STORAGE_URI": "memory://",
                 "SERVER_WIF": sqlite_app.config["SERVER_WIF"],
+                "RECEIPT_WIF": RECEIPT_WIF,
+                "MAIL_SERVER": "127.0.0.1",  # production refuses a wallet without one
                 "PUBLISHER_URL": "http://127.0.0.1:9",
                 "SERVICE_TOKEN": "t",
             }

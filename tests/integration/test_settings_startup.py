@@ -133,6 +133,7 @@ def test_server_key_new_then_production_starts(base_env, tmp_path):  # type: ign
     env = {
         **base_env,
         "RAREGEN_SERVER_KEY_FILE": str(key_file),
+        "RAREGEN_RECEIPT_KEY_FILE": str(tmp_path / "keys" / "receipt.key"),
         "RAREGEN_SECRET_KEY": "prod-secret",
         "RAREGEN_MAIL_SERVER": "127.0.0.1",
     }
@@ -152,6 +153,17 @@ def test_server_key_new_then_production_starts(base_env, tmp_path):  # type: ign
     assert_refused(again, str(key_file), "never overwritten")
     assert key_file.read_bytes() == before
 
+    # the receipt key is the other one production needs (docs/PROOFS.md)
+    assert_refused(run([*FLASK, "routes"], env), "RAREGEN_RECEIPT_KEY_FILE", "--receipt")
+    receipt_file = tmp_path / "keys" / "receipt.key"
+    made = run([*FLASK, "server-key", "new", "--receipt"], env)
+    assert made.returncode == 0, made.stderr
+    assert stat.S_IMODE(receipt_file.stat().st_mode) == 0o600
+    assert any(line.startswith("public key: 0") for line in made.stdout.splitlines())
+    again = run([*FLASK, "server-key", "new", "--receipt"], env)
+    assert again.returncode == 1
+    assert_refused(again, str(receipt_file), "never overwritten")
+
     started = run([*FLASK, "routes"], env)
     assert started.returncode == 0, started.stderr
     assert "/v1/publish" in started.stdout
@@ -169,6 +181,7 @@ def test_production_sqlite_serves_one_process(base_env, tmp_path):  # type: igno
         "RAREGEN_DATABASE_URL": url,
         "RAREGEN_SECRET_KEY": "prod-secret",
         "RAREGEN_SERVER_WIF": ServerWallet.generate("regtest").to_wif(),
+        "RAREGEN_RECEIPT_WIF": ServerWallet.generate("regtest").to_wif(),
         "RAREGEN_MAIL_SERVER": "127.0.0.1",
     }
     holder = subprocess.Popen(

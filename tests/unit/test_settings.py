@@ -129,6 +129,7 @@ def prod(environ, tmp_path):  # type: ignore[no-untyped-def]
     environ.setenv("RAREGEN_ENV", "production")
     environ.setenv("RAREGEN_SECRET_KEY", "prod-secret")
     environ.setenv("RAREGEN_SERVER_WIF", ServerWallet.generate("regtest").to_wif())
+    environ.setenv("RAREGEN_RECEIPT_WIF", ServerWallet.generate("regtest").to_wif())
     environ.setenv("RAREGEN_MAIL_SERVER", "127.0.0.1")
     environ.setenv("RAREGEN_DATABASE_URL", f"sqlite:///{tmp_path / 'prod.sqlite'}")
     return environ

@@ -433,8 +433,8 @@ class ARCBroadcaster:
     # -- status -----------------------------------------------------------------------------
 
     def tx_status(self, txid: str) -> TxStatus:
-        """``GET /v1/tx/{txid}``: ``MINED``/``IMMUTABLE`` -> confirmed (block hash and
-        height); ``SEEN_ON_NETWORK``/``ACCEPTED_BY_NETWORK``/``SEEN_MULTIPLE_NODES``/
+        """``GET /v1/tx/{txid}``: ``MINED``/``IMMUTABLE`` -> confirmed (block hash, height
+        and ARC's ``merklePath``, a BRC-74 BUMP in hex, when given); ``SEEN_ON_NETWORK``/``ACCEPTED_BY_NETWORK``/``SEEN_MULTIPLE_NODES``/
         ``MINED_IN_STALE_BLOCK`` -> mempool; 404 and every other status (pending, orphan,
         rejected, double spend) -> unknown.
 
@@ -450,12 +450,14 @@ class ARCBroadcaster:
         tx_status = str(body.get("txStatus") or "").upper()
         if tx_status in _MINED:
             height = body.get("blockHeight")
+            path = body.get("merklePath")
             return TxStatus(
                 txid,
                 "confirmed",
                 body.get("blockHash") or None,
                 int(height) if height else None,
                 1,
+                path if isinstance(path, str) and path else None,
             )
         if tx_status in _NETWORK_KNOWS or tx_status == "MINED_IN_STALE_BLOCK":
             return TxStatus(txid, "mempool")

@@ -132,6 +132,8 @@ class TxStatus:
         block_hash: hex hash of the containing block when confirmed, else None.
         block_height: height of that block when confirmed, else None.
         confirmations: 0 unless confirmed (1 = in the tip block).
+        merkle_path: the backend's BRC-74 merkle path (BUMP hex) of the transaction in that
+            block, when its status answer carries one (ARC's ``merklePath``), else None.
     """
 
     txid: str
@@ -139,6 +141,7 @@ class TxStatus:
     block_hash: str | None = None
     block_height: int | None = None
     confirmations: int = 0
+    merkle_path: str | None = None
 
 
 class BroadcasterUnavailable(Exception):

@@ -385,6 +385,84 @@ class SVNodeBroadcaster:
             raise BroadcasterUnavailable(self.name, f"{exc.code}: {exc.message}") from None
         return TxStatus(txid, "confirmed", str(block_hash), int(height), confirmations)
 
+    # -- proofs (docs/PROOFS.md) ------------------------------------------------------------
+
+    def merkle_proof(self, txid: str, block_hash: str) -> tuple[str, str, int]:
+        """The merkle proof of ``txid`` in block ``block_hash``.
+
+        Uses ``getmerkleproof2 blockhash txid false header`` (SV Node 1.0.6+: the branch and
+        the block's 80-byte header in one call); a node without it (-32601 method not found)
+        is asked ``getblock blockhash 1`` (the txids) and the branch is computed here.
+
+        Returns:
+            ``(bump_hex, header_hex, block_height)``: the BRC-74 merkle path and the header.
+
+        Raises:
+            BroadcasterUnavailable: the node is unreachable, does not know the block, or the
+                transaction is not in it.
+        """
+        from raregen.proofs import merkle
+
+        try:
+            head = self.rpc.call("getblockheader", block_hash, True)
+            height = int(head["height"])
+            try:
+                answer = self.rpc.call("getmerkleproof2", block_hash, txid, False, "header")
+            except RPCError as exc:
+                if exc.code != -32601:
+                    raise
+                block = self.rpc.call("getblock", block_hash, 1)
+                header = self.rpc.call("getblockheader", block_hash, False)
+                return merkle.bump_from_txids(height, block["tx"], txid), str(header), height
+            bump = merkle.bump_from_branch(
+                height, int(answer["index"]), txid, [str(n) for n in answer["nodes"]]
+            )
+            return bump, str(answer["target"]), height
+        except RPCTransportError as exc:
+            raise BroadcasterUnavailable(self.name, str(exc)) from None
+        except RPCError as exc:
+            raise BroadcasterUnavailable(self.name, f"{exc.code}: {exc.message}") from None
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BroadcasterUnavailable(self.name, f"no merkle proof: {exc}") from None
+
+    def block_state(self, block_hash: str) -> str:
+        """``"main"`` (on the active chain), ``"stale"`` (known, not on it: a
+        reorganisation left it) or ``"unknown"``, from ``getblockheader`` (its
+        ``confirmations`` is -1 off the active chain).
+
+        Raises:
+            BroadcasterUnavailable: the node is unreachable.
+        """
+        try:
+            head = self.rpc.call("getblockheader", block_hash, True)
+        except RPCTransportError as exc:
+            raise BroadcasterUnavailable(self.name, str(exc)) from None
+        except RPCError as exc:
+            if exc.code in (-5, -8):
+                return "unknown"
+            raise BroadcasterUnavailable(self.name, f"{exc.code}: {exc.message}") from None
+        return "main" if int(head.get("confirmations", -1)) >= 0 else "stale"
+
+    def headers_at(self, heights: Sequence[int]) -> dict[int, tuple[str, str]]:
+        """Main-chain headers at ``heights``: ``{height: (block_hash, header_hex)}``, heights
+        above the tip left out (two batch calls: ``getblockhash``, ``getblockheader``).
+
+        Raises:
+            BroadcasterUnavailable: the node is unreachable.
+        """
+        wanted = list(heights)
+        if not wanted:
+            return {}
+        try:
+            hashes = self.rpc.batch([("getblockhash", [h]) for h in wanted])
+            found = [(h, x) for h, x in zip(wanted, hashes) if isinstance(x, str)]
+            raws = self.rpc.batch([("getblockheader", [x, False]) for _, x in found])
+        except RPCTransportError as exc:
+            raise BroadcasterUnavailable(self.name, str(exc)) from None
+        return {
+            h: (x, str(raw)) for (h, x), raw in zip(found, raws) if isinstance(raw, str)
+        }
+
     def output_status(self, txid: str, vout: int) -> OutputState:
         """State of output ``txid:vout`` from ``gettxout txid vout true`` (mempool spends
         count as spent).

@@ -10,7 +10,7 @@ import { build } from 'esbuild';
 const here = dirname(fileURLToPath(import.meta.url));
 const src = join(here, 'src');
 const out = join(here, '..', 'dist');
-const pages = ['site', 'setup', 'restore', 'backup', 'register', 'dashboard', 'record'];
+const pages = ['site', 'setup', 'restore', 'backup', 'register', 'dashboard', 'record', 'verify', 'certificate'];
 
 rmSync(out, { recursive: true, force: true });
 mkdirSync(out, { recursive: true });

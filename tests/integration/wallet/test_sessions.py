@@ -96,6 +96,7 @@ def test_a_cookie_without_a_session_token_is_not_signed_in(signed_in, app):  # t
 def _set_cookie(tmp_path, monkeypatch, env: dict[str, str]) -> str:  # type: ignore[no-untyped-def]
     """The Set-Cookie of a page that writes the session, on an app built from ``env``."""
     from raregen import create_app
+    from raregen.publish.txbuilder import ServerWallet
 
     for name in ("RAREGEN_ENV", "RAREGEN_PUBLIC_BASE_URL", "RAREGEN_COOKIE_SECURE"):
         monkeypatch.delenv(name, raising=False)
@@ -105,6 +106,10 @@ def _set_cookie(tmp_path, monkeypatch, env: dict[str, str]) -> str:  # type: ign
     app = create_app(
         {
             "SECRET_KEY": "cookie-test",
+            # what production needs to start (raregen.config.check_startup)
+            "SERVER_WIF": ServerWallet.generate("regtest").to_wif(),
+            "RECEIPT_WIF": ServerWallet.generate("regtest").to_wif(),
+            "MAIL_SERVER": "127.0.0.1",
             "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'c.sqlite'}",
             "RATELIMIT_STORAGE_URI": "memory://",
         }

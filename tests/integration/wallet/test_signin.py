@@ -294,6 +294,7 @@ def test_code_page_without_challenge_goes_to_sign_in(wallet):  # type: ignore[no
 
 def test_dev_outbox_only_in_development(app, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
     from raregen import create_app
+    from raregen.publish.txbuilder import ServerWallet
 
     assert app.test_client().get("/dev/outbox").status_code == 200
     # the same app switched to production answers 404 even though the page was registered
@@ -308,6 +309,7 @@ def test_dev_outbox_only_in_development(app, tmp_path, monkeypatch):  # type: ig
             "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'p.sqlite'}",
             "RATELIMIT_STORAGE_URI": "memory://",
             "SERVER_WIF": app.config["SERVER_WIF"],
+            "RECEIPT_WIF": ServerWallet.generate("regtest").to_wif(),
         }
     )
     assert "wallet_dev.outbox" not in prod.view_functions

@@ -1,7 +1,7 @@
 """webhooks: endpoints, the event outbox, delivery attempts, command nonces; job/key flags
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-05 10:00:00.000000
 
 * ``webhook_endpoints``: callback URLs of a registered key (``key_id``) or of a wallet
@@ -20,8 +20,8 @@ from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0008'
-down_revision = '0007'
+revision = '0009'
+down_revision = '0008'
 branch_labels = None
 depends_on = None
 
