@@ -9,9 +9,14 @@ import pytest
 from bsv.keys import PrivateKey as BsvPrivateKey
 from click.testing import CliRunner
 
+import base64
+import json
+
 from raregen import signing
 from raregen.client.cli import main as client_main
-from raregen.publish import batch, keys, pipeline
+from raregen.proofs import verify as proofs
+from raregen.publish import batch, confirm, keys, pipeline
+from tests.jsbridge import run_js
 from tests.integration.test_batch import chain_app  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.node
@@ -57,3 +62,27 @@ def test_bsm_record_on_chain(chain_app, regtest_node, mode: str) -> None:  # typ
     assert seen["bsm"]["valid"] is True and seen["bsm"]["version"] == 2
     assert seen["bsm"]["signature"] == signature
     assert seen["der"]["valid"] is True and seen["der"]["version"] == 1
+
+    # proof files of both records, checked by the Python and the browser verifier
+    regtest_node.mine(2)
+    confirm.confirm_sent()
+    cases = []
+    for job_id in ids:
+        resp = client.get(f"/v1/jobs/{job_id}/proof")
+        assert resp.status_code == 200, resp.get_data(as_text=True)
+        assert resp.json["status"] == "complete"
+        result = proofs.verify_proof_bytes(resp.data)
+        assert result.verdict == "valid", result
+        cases.append({"file": job_id, "proofBase64": base64.b64encode(resp.data).decode()})
+    for answer in run_js("proof_vectors.mjs", "-", requests=cases):
+        assert answer["verdict"] == "valid", json.dumps(answer)
+    # a BSM proof whose signature was swapped for another key's is refused by both
+    doc = json.loads(client.get(f"/v1/jobs/{ids[0]}/proof").data)
+    doc["record"]["signature"] = signing.sign_bsm(der_key, text)
+    bad = json.dumps(doc).encode()
+    assert proofs.verify_proof_bytes(bad).reason == "SIGNATURE_INVALID"
+    [answer] = run_js(
+        "proof_vectors.mjs", "-",
+        requests=[{"file": "bad", "proofBase64": base64.b64encode(bad).decode()}],
+    )
+    assert answer["reason"] == "SIGNATURE_INVALID"
