@@ -99,3 +99,29 @@ def test_another_account_cannot_remove(signed_in: WalletClient, app: Any) -> Non
     assert resp.status_code == 404
     with transaction():
         assert db.session.get(WebhookEndpoint, endpoint_id) is not None
+
+
+def test_wallet_json_api(signed_in: WalletClient, wallet: WalletClient, app: Any) -> None:
+    with Receiver() as receiver:
+        resp = signed_in.post("/wallet/api/webhooks", {"url": receiver.url, "description": "api"})
+        assert resp.status_code == 201, resp.get_data(as_text=True)
+        endpoint = resp.json["endpoint"]
+        assert endpoint["secret"].startswith("whsec_")
+        listed = signed_in.get("/wallet/api/webhooks").json["endpoints"]
+        assert [e["id"] for e in listed] == [endpoint["id"]] and "secret" not in listed[0]
+        assert signed_in.get("/wallet/api/webhooks/deliveries").json == {"deliveries": []}
+        # CSRF and session are required; errors are JSON
+        no_csrf = signed_in.post("/wallet/api/webhooks", {"url": receiver.url}, csrf=False)
+        assert no_csrf.status_code == 400 and no_csrf.json["error"]["code"] == "CSRF_FAILED"
+        anonymous = WalletClient(app)
+        resp = anonymous.get("/wallet/api/webhooks")
+        assert resp.status_code == 401 and resp.json["error"]["code"] == "AUTH_REQUIRED"
+        bad = signed_in.post("/wallet/api/webhooks", {"url": "file:///etc/passwd"})
+        assert bad.status_code == 400 and bad.json["error"]["code"] == "BAD_WEBHOOK_URL"
+        resp = signed_in.post(f"/wallet/api/webhooks/{endpoint['id']}/enable")
+        assert resp.status_code == 200 and resp.json["endpoint"]["status"] == "enabled"
+        resp = signed_in.send("DELETE", f"/wallet/api/webhooks/{endpoint['id']}")
+        assert resp.status_code == 200
+        assert signed_in.get("/wallet/api/webhooks").json["endpoints"] == []
+        resp = signed_in.send("DELETE", f"/wallet/api/webhooks/{endpoint['id']}")
+        assert resp.status_code == 404 and resp.json["error"]["code"] == "NOT_FOUND"
