@@ -314,3 +314,37 @@ def test_operator_commands(app, author, receiver) -> None:  # type: ignore[no-un
     assert runner.invoke(args=["webhooks", "list"]).output.strip() == ""
     bad = runner.invoke(args=["webhooks", "add", "gopher://x", "--key", pub])
     assert bad.exit_code != 0 and "BAD_WEBHOOK_URL" in bad.output
+
+
+def test_no_webhook_sql_for_jobs_without_webhooks(client, author, app) -> None:  # type: ignore[no-untyped-def]
+    """A key without endpoints: its state changes run no statement on the webhook tables."""
+    from sqlalchemy import event
+
+    job_id = publish(client, author)
+    seen: list[str] = []
+
+    def spy(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
+        seen.append(statement)
+
+    engine = db.engine
+    event.listen(engine, "before_cursor_execute", spy)
+    try:
+        fail_one(job_id)
+    finally:
+        event.remove(engine, "before_cursor_execute", spy)
+    assert seen and not [s for s in seen if "webhook_" in s.lower()]
+
+
+def test_a_state_change_enqueues_a_delivery_run(client, author, receiver, app) -> None:  # type: ignore[no-untyped-def]
+    from rq import Queue
+
+    from raregen.queue import periodic_queue_name, redis_connection
+
+    subscribe(client, author, receiver)
+    queue = Queue(periodic_queue_name(app.config["QUEUE_NAME"]), connection=redis_connection())
+    queue.empty()
+    redis_connection().delete("raregen:webhooks:nudge")
+    fail_one(publish(client, author))
+    jobs = queue.get_jobs()
+    assert [j.func_name for j in jobs] == ["raregen.publish.tasks.deliver_webhooks"]
+    queue.empty()
