@@ -348,3 +348,20 @@ def test_a_state_change_enqueues_a_delivery_run(client, author, receiver, app) -
     jobs = queue.get_jobs()
     assert [j.func_name for j in jobs] == ["raregen.publish.tasks.deliver_webhooks"]
     queue.empty()
+
+
+def test_reorganisation_sends_job_reorged(client, author, receiver) -> None:  # type: ignore[no-untyped-def]
+    from raregen.proofs import capture
+
+    subscribe(client, author, receiver)
+    job_id = publish(client, author)
+    txid = "ab" * 32
+    fake_sent(job_id, txid)
+    with transaction():
+        confirm.mark_confirmed(txid, TxStatus("confirmed", txid, "cd" * 32, 5))
+    with transaction():
+        assert capture.revert_txids([txid]) == 1
+    delivery.deliver_due()
+    events = receiver.wait_for(2)
+    assert [e["type"] for e in events] == ["job.confirmed", "job.reorged"]
+    assert events[1]["data"]["status"] == "sent" and events[1]["data"]["blockHash"] is None
