@@ -78,6 +78,11 @@ class PublishJob(Timestamps, db.Model):  # type: ignore[name-defined,misc]
     # {"receipt", "pubkey", "signature"} object), kept so a resubmission answers the same one
     # and proof files carry it (docs/PROOFS.md); None for jobs accepted before 0006
     receipt: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # copied at acceptance from the key's ``webhooks`` flag (migration 0009): only such jobs
+    # write webhook events when their state changes (raregen.webhooks.outbox)
+    notify: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, default=False, server_default=text("false")
+    )
 
     __table_args__ = (
         UniqueConstraint("pubkey", "nonce"),
@@ -202,6 +207,11 @@ class RegisteredKey(Timestamps, db.Model):  # type: ignore[name-defined,misc]
     credits: Mapped[int | None] = mapped_column(Integer, nullable=True)
     status: Mapped[str] = mapped_column(String(16), nullable=False, default="active")
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # the key (or its wallet account) has webhook endpoints (migration 0009); copied onto
+    # each job it publishes, so keys without webhooks cost nothing more
+    webhooks: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, default=False, server_default=text("false")
+    )
 
     __table_args__ = (Index("idx_registered_keys_account", "account_ref"),)
 

@@ -195,6 +195,20 @@ def collect_batches() -> dict[str, int]:
     return _run(batch.run_collector)
 
 
+def deliver_webhooks() -> dict[str, int]:
+    """Periodic and nudged after each state change: deliver the due webhook events
+    (:mod:`raregen.webhooks.delivery`); several runs may go at once (each claims its
+    events). Also drops expired command nonces."""
+    from raregen.webhooks import delivery
+
+    def run() -> dict[str, int]:
+        counts = delivery.deliver_due()
+        delivery.purge_nonces()
+        return counts
+
+    return _run(run)
+
+
 def purge_wallet_challenges() -> dict[str, int]:
     """Periodic: delete wallet one-time codes and key challenges expired over a day ago."""
     from raregen.wallet import purge
