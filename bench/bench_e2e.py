@@ -725,9 +725,16 @@ def main() -> int:
         print(f"pool funded: {small} x 20000 sat + 60 x 200000 sat in {t:.1f} s")
         if args.proof_capture:
             ab = proof_capture_ab(app, env, node, key, tmp, args)
-            h.emit({"bench": "e2e-proof-capture", "records": args.records,
-                    "collectors": args.collectors, "confirm_every": args.confirm_every,
-                    **ab, "machine": h.machine()})
+            h.emit(
+                {
+                    "bench": "e2e-proof-capture",
+                    "records": args.records,
+                    "collectors": args.collectors,
+                    "confirm_every": args.confirm_every,
+                    **ab,
+                    "machine": h.machine(),
+                }
+            )
             shutil.rmtree(tmp, ignore_errors=True)
             return 0 if all(r["complete"] for r in ab["runs"]) else 1
         ceiling = node_ceiling(app, node, args.ceiling, 500)
