@@ -35,7 +35,15 @@ Shutdown (RQ 3.0 behaviour, the same with and without ``--fork``):
   process, which would otherwise outlive it. (With ``--fork`` the horse runs in its own
   process group: killing only the worker's group leaves the horse to finish its job.)
 
-The cron process first re-enqueues the ``queued`` jobs that no RQ job carries (after a
+Only one cron process schedules at a time: each takes the Redis lock ``<QUEUE_NAME>:cron-leader``
+(TTL :data:`CRON_LOCK_SECONDS`, renewed every third of it) before anything else; a second one
+waits as a hot standby, trying the lock every :data:`CRON_STANDBY_POLL_SECONDS`, and takes over
+within a TTL when the leader dies. A leader that loses its lock (Redis flushed, a pause longer
+than the TTL) stops as on SIGTERM, and its supervisor restarts it as a standby. (Without the
+lock two schedulers each enqueued every periodic job: no harm, since the periodic jobs take
+locks of their own, but twice the work and twice the batch collector's ticks.)
+
+The cron process then re-enqueues the ``queued`` jobs that no RQ job carries (after a
 restart of Redis; :func:`raregen.publish.tasks.recover_at_start`), then runs the scheduler. It
 exits 0 on the first SIGTERM or SIGINT after its current tick, and ignores further ones while
 it unregisters from Redis.
@@ -45,7 +53,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
+import threading
 from typing import TYPE_CHECKING
 
 from raregen import create_app
@@ -59,6 +69,11 @@ if TYPE_CHECKING:
     from rq.worker import BaseWorker
 
 log = logging.getLogger("raregen.cron")
+
+#: Seconds the cron leader's Redis lock lives without renewal (renewed every third of it).
+CRON_LOCK_SECONDS = 30
+#: Seconds between a standby cron process's tries of the lock.
+CRON_STANDBY_POLL_SECONDS = 5.0
 
 
 def build_worker(app: Flask, *, fork: bool = False) -> BaseWorker:
@@ -120,6 +135,63 @@ def stop_once(scheduler: CronScheduler) -> None:
     scheduler._request_stop = request_stop  # type: ignore[method-assign]
 
 
+def cron_lock_name(app: Flask) -> str:
+    """The Redis key of the cron leader's lock (per ``QUEUE_NAME``)."""
+    return f"{app.config['QUEUE_NAME']}:cron-leader"
+
+
+def wait_for_lead(lock, stop: threading.Event, poll: float = CRON_STANDBY_POLL_SECONDS) -> bool:  # type: ignore[no-untyped-def]
+    """Take ``lock`` (a redis-py ``Lock``), trying every ``poll`` seconds until it is free or
+    ``stop`` is set.
+
+    Returns:
+        True once this process holds the lock; False if stopped first.
+    """
+    said = False
+    while not stop.is_set():
+        try:
+            if lock.acquire(blocking=False):
+                if said:
+                    log.info("cron: took the lead")
+                return True
+        except Exception as exc:  # Redis unreachable: keep trying
+            log.warning("cron: lock unavailable: %s", exc.__class__.__name__)
+        if not said:
+            log.info("cron: another cron process leads; standing by")
+            said = True
+        stop.wait(poll)
+    return False
+
+
+def keep_lead(lock, stop: threading.Event, on_lost) -> threading.Thread:  # type: ignore[no-untyped-def]
+    """Renew ``lock`` every third of its timeout in a daemon thread until ``stop`` is set;
+    call ``on_lost()`` once if a renewal finds the lock gone or taken (or Redis unreachable
+    for longer than the lock lives)."""
+
+    def renew() -> None:
+        period = max(float(lock.timeout) / 3, 0.1)
+        failing_since: float | None = None
+        import time
+
+        while not stop.wait(period):
+            try:
+                lock.reacquire()
+                failing_since = None
+            except Exception as exc:
+                from redis.exceptions import LockError
+
+                now = time.monotonic()
+                failing_since = failing_since or now
+                if isinstance(exc, LockError) or now - failing_since >= float(lock.timeout):
+                    log.error("cron: lost the leader lock (%s); stopping", exc.__class__.__name__)
+                    on_lost()
+                    return
+
+    thread = threading.Thread(target=renew, name="cron-lock", daemon=True)
+    thread.start()
+    return thread
+
+
 def run_cron(app: Flask | None = None) -> None:
     """With ``app`` (default: a new one), re-enqueue the ``queued`` jobs a restart left without an RQ job
     (:func:`raregen.publish.tasks.recover_at_start`, about a second), then run the
@@ -132,6 +204,29 @@ def run_cron(app: Flask | None = None) -> None:
     tasks.set_app(app)
     from raregen.publish.schedule import build_cron_scheduler
 
+    stop = threading.Event()
+    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
+    with app.app_context():
+        lock = redis_connection().lock(
+            cron_lock_name(app), timeout=CRON_LOCK_SECONDS, thread_local=False
+        )
+    if not wait_for_lead(lock, stop):
+        return
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)
+    renewing = threading.Event()
+    keep_lead(lock, renewing, lambda: os.kill(os.getpid(), signal.SIGTERM))
+    try:
+        _lead(app, build_cron_scheduler)
+    finally:
+        renewing.set()
+        try:
+            lock.release()
+        except Exception:  # expired or Redis gone: the next leader takes it after the TTL
+            pass
+
+
+def _lead(app: Flask, build_cron_scheduler) -> None:  # type: ignore[no-untyped-def]
     with app.app_context():
         scheduler = build_cron_scheduler(app, logging_level="WARNING")
     try:
@@ -157,6 +252,9 @@ def main() -> None:
         help="fork a work horse per job (RQ's Worker) instead of running jobs in-process",
     )
     args = parser.parse_args()
+    from raregen import logs
+
+    logs.set_process_kind("cron" if args.cron else "worker")
     try:  # before logging is set up: a refusal is its one line on stderr
         app = create_app()
     except SettingsError as exc:  # invalid settings: one line, exit status 78

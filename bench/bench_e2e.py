@@ -9,6 +9,7 @@ Usage::
                               [--modes immediate,batch,packed] [--workers K]
                               [--simple-worker] [--collectors C] [--window S]
                               [--live-seconds S] [--ceiling N] [--cron] [--profile]
+                              [--proof-capture on|off|both] [--ab-rounds R] [--confirm-every S]
 
 Per mode, two measurements:
 
@@ -29,6 +30,16 @@ runs the real cron process, whose confirmation poller and reaper then share the 
 The pool is split beforehand (``build_split_tx``, thousands of outputs per transaction) and
 a block is mined between phases so every phase starts from confirmed UTXOs.
 
+**Proof capture** (``--proof-capture``, docs/PROOFS.md): batch mode's drain only, with the
+confirmation poller running during it as in production (a thread of this bench mines a
+block and enqueues the ``confirm_sent`` job on the periodic queue every ``--confirm-every``
+seconds, unless the last one is still waiting or running), the workers started with
+``RAREGEN_PROOF_CAPTURE=1`` (on) or ``=0`` (off). ``both`` alternates off/on runs R times
+(A/B/A/B...) in the same invocation, so drift of a shared machine falls on both sides, and
+prints each run, the medians and the ratio on/off (goal: capture costs <= 5 %). Between
+runs the jobs left ``sent`` are marked ``confirmed`` directly (so a run never confirms the
+one before's transactions) and a block is mined. The live phase is skipped.
+
 Goals (issue 5): batch >= 500 records/s sustained and >= 50 % of the node's batched
 ceiling; packed >= 5000 records/s; immediate p50 submit-to-sent < 250 ms at low load.
 """
@@ -38,6 +49,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -274,6 +286,7 @@ class Workers:
         mode: str,
         cron: bool,  # type: ignore[no-untyped-def]
         simple: bool = False,
+        more: dict[str, str] | None = None,
     ):
         extra = dict(
             h.node_environ(node),
@@ -285,6 +298,7 @@ class Workers:
             RAREGEN_SETTLE_DIRTY_INTERVAL_SECONDS="3600",
             RAREGEN_REPLENISH_INTERVAL_SECONDS="3600",
         )
+        extra.update(more or {})
         if simple:
             # rq's own CLI; raregen.publish.tasks builds the app from the environment
             cmd = [
@@ -350,6 +364,159 @@ class Ticker:
     def stop(self) -> None:
         self.stop_event.set()
         self.thread.join(5)
+
+
+class Confirmer:
+    """The confirmation poller during a drain: every ``every`` seconds a block is mined and
+    ``tasks.confirm_sent`` enqueued on the periodic queue (as the cron process would, every
+    ``CONFIRM_INTERVAL_SECONDS``), unless the previous one is still queued or running."""
+
+    def __init__(self, app, node, every: float):  # type: ignore[no-untyped-def]
+        self.app, self.node, self.every = app, node, every
+        self.passes = 0
+        self.blocks = 0
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        from rq import Queue
+
+        from raregen.publish import tasks
+        from raregen.queue import periodic_queue_name, redis_connection
+
+        last = None
+        while not self.stop_event.wait(self.every):
+            self.node.mine(1)
+            self.blocks += 1
+            with self.app.app_context():
+                if last is not None and last.get_status(refresh=True) in ("queued", "started"):
+                    continue
+                q = Queue(
+                    periodic_queue_name(self.app.config["QUEUE_NAME"]),
+                    connection=redis_connection(),
+                )
+                last = q.enqueue(tasks.confirm_sent, job_timeout=120, result_ttl=60)
+                self.passes += 1
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.thread.join(30)
+
+
+def count_proofs(app, ids: list[str]) -> int:  # type: ignore[no-untyped-def]
+    """Proofs stored (``tx_proofs``) for the transactions of these jobs."""
+    from raregen.db import db
+    from raregen.publish.models import PublishJob, TxProof
+
+    with app.app_context():
+        n = db.session.scalar(
+            db.select(db.func.count())
+            .select_from(TxProof)
+            .where(
+                TxProof.txid.in_(
+                    db.select(PublishJob.txid).where(PublishJob.job_id.in_(ids)).distinct()
+                )
+            )
+        )
+        h.dispose(app)
+    return int(n or 0)
+
+
+def close_run(app, node) -> None:  # type: ignore[no-untyped-def]
+    """Between A/B runs: jobs still ``sent`` are marked ``confirmed`` directly (bookkeeping
+    of the bench, not measured) and the chain is settled."""
+    from raregen.db import db, transaction
+
+    with app.app_context():
+        with transaction():
+            db.session.execute(
+                db.text("UPDATE publish_jobs SET status = 'confirmed' WHERE status = 'sent'")
+            )
+        h.dispose(app)
+    settle_chain(app, node)
+
+
+def proof_capture_ab(app, env, node, key, tmp: Path, args) -> dict:  # type: ignore[no-untyped-def]
+    """Batch drains with proof capture off and on, alternating (module docstring)."""
+    order = {"on": ["on"], "off": ["off"], "both": ["off", "on"] * args.ab_rounds}[
+        args.proof_capture
+    ]
+    runs: list[dict] = []
+    app.config["PUBLISH_MODE"] = "batch"
+    for i, side in enumerate(order):
+        bodies = h.sign_bodies(key, args.records, size=RECORD_PAD)
+        ids = bulk_queue(app, key, bodies)
+        workers = Workers(
+            env,
+            node,
+            tmp,
+            args.collectors,
+            "batch",
+            cron=False,
+            more={"RAREGEN_PROOF_CAPTURE": "1" if side == "on" else "0"},
+        )
+        ticker = confirmer = None
+        try:
+            wait_workers_ready(env, workers.worker_pids)
+            ticker = Ticker(app, args.window)
+            load_before = h.machine()["load"]
+            t0 = kick(app, "batch", ids, args.collectors)
+            confirmer = Confirmer(app, node, args.confirm_every)
+            done = wait_sent(app, ids, args.timeout)
+            confirmer.stop()
+            drain = sent_stats(app, ids, t0)
+        finally:
+            if confirmer is not None:
+                confirmer.stop()
+            if ticker is not None:
+                ticker.stop()
+            workers.stop()
+        proofs = count_proofs(app, ids)
+        close_run(app, node)
+        run = {
+            "run": i + 1,
+            "capture": side,
+            "rate": drain.get("rate", 0.0),
+            "seconds": drain.get("seconds", 0.0),
+            "sent": drain["sent"],
+            "txs": drain["txs"],
+            "proofs": proofs,
+            "confirm_passes": confirmer.passes,
+            "blocks": confirmer.blocks,
+            "complete": done,
+            "load_before": load_before,
+            "load_after": h.machine()["load"],
+        }
+        runs.append(run)
+        print(
+            f"run {i + 1} capture {side:>3}: drained {drain['sent']}/{args.records} in "
+            f"{run['seconds']:.1f} s = {run['rate']:.0f} records/s; {confirmer.blocks} blocks, "
+            f"{confirmer.passes} confirmation passes, {proofs} proofs stored by the end; "
+            f"load {load_before} -> {run['load_after']}"
+        )
+        sys.stdout.flush()
+    med = {}
+    for side in ("off", "on"):
+        rates = sorted(r["rate"] for r in runs if r["capture"] == side)
+        if rates:
+            med[side] = statistics.median(rates)
+    out: dict = {"runs": runs, "median": med}
+    print()
+    print(
+        "proof capture, batch drain (alternating runs on a shared, noisy machine; "
+        "medians of each side):"
+    )
+    for side, rate in med.items():
+        print(f"  capture {side:>3}: median {rate:.0f} records/s")
+    if "on" in med and "off" in med and med["off"] > 0:
+        ratio = med["on"] / med["off"]
+        out["ratio"] = ratio
+        print(
+            f"  ratio on/off: {ratio:.3f} ({100 * (1 - ratio):+.1f} % cost); goal <= 5 %: "
+            f"{'met' if ratio >= 0.95 else 'NOT met'}"
+        )
+    return out
 
 
 def wait_workers_ready(env: h.BenchEnv, pids: list[int], timeout: float = 90) -> None:
@@ -496,11 +663,28 @@ def main() -> int:
         default=1,
         help="batch/packed: worker processes, and collector runs started at once",
     )
+    ap.add_argument(
+        "--proof-capture",
+        choices=("on", "off", "both"),
+        default=None,
+        help="batch drains only, confirmations running, RAREGEN_PROOF_CAPTURE on/off/both "
+        "(alternating); see above",
+    )
+    ap.add_argument("--ab-rounds", type=int, default=2, help="--proof-capture both: off/on pairs")
+    ap.add_argument(
+        "--confirm-every",
+        type=float,
+        default=1.0,
+        help="--proof-capture: seconds between a block and a confirmation pass",
+    )
     args = ap.parse_args()
     if args.quick:
         args.records, args.live_seconds, args.ceiling, args.timeout = 30, 1.0, 100, 120
         args.window = 1
+        args.confirm_every = min(args.confirm_every, 0.5)
     modes = [m for m in args.modes.split(",") if m]
+    if args.proof_capture:
+        modes = ["batch"]
 
     def per_mode(mode: str) -> int:
         if mode == "immediate" and args.immediate_records:
@@ -531,11 +715,28 @@ def main() -> int:
         # a few big ones (each pays a whole packed transaction, change goes on)
         live_n = int(max(args.live_rate, args.immediate_rate) * args.live_seconds) + 50
         small = sum(per_mode(m) + live_n for m in modes if m in ("immediate", "batch"))
+        if args.proof_capture:
+            runs = 2 * args.ab_rounds if args.proof_capture == "both" else 1
+            small = runs * args.records + 50
         t = h.fund_pool(app, node, small, 20_000) if small else 0.0
         if "packed" in modes:
             t += h.fund_pool(app, node, 60, 200_000, per_tx=60)
         h.pg_analyze(app)
         print(f"pool funded: {small} x 20000 sat + 60 x 200000 sat in {t:.1f} s")
+        if args.proof_capture:
+            ab = proof_capture_ab(app, env, node, key, tmp, args)
+            h.emit(
+                {
+                    "bench": "e2e-proof-capture",
+                    "records": args.records,
+                    "collectors": args.collectors,
+                    "confirm_every": args.confirm_every,
+                    **ab,
+                    "machine": h.machine(),
+                }
+            )
+            shutil.rmtree(tmp, ignore_errors=True)
+            return 0 if all(r["complete"] for r in ab["runs"]) else 1
         ceiling = node_ceiling(app, node, args.ceiling, 500)
         print(
             f"node ceiling: sendrawtransaction {ceiling['single_tps']:.0f} tx/s, "

@@ -8,7 +8,9 @@ a slow client; these limits are for whatever reaches gunicorn otherwise. Run it 
 
 import os
 
-# production: a socket only nginx can reach (scripts/run passes -b 127.0.0.1:<port>)
+# production: a socket only nginx can reach (scripts/run passes -b 127.0.0.1:<port>); web
+# machines behind an nginx elsewhere bind their private address instead, with gunicorn's
+# GUNICORN_CMD_ARGS=--bind=<address>:8000 (which overrides this file), docs/DEPLOY.md
 bind = ["unix:/run/raregen/gunicorn.sock"]
 # gthread: a request that waits (on the database, on a client read) holds a thread, not a process
 worker_class = "gthread"
@@ -27,4 +29,6 @@ limit_request_field_size = 8190
 limit_request_fields = 8192
 # X-Forwarded-Proto from nginx on this machine only
 forwarded_allow_ips = "127.0.0.1,::1"
-accesslog = "-"
+# with JSON logs (RAREGEN_LOG_FORMAT=json) the app writes one line per request itself, with
+# its request id (raregen.logs); gunicorn's own access lines would only repeat it as text
+accesslog = None if os.environ.get("RAREGEN_LOG_FORMAT", "").strip().lower() == "json" else "-"

@@ -103,8 +103,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     csrf.init_app(app)
     limiter.init_app(app)
 
+    from raregen import logs
     from raregen.web import apidocs, errors, headers, health, metrics
 
+    logs.configure(app.config)
+    logs.register(app)
     errors.register(app)
     headers.register(app)
     app.register_blueprint(health.bp)
@@ -127,10 +130,20 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
         app.register_blueprint(proof_views.bp)
         cli.register(app)
+        from raregen.webhooks import api as webhooks_api
+        from raregen.webhooks import cli as webhooks_cli
+
+        app.register_blueprint(webhooks_api.bp)
+        csrf.exempt(webhooks_api.bp)
+        webhooks_cli.register(app)
     if role in ("all", "wallet"):
         from raregen.wallet import views as wallet_views
+        from raregen.webhooks import pages as webhook_pages
+        from raregen.webhooks import wallet_api as webhook_wallet_api
 
         wallet_views.init_app(app)
+        app.register_blueprint(webhook_pages.bp)
+        app.register_blueprint(webhook_wallet_api.bp)
     if role == "all":  # the operator console needs the wallet's sign-in and the publisher
         from raregen.ops import views as ops_views
 

@@ -15,6 +15,7 @@ entries. ``flask --app app audit verify|tail`` (:mod:`raregen.audit_cli`) calls 
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from sqlalchemy import event, insert, select
@@ -25,6 +26,10 @@ from raregen.db import db, utcnow
 from raregen.publish.models import AuditLog
 
 _PENDING = "raregen_audit_pending"
+#: Entries written by the committing transaction, logged once it has committed.
+_WRITTEN = "raregen_audit_written"
+
+log = logging.getLogger("raregen.audit")
 
 
 def audit(actor: str, action: str, subject: str | None = None, **detail: Any) -> None:
@@ -69,11 +74,29 @@ def _write_pending(session: Session) -> None:
     if not pending:
         return
     session.flush()  # the recorded changes first, the chain lock last
-    session.execute(insert(AuditLog), [row for row, _nested in pending])
+    rows = [row for row, _nested in pending]
+    session.execute(insert(AuditLog), rows)
+    session.info.setdefault(_WRITTEN, []).extend(rows)
+
+
+@event.listens_for(Session, "after_commit")
+def _log_committed(session: Session) -> None:
+    """One log line per committed entry (``audit <action> <subject>``, the detail as fields):
+    a job's id is in the lines of every machine that acted on it (raregen.logs)."""
+    for row in session.info.pop(_WRITTEN, None) or ():
+        log.info(
+            "audit %s %s %s",
+            row["action"],
+            row["subject"],
+            row["detail"] or "",
+            extra={"action": row["action"], "subject": row["subject"], "actor": row["actor"]},
+        )
 
 
 @event.listens_for(Session, "after_soft_rollback")
 def _drop_rolled_back(session: Session, previous_transaction: SessionTransaction) -> None:
+    if previous_transaction.parent is None:
+        session.info.pop(_WRITTEN, None)
     pending = session.info.get(_PENDING)
     if not pending:
         return

@@ -51,6 +51,7 @@ PublishMode = Literal["immediate", "batch", "packed"]
 BroadcasterName = Literal["node", "arc", "woc"]
 FeeRateSource = Literal["config", "policy"]
 WocNetwork = Literal["main", "test", "stn"]
+LogFormat = Literal["text", "json"]
 
 
 class SettingsError(ValueError):
@@ -498,12 +499,70 @@ class Settings(BaseSettings):
         key="SESSION_COOKIE_SECURE",
         default_doc="unset",
     )
+    # -- webhooks (docs/API.md "Webhooks") ---------------------------------------------------
+    webhook_interval_seconds: int = _setting(
+        "WEBHOOK_INTERVAL_SECONDS",
+        2,
+        "How often the periodic delivery run looks for due webhook events (a state change "
+        "also starts one at once).",
+        gt=0,
+    )
+    webhook_timeout_seconds: int = _setting(
+        "WEBHOOK_TIMEOUT_SECONDS", 10, "Timeout of one webhook POST (connect and read).", gt=0
+    )
+    webhook_retry_hours: int = _setting(
+        "WEBHOOK_RETRY_HOURS",
+        24,
+        "How long an undelivered webhook event is retried (exponential backoff) before it "
+        "is given up.",
+        gt=0,
+    )
+    webhook_retry_base_seconds: int = _setting(
+        "WEBHOOK_RETRY_BASE_SECONDS",
+        5,
+        "Delay after the first failed attempt of an event; doubled after each further one.",
+        gt=0,
+    )
+    webhook_retry_max_seconds: int = _setting(
+        "WEBHOOK_RETRY_MAX_SECONDS", 3600, "Longest delay between two attempts.", gt=0
+    )
+    webhook_disable_after_failures: int = _setting(
+        "WEBHOOK_DISABLE_AFTER_FAILURES",
+        50,
+        "Consecutive failed attempts after which an endpoint is disabled and its owner told.",
+        ge=1,
+    )
+    webhook_max_endpoints: int = _setting(
+        "WEBHOOK_MAX_ENDPOINTS", 10, "Webhook endpoints per key or account.", ge=1
+    )
+    webhook_allow_private_urls: bool | None = _setting(
+        "WEBHOOK_ALLOW_PRIVATE_URLS",
+        None,
+        "Allow webhook URLs whose host resolves to a private, loopback, link-local, "
+        "multicast, reserved or unspecified address. Unset: allowed outside production "
+        "only.",
+        default_doc="unset",
+    )
+
     ratelimit_enabled: bool = _setting("RATELIMIT_ENABLED", True, "Rate limits on.")
     ratelimit_headers_enabled: bool = _setting(
         "RATELIMIT_HEADERS_ENABLED",
         False,
         "`X-RateLimit-*` headers on every answer (two more Redis round trips per request; "
         "a 429 carries `Retry-After` either way).",
+    )
+    log_format: LogFormat = _setting(
+        "LOG_FORMAT",
+        "text",
+        "`text`: plain log lines; `json`: one JSON object a line from web, workers and cron, "
+        "with `request_id` and `job_id` (`raregen.logs`, docs/DEPLOY.md).",
+    )
+    sentry_dsn: str | None = _setting(
+        "SENTRY_DSN",
+        None,
+        "Error reporter (sentry-sdk, Flask and RQ integrations); unset: errors are only "
+        "logged.",
+        secret=True,
     )
     db_pool_pre_ping: bool = _setting(
         "DB_POOL_PRE_PING",

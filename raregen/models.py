@@ -3,3 +3,5 @@
 from raregen.publish import models as publish_models  # noqa: F401
 
 from raregen.wallet import models as wallet_models  # noqa: F401
+
+from raregen.webhooks import models as webhook_models  # noqa: F401

@@ -1,8 +1,17 @@
-"""On-chain layout v1 (docs/PROTOCOL.md §3): build, parse and verify RareGen record outputs.
+"""On-chain layouts v1 and v2 (docs/PROTOCOL.md §3): build, parse and verify RareGen record
+outputs.
 
 One output per record, value 0 satoshis, locking script::
 
     OP_FALSE OP_RETURN <"raregen"> <0x01> <signedPayload bytes> <signature DER> <pubkey 33 bytes>
+    OP_FALSE OP_RETURN <"raregen"> <0x02> <signedPayload bytes> <signature BSM> <pubkey 33 bytes>
+
+The version byte names the signature scheme: 1, DER (ECDSA over SHA-256 of the payload);
+2, Bitcoin Signed Message (the 65-byte compact recoverable signature over the BSM digest
+of the payload, :func:`raregen.signing.bsm_digest`). Everything else is the same; v1 is
+unchanged. A v2 record is valid when the key recovered from its signature is the key in
+the output (the header's compression flag is not compared: the output always carries the
+compressed form).
 
 Pure: imports neither Flask nor SQLAlchemy, does no I/O.
 
@@ -43,11 +52,19 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from raregen.errors import RareGenError
-from raregen.signing import Payload, check_payload_fields, parse_signed_payload, verify_signature
+from raregen.signing import (
+    Payload,
+    check_payload_fields,
+    parse_signed_payload,
+    signature_scheme_of,
+    verify_bsm,
+    verify_signature,
+)
 
 __all__ = [
     "PROTOCOL_PREFIX",
     "VERSION",
+    "VERSION_BSM",
     "ExtractedRecord",
     "MalformedRecord",
     "RecordOutput",
@@ -69,6 +86,8 @@ __all__ = [
 
 PROTOCOL_PREFIX: Final = b"raregen"
 VERSION: Final = 1
+VERSION_BSM: Final = 2
+VERSIONS: Final = (VERSION, VERSION_BSM)
 
 OP_0: Final = 0x00
 OP_FALSE: Final = OP_0
@@ -180,12 +199,12 @@ def parse_pushes(script: bytes) -> list[ScriptChunk]:
 
 @dataclass(frozen=True)
 class RecordOutput:
-    """The elements of a layout-v1 record script.
+    """The elements of a record script.
 
     Attributes:
-        version: layout version (1).
+        version: layout version (1: DER signature; 2: Bitcoin Signed Message).
         signed_payload: the payload bytes (UTF-8 of the canonical JSON when well formed).
-        signature_der: the DER signature bytes.
+        signature_der: the signature bytes (v1: DER; v2: 65-byte compact).
         pubkey33: the SEC1 compressed public key.
     """
 
@@ -197,17 +216,21 @@ class RecordOutput:
 
 _HEAD: Final = bytes([OP_FALSE, OP_RETURN]) + push_data(PROTOCOL_PREFIX)
 _VERSION_PUSH: Final = push_data(bytes([VERSION]))
+_VERSION_PUSHES: Final = tuple(push_data(bytes([v])) for v in VERSIONS) + tuple(
+    bytes([OP_1 + v - 1]) for v in VERSIONS
+)
 
 
 def record_script(signed_payload: bytes, signature_der: bytes, pubkey33: bytes) -> bytes:
-    """Build the locking script of a record output (layout v1).
+    """Build the locking script of a record output: layout v1 for a DER signature, v2 for a
+    65-byte compact (Bitcoin Signed Message) one.
 
-    ``OP_FALSE OP_RETURN <"raregen"> <0x01> <payload> <signature> <pubkey>``, each element
-    a :func:`push_data` push; the version is the data push ``01 01``.
+    ``OP_FALSE OP_RETURN <"raregen"> <version> <payload> <signature> <pubkey>``, each
+    element a :func:`push_data` push; the version is the data push ``01 01`` or ``01 02``.
 
     Raises:
-        ValueError: empty payload or signature, or ``pubkey33`` not 33 bytes starting
-            with 02/03.
+        ValueError: empty payload or signature, a signature of neither form, or
+            ``pubkey33`` not 33 bytes starting with 02/03.
     """
     signed_payload, signature_der, pubkey33 = (
         bytes(signed_payload),
@@ -220,9 +243,10 @@ def record_script(signed_payload: bytes, signature_der: bytes, pubkey33: bytes) 
         raise ValueError("signature_der is empty")
     if len(pubkey33) != 33 or pubkey33[0] not in (2, 3):
         raise ValueError("pubkey33 must be a 33-byte SEC1 compressed key")
+    version = VERSION_BSM if signature_scheme_of(signature_der) == "bsm" else VERSION
     return (
         _HEAD
-        + _VERSION_PUSH
+        + push_data(bytes([version]))
         + push_data(signed_payload)
         + push_data(signature_der)
         + push_data(pubkey33)
@@ -256,10 +280,11 @@ def parse_record_script(script: bytes) -> RecordOutput | None:
         chunks = parse_pushes(script[len(_HEAD) :])
     except ScriptError as exc:
         tail = script[len(_HEAD) :]
-        if tail.startswith((_VERSION_PUSH, bytes([OP_1]))):
+        if tail.startswith(_VERSION_PUSHES):
             raise MalformedRecord(f"truncated record script: {exc}") from exc
         return None
-    if not chunks or _version_of(chunks[0]) != VERSION:
+    version = _version_of(chunks[0]) if chunks else None
+    if version not in VERSIONS:
         return None
     elements = chunks[1:]
     if len(elements) != 3:
@@ -277,7 +302,9 @@ def parse_record_script(script: bytes) -> RecordOutput | None:
     payload, signature, pubkey = values
     if len(pubkey) != 33 or pubkey[0] not in (2, 3):
         raise MalformedRecord("pubkey is not 33 bytes SEC1 compressed")
-    return RecordOutput(VERSION, payload, signature, pubkey)
+    if version == VERSION_BSM and (len(signature) != 65 or not 27 <= signature[0] <= 34):
+        raise MalformedRecord("a v2 signature is 65 bytes with a header byte of 27 to 34")
+    return RecordOutput(int(version), payload, signature, pubkey)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -404,6 +431,7 @@ class ExtractedRecord:
         valid: the signature verifies, low-S, over SHA-256 of the payload bytes.
         error: None, or ``"CODE: message"`` for the first problem (see module docstring).
         payload: the contract-v1 members if the payload parses, else None.
+        version: the layout version (1: DER, 2: Bitcoin Signed Message; 0 if malformed).
     """
 
     vout: int
@@ -413,12 +441,21 @@ class ExtractedRecord:
     valid: bool
     error: str | None
     payload: Payload | None = None
+    version: int = VERSION
+
+    @property
+    def scheme(self) -> str | None:
+        """``der`` (layout v1), ``bsm`` (v2), None for a malformed record."""
+        return {VERSION: "der", VERSION_BSM: "bsm"}.get(self.version)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready view: ``{"vout", "signedPayload", "signature" (base64 DER),
-        "pubkey" (hex), "valid", "error"}``."""
+        """JSON-ready view: ``{"vout", "version", "signatureScheme", "signedPayload",
+        "signature" (base64: DER, or the 65-byte compact BSM signature), "pubkey" (hex),
+        "valid", "error"}``."""
         return {
             "vout": self.vout,
+            "version": self.version or None,
+            "signatureScheme": self.scheme,
             "signedPayload": self.signed_payload,
             "signature": base64.b64encode(self.signature_der).decode("ascii"),
             "pubkey": self.pubkey33.hex(),
@@ -431,7 +468,10 @@ def verify_record(vout: int, record: RecordOutput) -> ExtractedRecord:
     """Verify one parsed record output (signature, then contract parse; module docstring)."""
     error: str | None = None
     try:
-        verify_signature(record.pubkey33, record.signature_der, record.signed_payload)
+        if record.version == VERSION_BSM:
+            verify_bsm(record.pubkey33, record.signature_der, record.signed_payload)
+        else:
+            verify_signature(record.pubkey33, record.signature_der, record.signed_payload)
         valid = True
     except RareGenError as exc:
         valid = False
@@ -456,6 +496,7 @@ def verify_record(vout: int, record: RecordOutput) -> ExtractedRecord:
         valid=valid,
         error=error,
         payload=payload,
+        version=record.version,
     )
 
 
@@ -474,7 +515,9 @@ def extract_records(raw_tx: bytes) -> list[ExtractedRecord]:
         try:
             record = parse_record_script(output.script)
         except MalformedRecord as exc:
-            records.append(ExtractedRecord(vout, "", b"", b"", False, f"MALFORMED_RECORD: {exc}"))
+            records.append(
+                ExtractedRecord(vout, "", b"", b"", False, f"MALFORMED_RECORD: {exc}", None, 0)
+            )
             continue
         if record is not None:
             records.append(verify_record(vout, record))

@@ -148,7 +148,11 @@ def enqueue_publish(
         queue = _ENQUEUE_QUEUES.get((id(conn), name))
         if queue is None or queue.connection is not conn:
             queue = _ENQUEUE_QUEUES[(id(conn), name)] = Queue(name, connection=conn)
+        from raregen.logs import current_request_id
+
         kwargs = {
+            # the request that stored the job, for the worker's log lines (raregen.logs)
+            "meta": {"request_id": current_request_id()},
             "job_id": rq_job_id(job_id, not_before),
             "job_timeout": PUBLISH_JOB_TIMEOUT,
             "result_ttl": 60,

@@ -17,7 +17,22 @@ error it finds:
 3. ``signature`` encoding (``decode_signature``): canonical standard base64 of strict DER;
 4. ``signedPayload`` size, JSON parse, canonical form (``parse_signed_payload``);
 5. payload members and time window (``validate_payload``);
-6. the signature itself (``verify_signature``): range of r and s, low-S, ECDSA verify.
+6. the signature itself (``verify_request_signature``): for DER, range of r and s, low-S,
+   ECDSA verify (``verify_signature``); for Bitcoin Signed Message, key recovery
+   (``verify_bsm``).
+
+Signature schemes (the optional body member ``signatureScheme``; absent means ``der``):
+
+- ``der``: ``signature`` is base64 of strict DER, ECDSA over SHA-256 of the UTF-8 bytes of
+  ``signedPayload``, low-S.
+- ``bsm``: ``signature`` is base64 of the 65-byte compact recoverable signature of the
+  Bitcoin Signed Message form (what HandCash, Yours, ElectrumSV and most wallets' "sign
+  message" produce): header byte 27..34, r (32 bytes), s (32 bytes), over
+  ``SHA-256(SHA-256(varint(24) || "Bitcoin Signed Message:\n" || varint(len) ||
+  signedPayload))``. The key recovered (recovery id ``(header - 27) & 3``) must be
+  ``pubkey``; the header's compression flag (31..34 compressed, 27..30 uncompressed) must
+  match the form ``pubkey`` is given in (66 or 130 hex characters). S may be high: the
+  message-signing tools do not all normalise it, and BSM verifiers accept both.
 
 Decisions on error codes (only codes of docs/PROTOCOL.md §2 are used; fields name the member):
 
@@ -90,8 +105,16 @@ __all__ = [
     "parse_pubkey",
     "parse_request_body",
     "parse_signed_payload",
+    "sign_bsm",
     "sign_payload",
+    "bsm_digest",
+    "decode_bsm_signature",
+    "decode_stored_signature",
+    "recover_bsm",
+    "signature_scheme_of",
     "validate_payload",
+    "verify_bsm",
+    "verify_request_signature",
     "verify_publish_request",
     "verify_signature",
 ]
@@ -116,6 +139,15 @@ _MAX_SAFE_INTEGER: Final = 2**53 - 1
 
 REQUEST_MEMBERS: Final = ("signedPayload", "signature", "pubkey")
 """Members of the v1 request body, in the order they are reported missing."""
+
+REQUEST_OPTIONAL: Final = ("signatureScheme",)
+"""Optional members of the v1 request body."""
+
+SCHEMES: Final = ("der", "bsm")
+"""Values of ``signatureScheme``: ``der`` (the default) and ``bsm`` (Bitcoin Signed Message)."""
+
+BSM_MAGIC: Final = b"Bitcoin Signed Message:\n"
+"""The message prefix of Bitcoin Signed Message (before it: its length as a varint, 24)."""
 
 LEGACY_MEMBERS: Final = frozenset({"publickey", "nonce", "record"})
 """Top-level members of the pre-v1 body ``{publickey, signature, nonce, record}``."""
@@ -174,6 +206,8 @@ class PublishRequest:
     pubkey: bytes
     signature_b64: str
     pubkey_hex: str
+    scheme: str = "der"
+    pubkey_compressed: bool = True
 
 
 @dataclass(frozen=True)
@@ -184,8 +218,10 @@ class VerifiedRequest:
         pubkey_hex: the signer's key, compressed, 66 lowercase hex characters.
         payload: the validated payload members.
         signed_payload: the canonical payload text, exactly as signed.
-        signature_der: the signature, strict DER, low-S.
+        signature_der: the signature: strict DER, low-S (scheme ``der``), or the 65-byte
+            compact recoverable signature (scheme ``bsm``).
         signature_b64: the signature as received (canonical standard base64).
+        scheme: ``der`` or ``bsm``.
     """
 
     pubkey_hex: str
@@ -193,6 +229,7 @@ class VerifiedRequest:
     signed_payload: str
     signature_der: bytes
     signature_b64: str
+    scheme: str = "der"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -325,6 +362,148 @@ def is_low_s(der: bytes) -> bool:
 
 def _sha256(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()
+
+
+# ---------------------------------------------------------------------------------------------
+# Bitcoin Signed Message (compact recoverable signatures)
+
+_BSM_LEN: Final = 65
+_BSM_B64_LEN: Final = 88
+
+
+def _varint(n: int) -> bytes:
+    """Bitcoin's CompactSize encoding of ``n``."""
+    if n < 0xFD:
+        return bytes([n])
+    if n <= 0xFFFF:
+        return b"\xfd" + n.to_bytes(2, "little")
+    if n <= 0xFFFFFFFF:
+        return b"\xfe" + n.to_bytes(4, "little")
+    return b"\xff" + n.to_bytes(8, "little")
+
+
+def bsm_digest(message: bytes) -> bytes:
+    """The 32-byte digest a Bitcoin Signed Message signature signs:
+    ``SHA-256(SHA-256(varint(24) || "Bitcoin Signed Message:\\n" || varint(len(message)) ||
+    message))`` (Bitcoin Core ``MessageHash``; lengths as CompactSize)."""
+    data = _varint(len(BSM_MAGIC)) + BSM_MAGIC + _varint(len(message)) + bytes(message)
+    return _sha256(_sha256(data))
+
+
+def decode_bsm_signature(b64: str) -> bytes:
+    """Decode a ``bsm`` ``signature``: canonical standard base64 of 65 bytes, the first (the
+    header) 27..34.
+
+    Raises:
+        RequestError: ``BAD_SIGNATURE_ENCODING``, field ``signature``.
+    """
+    if not isinstance(b64, str) or not b64:
+        raise _bad_signature("missing or not a string")
+    if len(b64) != _BSM_B64_LEN:
+        raise _bad_signature(
+            "a Bitcoin Signed Message signature is 88 base64 characters (65 bytes)"
+        )
+    try:
+        raw = base64.b64decode(b64, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise _bad_signature("not valid standard base64") from exc
+    if base64.b64encode(raw).decode("ascii") != b64:
+        raise _bad_signature("base64 is not canonical (padding bits must be zero)")
+    if len(raw) != _BSM_LEN or not 27 <= raw[0] <= 34:
+        raise _bad_signature(
+            "a Bitcoin Signed Message signature is 65 bytes with a header byte of 27 to 34"
+        )
+    return raw
+
+
+def signature_scheme_of(signature: bytes) -> str:
+    """The scheme of checked signature bytes: ``der`` (strict DER starts with 0x30) or
+    ``bsm`` (65 bytes, header 27..34). Used for stored signatures, checked at intake.
+
+    Raises:
+        ValueError: neither form.
+    """
+    if len(signature) == _BSM_LEN and 27 <= signature[0] <= 34:
+        return "bsm"
+    if signature[:1] == b"\x30":
+        return "der"
+    raise ValueError("neither a DER nor a compact signature")
+
+
+def decode_stored_signature(b64: str) -> tuple[str, bytes]:
+    """A stored ``signature`` (base64, checked at intake) as ``(scheme, bytes)``.
+
+    Raises:
+        RequestError: ``BAD_SIGNATURE_ENCODING``: neither a DER nor a BSM signature.
+    """
+    try:
+        raw = base64.b64decode(b64, validate=True)
+    except (binascii.Error, ValueError, TypeError) as exc:
+        raise _bad_signature("not valid standard base64") from exc
+    if len(raw) == _BSM_LEN and raw[:1] != b"\x30":
+        return "bsm", decode_bsm_signature(b64)
+    return "der", decode_signature(b64)
+
+
+def recover_bsm(signature: bytes, message: bytes) -> tuple[bytes, bool]:
+    """Recover the signer of a compact BSM signature over ``message``.
+
+    Returns:
+        ``(pubkey33, compressed_flag)``: the key, SEC1 compressed, and whether the header
+        says compressed (31..34).
+
+    Raises:
+        SignatureRejected: ``SIGNATURE_INVALID`` (r or s out of range, no key recovers).
+    """
+    header = signature[0]
+    recid = (header - 27) & 3
+    compressed = header >= 31
+    r = int.from_bytes(signature[1:33], "big")
+    s = int.from_bytes(signature[33:65], "big")
+    invalid = SignatureRejected(
+        "signature does not verify for this pubkey and signedPayload (Bitcoin Signed "
+        "Message: compact recoverable signature over the double SHA-256 of the prefixed "
+        "message)",
+        code="SIGNATURE_INVALID",
+        field="signature",
+    )
+    if not (0 < r < SECP256K1_N and 0 < s < SECP256K1_N):
+        raise invalid
+    try:
+        key = coincurve.PublicKey.from_signature_and_message(
+            signature[1:65] + bytes([recid]), bsm_digest(message), hasher=None
+        )
+    except Exception as exc:  # libsecp256k1: no point for this r and recovery id
+        raise invalid from exc
+    return key.format(compressed=True), compressed
+
+
+def verify_bsm(
+    pubkey33: bytes, signature: bytes, message: bytes, *, compressed: bool | None = None
+) -> None:
+    """Verify a Bitcoin Signed Message signature: the key recovered from ``signature`` over
+    ``message`` must be ``pubkey33``; with ``compressed`` given, the header's compression
+    flag must equal it (the form the key was given in).
+
+    Raises:
+        SignatureRejected: ``SIGNATURE_INVALID``, field ``signature``.
+    """
+    recovered, flag = recover_bsm(bytes(signature), bytes(message))
+    if recovered != bytes(pubkey33):
+        raise SignatureRejected(
+            "signature does not verify for this pubkey and signedPayload (Bitcoin Signed "
+            "Message: the key recovered from the signature is another key)",
+            code="SIGNATURE_INVALID",
+            field="signature",
+        )
+    if compressed is not None and flag != compressed:
+        form = "compressed" if flag else "uncompressed"
+        raise SignatureRejected(
+            f"the signature's header byte says a {form} key signed; send pubkey in that "
+            "form (66 hex characters compressed, 130 uncompressed)",
+            code="SIGNATURE_INVALID",
+            field="signature",
+        )
 
 
 def verify_signature(pubkey33: bytes, der: bytes, message: bytes) -> None:
@@ -687,26 +866,55 @@ def parse_request_body(body: object) -> PublishRequest:
             raise RequestError(
                 f"the request body lacks the member {name!r}", code="MISSING_FIELD", field=name
             )
-    extra = sorted(str(k) for k in body if k not in REQUEST_MEMBERS)
+    extra = sorted(
+        str(k) for k in body if k not in REQUEST_MEMBERS and k not in REQUEST_OPTIONAL
+    )
     if extra:
         raise RequestError(
             f"the request body has unknown member {_short(extra[0])}; allowed: "
-            "signedPayload, signature, pubkey",
+            "signedPayload, signature, pubkey, signatureScheme",
             code="UNKNOWN_FIELD",
             field=extra[0],
         )
     for name in REQUEST_MEMBERS:
         if not isinstance(body[name], str):
             raise _malformed(f"{name} must be a string", field=name)
+    scheme = body.get("signatureScheme", "der")
+    if scheme not in SCHEMES:
+        raise RequestError(
+            "signatureScheme must be \"der\" (the default) or \"bsm\" (Bitcoin Signed "
+            "Message)",
+            code="BAD_SIGNATURE_SCHEME",
+            field="signatureScheme",
+        )
     pubkey = parse_pubkey(body["pubkey"])
-    signature = decode_signature(body["signature"])
+    if scheme == "bsm":
+        signature = decode_bsm_signature(body["signature"])
+    else:
+        signature = decode_signature(body["signature"])
     return PublishRequest(
         signed_payload=body["signedPayload"],
         signature=signature,
         pubkey=pubkey,
         signature_b64=body["signature"],
         pubkey_hex=pubkey.hex(),
+        scheme=scheme,
+        pubkey_compressed=len(body["pubkey"]) == 66,
     )
+
+
+def verify_request_signature(request: PublishRequest) -> None:
+    """Verify a parsed body's signature over its ``signedPayload`` by its scheme
+    (:func:`verify_signature` for ``der``, :func:`verify_bsm` for ``bsm``).
+
+    Raises:
+        SignatureRejected: ``SIGNATURE_INVALID`` or ``HIGH_S_SIGNATURE`` (DER only).
+    """
+    message = request.signed_payload.encode("utf-8")
+    if request.scheme == "bsm":
+        verify_bsm(request.pubkey, request.signature, message, compressed=request.pubkey_compressed)
+    else:
+        verify_signature(request.pubkey, request.signature, message)
 
 
 def verify_publish_request(
@@ -737,13 +945,14 @@ def verify_publish_request(
     request = parse_request_body(body)
     obj = parse_signed_payload(request.signed_payload, max_payload_bytes)
     payload = validate_payload(obj, now=now, max_skew=max_skew, max_ttl=max_ttl)
-    verify_signature(request.pubkey, request.signature, request.signed_payload.encode("utf-8"))
+    verify_request_signature(request)
     return VerifiedRequest(
         pubkey_hex=request.pubkey_hex,
         payload=payload,
         signed_payload=request.signed_payload,
         signature_der=request.signature,
         signature_b64=request.signature_b64,
+        scheme=request.scheme,
     )
 
 
@@ -833,6 +1042,21 @@ def sign_payload(private_key: bytes | coincurve.PrivateKey, signed_payload: str)
     if not is_low_s(der):
         raise RuntimeError("coincurve produced a high-S signature")
     return base64.b64encode(der).decode("ascii")
+
+
+def sign_bsm(
+    private_key: bytes | coincurve.PrivateKey, message: str, *, compressed: bool = True
+) -> str:
+    """Sign ``message`` (its UTF-8 bytes) as a Bitcoin Signed Message; return the base64 of
+    the 65-byte compact signature (header 31..34 for a compressed key, 27..30 otherwise).
+
+    Raises:
+        ValueError: the private key is invalid.
+    """
+    key = _private_key(private_key)
+    rec = key.sign_recoverable(bsm_digest(message.encode("utf-8")), hasher=None)
+    header = 27 + rec[64] + (4 if compressed else 0)
+    return base64.b64encode(bytes([header]) + rec[:64]).decode("ascii")
 
 
 def make_request(

@@ -331,6 +331,12 @@ class RegtestNode:
             under-fee transaction is refused (``66: mempool min fee not met``) instead of
             sitting unmined in the mempool.
         extra_args: more ``-option=value`` arguments for ``bitcoind``.
+        rpc_host: the address RPC binds to (``-rpcbind``) and :attr:`url` names; default
+            127.0.0.1.
+        rpc_allow: further client addresses or networks RPC accepts (``-rpcallowip``, e.g.
+            ``10.231.0.0/24``), besides ``rpc_host`` itself.
+        launcher: a command prefix the node is started under (e.g. ``ip netns exec data``,
+            which execs the node in a network namespace: the pid stays the node's).
 
     Use as a context manager (``with RegtestNode(dir) as node:``) or call
     :meth:`start`/:meth:`stop`. Attributes after start: :attr:`rpc`, :attr:`url`,
@@ -353,6 +359,9 @@ class RegtestNode:
         limit_cpfp_group_members_count: int = DEFAULT_LIMIT_CPFP_GROUP_MEMBERS_COUNT,
         reject_below_mining_fee: bool = True,
         extra_args: Sequence[str] = (),
+        rpc_host: str = "127.0.0.1",
+        rpc_allow: Sequence[str] = (),
+        launcher: Sequence[str] = (),
     ):
         if min_mining_fee_sat_per_kb < 0:
             raise ValueError("min_mining_fee_sat_per_kb must be >= 0")
@@ -366,6 +375,9 @@ class RegtestNode:
         self.limit_cpfp_group_members_count = int(limit_cpfp_group_members_count)
         self.reject_below_mining_fee = reject_below_mining_fee
         self.extra_args = list(extra_args)
+        self.rpc_host = rpc_host
+        self.rpc_allow = list(rpc_allow)
+        self.launcher = list(launcher)
         self._binary = Path(binary) if binary is not None else None
         self._cache_dir = cache_dir
         self._proc: subprocess.Popen[bytes] | None = None
@@ -418,13 +430,15 @@ class RegtestNode:
         fee = _sat_per_kb_to_btc(self.min_mining_fee_sat_per_kb)
         binary = self._binary or ensure_node_binary(self._cache_dir)
         args = [
+            *self.launcher,
             str(binary),
             "-regtest",
             f"-datadir={self.datadir}",
             f"-conf={self.conf_path}",
             "-server=1",
-            "-rpcbind=127.0.0.1",
-            "-rpcallowip=127.0.0.1",
+            f"-rpcbind={self.rpc_host}",
+            f"-rpcallowip={self.rpc_host}",
+            *(f"-rpcallowip={allowed}" for allowed in self.rpc_allow),
             f"-rpcport={self.rpc_port}",
             f"-port={self.p2p_port}",
             "-listen=0",
@@ -452,10 +466,10 @@ class RegtestNode:
 
     @property
     def url(self) -> str:
-        """``http://127.0.0.1:<rpc_port>`` (no credentials in it)."""
+        """``http://<rpc_host>:<rpc_port>`` (no credentials in it)."""
         if self.rpc_port is None:
             raise RuntimeError("node not started")
-        return f"http://127.0.0.1:{self.rpc_port}"
+        return f"http://{self.rpc_host}:{self.rpc_port}"
 
     @property
     def user(self) -> str:

@@ -325,7 +325,10 @@ def verify(obj: dict[str, str], txid: str | None, raw: str | None, proof_file: s
         sys.exit(1)
     for rec in result.records:
         mark = "VALID" if rec.valid else "INVALID"
-        click.echo(f"{txid}:{rec.vout}  {mark}  pubkey={rec.pubkey33.hex()}")
+        click.echo(
+            f"{txid}:{rec.vout}  {mark}  pubkey={rec.pubkey33.hex()}  "
+            f"layout=v{rec.version} ({rec.scheme or 'malformed'})"
+        )
         click.echo(f"  payload: {rec.signed_payload}")
         if rec.error:
             click.echo(f"  note: {rec.error}")

@@ -12,8 +12,12 @@ live app against it with schemathesis.
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
+
+from raregen.proofs.receipt import ALGORITHM as RECEIPT_ALGORITHM
 
 #: Every error code an HTTP client can receive: code -> (status, when). docs/API.md's table.
 ERROR_CODES: dict[str, tuple[int, str]] = {
@@ -41,6 +45,9 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "FORBIDDEN": (403, "/metrics asked from outside loopback while no token is configured."),
     "NOT_FOUND": (404, "No such job, record, backup or page."),
     "NONCE_REUSED": (409, "This key used this nonce before with other content."),
+    "JOB_FAILED": (409, "Proof file: the job failed, its record was never published."),
+    "PROOF_NOT_READY": (409, "Proof file: the job is queued or processing, not in a "
+                       "transaction yet; ask again once it is sent."),
     "KEY_TAKEN": (409, "The key is registered to another account or is an operator key."),
     "PAYLOAD_TOO_LARGE": (413, "The body or signedPayload is over its limit."),
     "UNSUPPORTED_MEDIA_TYPE": (415, "Not application/json, or a charset other than UTF-8."),
@@ -99,6 +106,99 @@ def _obj(props: Mapping[str, Any], required: Iterable[str] | None = None,
     }
     schema.update(more)
     return schema
+
+
+#: The proof file's JSON Schema (docs/PROOFS.md), the one source of its shape.
+PROOF_SCHEMA_PATH = Path(__file__).resolve().parents[2] / "docs" / "raregen-proof-v1.schema.json"
+
+_EXAMPLE_HEADER = "00000020" + "5a" * 32 + "3c" * 32 + "80e3a065" + "ffff7f20" + "02000000"
+_EXAMPLE_RECEIPT = {
+    "receipt": {
+        "jobId": _EXAMPLE_JOB_ID,
+        "bodySha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+        "acceptedAt": "2026-01-01T00:00:00Z",
+        "deadline": "2026-01-01T06:00:00Z",
+    },
+    "pubkey": "03" + "4f355bdcb7cc0af728ef3cceb9615d90684bb5b2ca5f859ab0f0b704075871aa",
+    "signature": "3044" + "0220" + "1d" * 32 + "0220" + "2e" * 32,
+}
+_EXAMPLE_PENDING = {
+    "format": "raregen-proof",
+    "version": 1,
+    "record": {"signedPayload": _EXAMPLE_PAYLOAD, "signature": _EXAMPLE_SIGNATURE,
+               "pubkey": _EXAMPLE_PUBKEY},
+    "txid": _EXAMPLE_TXID,
+    "vout": 0,
+    "rawTx": "0100000001" + "c4" * 32 + "00000000" + "6a" + "ffffffff" + "00000000",
+    "status": "pending",
+    "jobId": _EXAMPLE_JOB_ID,
+    "acceptance": _EXAMPLE_RECEIPT,
+}
+_EXAMPLE_COMPLETE = {
+    **_EXAMPLE_PENDING,
+    "status": "complete",
+    "merklePath": "fe" + "39650c00" + "01" + "02" + "00" + "02" + "6f1e0c4b" * 8 + "01" + "3a" * 32,
+    "blockHeader": _EXAMPLE_HEADER,
+    "blockHeight": 812345,
+    "blockHash": "0" * 8 + "3a" * 28,
+    "headers": [_EXAMPLE_HEADER] * 2,
+}
+
+
+def _to_components(node: Any, names: Mapping[str, str]) -> Any:
+    """``node`` with every ``#/$defs/<name>`` reference pointed at its component."""
+    if isinstance(node, dict):
+        return {
+            key: (f"#/components/schemas/{names[value[len('#/$defs/'):]]}"
+                  if key == "$ref" and isinstance(value, str) and value.startswith("#/$defs/")
+                  else _to_components(value, names))
+            for key, value in node.items()
+        }
+    if isinstance(node, list):
+        return [_to_components(item, names) for item in node]
+    return node
+
+
+def proof_schemas(path: Path = PROOF_SCHEMA_PATH) -> dict[str, Any]:
+    """The proof file's components, made from its JSON Schema file (docs/PROOFS.md).
+
+    The file is a JSON Schema 2020-12 resource of its own (``$id``), whose ``#/$defs/...``
+    references are relative to it; inside the OpenAPI document they would resolve against
+    the document. So ``$schema`` and ``$id`` are dropped, each ``$defs`` entry becomes the
+    component ``Proof<Name>`` (``ProofHash``, ``ProofHeader``, ``ProofTime``) and the
+    references are rewritten; the ``acceptance`` member becomes the component ``Receipt``
+    (also the ``receipt`` member of ``POST /v1/publish``'s answer).
+
+    Returns:
+        ``{"ProofFile", "Receipt", "Proof<Name>"...}`` as schemas. Without the file (an
+        install without docs/) ``ProofFile`` and ``Receipt`` are plain objects that say so.
+
+    Raises:
+        ValueError: the file is not JSON.
+    """
+    try:
+        schema = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        missing = "Shape in docs/raregen-proof-v1.schema.json (not installed here)."
+        return {"ProofFile": {"type": "object", "description": missing},
+                "Receipt": {"type": "object", "description": missing}}
+    defs = schema.pop("$defs", {})
+    names = {name: "Proof" + name[:1].upper() + name[1:] for name in defs}
+    for key in ("$schema", "$id"):
+        schema.pop(key, None)
+    schema = _to_components(schema, names)
+    receipt = schema["properties"]["acceptance"]
+    receipt.update(
+        description="A signed acceptance receipt (docs/PROOFS.md): ECDSA secp256k1 (low-S, "
+        "DER hex) of `pubkey` over SHA-256 of the RFC 8785 bytes of `receipt`. `pubkey` is "
+        "the one GET /.well-known/raregen/receipt-key serves.",
+        examples=[_EXAMPLE_RECEIPT],
+    )
+    schema["properties"]["acceptance"] = _ref("Receipt")
+    schema["examples"] = [_EXAMPLE_COMPLETE]
+    out = {"ProofFile": schema, "Receipt": receipt}
+    out.update({names[name]: _to_components(value, names) for name, value in defs.items()})
+    return out
 
 
 def _schemas(max_payload: int) -> dict[str, Any]:
@@ -169,6 +269,30 @@ def _schemas(max_payload: int) -> dict[str, Any]:
             examples=[{"jobId": _EXAMPLE_JOB_ID, "status": "queued",
                        "statusUrl": f"/v1/jobs/{_EXAMPLE_JOB_ID}"}],
         ),
+        "Published": _obj(
+            {
+                "jobId": {"type": "string"},
+                "status": {"type": "string", "enum": JOB_STATES},
+                "statusUrl": {"type": "string", "description": "Path of GET /v1/jobs/{jobId}."},
+                "receipt": {**_ref("Receipt"),
+                            "description": "The signed acceptance receipt: always on a 202; on "
+                            "a 200 when the job was accepted with one."},
+            },
+            required=["jobId", "status", "statusUrl"],
+            examples=[{"jobId": _EXAMPLE_JOB_ID, "status": "queued",
+                       "statusUrl": f"/v1/jobs/{_EXAMPLE_JOB_ID}", "receipt": _EXAMPLE_RECEIPT}],
+        ),
+        "ReceiptKey": _obj(
+            {
+                "pubkey": {"type": "string", "pattern": "^0[23][0-9a-f]{64}$",
+                           "description": "SEC1 compressed public key, lowercase hex."},
+                "algorithm": {"type": "string", "const": RECEIPT_ALGORITHM},
+            },
+            description="The key that signs acceptance receipts (docs/PROOFS.md); never the "
+            "server's funds key.",
+            examples=[{"pubkey": _EXAMPLE_RECEIPT["pubkey"], "algorithm": RECEIPT_ALGORITHM}],
+        ),
+        **proof_schemas(),
         "Job": _obj(job_props, examples=[{
             "jobId": _EXAMPLE_JOB_ID, "status": "confirmed", "txid": _EXAMPLE_TXID, "vout": 0,
             "blockHash": "0" * 8 + "3a" * 28, "blockHeight": 812345, "errorCode": None,
@@ -344,7 +468,41 @@ def _publish_links() -> dict[str, Any]:
             "operationId": "getJob",
             "parameters": {"jobId": "$response.body#/jobId"},
             "description": "The job this publish made.",
-        }
+        },
+        "GetJobProof": {
+            "operationId": "getJobProof",
+            "parameters": {"jobId": "$response.body#/jobId"},
+            "description": "The proof file of the job this publish made.",
+        },
+    }
+
+
+def _proof_response() -> dict[str, Any]:
+    return {
+        "description": "The proof file, as a download: `pending` until the transaction is "
+        "in a block, then `complete` (docs/PROOFS.md). Not cached: it changes once.",
+        "headers": {
+            "Content-Disposition": {
+                "description": "`attachment; filename=\"raregen-proof-<txid>-<vout>.json\"` "
+                "(RFC 6266).",
+                "schema": {"type": "string",
+                           "pattern": '^attachment; filename="raregen-proof-[0-9a-fA-F]{64}'
+                           '-[0-9]+\\.json"$'},
+                "example": f'attachment; filename="raregen-proof-{_EXAMPLE_TXID}-0.json"',
+            },
+            "Cache-Control": {"schema": {"type": "string", "const": "no-store"}},
+        },
+        "content": {
+            "application/json": {
+                "schema": _ref("ProofFile"),
+                "examples": {
+                    "pending": {"summary": "Sent, not in a block yet (values illustrative)",
+                                "value": _EXAMPLE_PENDING},
+                    "complete": {"summary": "In a block, with the headers after it (values "
+                                 "illustrative)", "value": _EXAMPLE_COMPLETE},
+                },
+            }
+        },
     }
 
 
@@ -353,7 +511,11 @@ def _paths() -> dict[str, Any]:
     wallet_call = [{"sessionCookie": [], "csrfToken": []}]
     publish_body = {"required": True,
                     "content": {"application/json": {"schema": _ref("PublishRequest")}}}
-    published = copy.deepcopy(_PUBLISHED)
+    published = {
+        "202": _json({"allOf": [_ref("Published"), {"required": ["receipt"]}]},
+                     _PUBLISHED["202"]["description"]),
+        "200": _json(_ref("Published"), _PUBLISHED["200"]["description"]),
+    }
     for status in ("200", "202"):
         published[status]["links"] = _publish_links()
     wallet_published = {
@@ -400,6 +562,54 @@ def _paths() -> dict[str, Any]:
                 "responses": {"200": _json(_ref("Records"), "The transaction's records."),
                               **_error_responses(["MALFORMED_JSON", "NOT_FOUND",
                                                   "UNAVAILABLE"])},
+            }
+        },
+        "/v1/jobs/{jobId}/proof": {
+            "get": {
+                "operationId": "getJobProof",
+                "tags": ["proofs"],
+                "summary": "The proof file of a publish job",
+                "description": "The `raregen-proof` v1 file of the job's record (docs/PROOFS.md): "
+                "the request as published, the transaction, the acceptance receipt and, once "
+                "confirmed, the merkle path and block headers. A job not yet in a transaction "
+                "answers 409 `PROOF_NOT_READY`; a failed job 409 `JOB_FAILED`.",
+                "parameters": [{"name": "jobId", "in": "path", "required": True,
+                                "schema": {"type": "string"},
+                                "example": _EXAMPLE_JOB_ID}],
+                "responses": {"200": _proof_response(),
+                              **_error_responses(["NOT_FOUND", "JOB_FAILED", "PROOF_NOT_READY",
+                                                  "UNAVAILABLE"])},
+            }
+        },
+        "/v1/records/{txid}/{vout}/proof": {
+            "get": {
+                "operationId": "getRecordProof",
+                "tags": ["proofs"],
+                "summary": "The proof file of a record output",
+                "description": "As GET /v1/jobs/{jobId}/proof, for the record this server "
+                "published at output `vout` of transaction `txid` (the newest job there). A "
+                "txid that is not 64 hex characters answers 400 `MALFORMED_JSON`; an output "
+                "without a record of ours 404 `NOT_FOUND`.",
+                "parameters": [
+                    {"name": "txid", "in": "path", "required": True,
+                     "schema": {"type": "string", "pattern": HEX64}, "example": _EXAMPLE_TXID},
+                    {"name": "vout", "in": "path", "required": True,
+                     "schema": {"type": "integer", "minimum": 0, "maximum": 2**32 - 1,
+                                "description": "Output index (a uint32 in the transaction)."},
+                     "example": 0},
+                ],
+                "responses": {"200": _proof_response(),
+                              **_error_responses(["MALFORMED_JSON", "NOT_FOUND", "JOB_FAILED",
+                                                  "PROOF_NOT_READY", "UNAVAILABLE"])},
+            }
+        },
+        "/.well-known/raregen/receipt-key": {
+            "get": {
+                "operationId": "getReceiptKey",
+                "tags": ["proofs"],
+                "summary": "The public key that signs acceptance receipts",
+                "description": "Compare it with a receipt's `pubkey` (docs/PROOFS.md).",
+                "responses": {"200": _json(_ref("ReceiptKey"), "The receipt key.")},
             }
         },
         "/v1/ping": {
@@ -636,6 +846,8 @@ def build_spec(max_payload_bytes: int = 65536, server_url: str | None = None) ->
              "call that is not a GET."},
             {"name": "internal", "description": "Wallet process to publisher, with the service "
              "token (ROLE=publisher)."},
+            {"name": "proofs", "description": "Proof files and the acceptance-receipt key "
+             "(docs/PROOFS.md)."},
             {"name": "service", "description": "Health, metrics and this document."},
         ],
         "paths": _paths(),

@@ -2,7 +2,7 @@
 
 Everything comes from data the service already keeps: the ``publish_jobs`` timestamps
 (``created_at``: accepted, ``sent_at``, ``confirmed_at``; failures by ``updated_at`` and
-``error_code``) and ``pool_samples`` (migration 0009), written once a minute by the cron
+``error_code``) and ``pool_samples`` (migration 0010), written once a minute by the cron
 process's ``pool-sample`` job (:func:`sample_pool`).
 
 Windows (:data:`WINDOWS`): ``hour`` in 1-minute buckets, ``day`` in 15-minute buckets.

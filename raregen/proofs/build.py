@@ -27,6 +27,8 @@ __all__ = ["ProofUnavailable", "file_name", "proof_for_job", "proof_for_record"]
 FORMAT = "raregen-proof"
 VERSION = 1
 _TXID = re.compile(r"^[0-9a-fA-F]{64}$")
+#: the largest ``publish_jobs.vout`` (a 32-bit INTEGER column): no record of ours is past it
+_MAX_VOUT = 2**31 - 1
 
 
 class ProofUnavailable(RareGenError):
@@ -51,9 +53,11 @@ def proof_for_job(job_id: str) -> dict[str, Any]:
     """The proof file of job ``job_id``.
 
     Raises:
-        NotFound: no such job.
+        NotFound: no such job (also an id with a NUL character).
         ProofUnavailable: JOB_FAILED, PROOF_NOT_READY.
     """
+    if "\x00" in job_id:  # no id has one, and PostgreSQL text cannot hold it
+        raise NotFound("No publish job with this id.", field="jobId")
     with transaction():
         job = db.session.scalar(select(PublishJob).where(PublishJob.job_id == job_id[:36]))
         if job is None:
@@ -67,11 +71,15 @@ def proof_for_record(txid: str, vout: int) -> dict[str, Any]:
 
     Raises:
         RequestError: MALFORMED_JSON (field txid) for a txid that is not 64 hex characters.
-        NotFound: no record of ours at that output.
-        ProofUnavailable: JOB_FAILED (a job of that transaction failed before it confirmed).
+        NotFound: no record of ours at that output (also a vout past 2^31 - 1, the largest
+            one stored).
+        ProofUnavailable: JOB_FAILED (a job of that transaction failed before it confirmed),
+            PROOF_NOT_READY (its job is not sent yet).
     """
     if not _TXID.match(txid):
         raise RequestError("A txid is 64 hexadecimal characters.", code="MALFORMED_JSON", field="txid")
+    if not 0 <= vout <= _MAX_VOUT:  # out of the column's range: the database would refuse it
+        raise NotFound("No record published by this server at this output.", field="vout")
     with transaction():
         job = db.session.scalar(
             select(PublishJob)

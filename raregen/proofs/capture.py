@@ -141,16 +141,20 @@ def revert_txids(txids: Iterable[str], from_height: int | None = None) -> int:
     txids = sorted(set(txids))
     if not txids:
         return 0
-    result = db.session.execute(
+    from raregen.webhooks import outbox
+
+    rows = db.session.execute(
         update(PublishJob)
         .where(PublishJob.txid.in_(txids), PublishJob.status == CONFIRMED)
         .values(status=SENT, block_hash=None, block_height=None, confirmed_at=None)
+        .returning(*outbox.JOB_FIELDS)
         .execution_options(synchronize_session=False)
-    )
+    ).all()
+    outbox.emit(outbox.REORGED, rows)  # webhook events "job.reorged", same transaction
     db.session.execute(delete(TxProof).where(TxProof.txid.in_(txids)))
     if from_height is not None:
         db.session.execute(delete(BlockHeader).where(BlockHeader.height >= from_height))
-    return int(result.rowcount or 0)
+    return len(rows)
 
 
 def recheck(chain: Any, *, blocks: int, capture_missing: bool = True, limit: int = 200) -> dict[str, int]:

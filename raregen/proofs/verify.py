@@ -266,9 +266,13 @@ def verify_document(
         current = "SIGNATURE_INVALID"
         try:
             pubkey33 = signing.parse_pubkey(record["pubkey"])
-            der = signing.decode_signature(record["signature"])
+            # DER, or a Bitcoin Signed Message signature (layout v2): told by its form
+            scheme, der = signing.decode_stored_signature(record["signature"])
             payload_bytes = record["signedPayload"].encode("utf-8")
-            signing.verify_signature(pubkey33, der, payload_bytes)
+            if scheme == "bsm":
+                signing.verify_bsm(pubkey33, der, payload_bytes)
+            else:
+                signing.verify_signature(pubkey33, der, payload_bytes)
             payload = signing.check_payload_fields(
                 signing.parse_signed_payload(record["signedPayload"], max_bytes=len(payload_bytes)),
                 max_ttl=None,

@@ -19,6 +19,7 @@ from raregen.db import db, transaction
 from raregen.errors import KeyRefused, KeyTaken, RareGenError, RequestError
 from raregen.publish import intake
 from raregen.publish.models import RegisteredKey
+from raregen.webhooks.service import owner_has_endpoints
 
 # the keypairs a wallet derives from its seed (docs/PROTOCOL.md §7); only identity keys publish
 PURPOSES = ("identity", "financial", "tokens")
@@ -59,6 +60,8 @@ def register_account_keys(
                         purpose=purpose,
                         credits=None,
                         label=f"{purpose} key of {account_ref}",
+                        # the account's webhooks cover its new keys too
+                        webhooks=owner_has_endpoints(None, account_ref),
                     )
                 )
                 db.session.flush()

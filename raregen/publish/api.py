@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 from functools import lru_cache
@@ -16,6 +17,7 @@ from raregen.publish import intake, records
 from raregen.publish.jobs import get_job_view
 
 bp = Blueprint("publish_api", __name__, url_prefix="/v1")
+log = logging.getLogger(__name__)
 
 #: The rate-limit scope (bucket name) of ``POST /v1/publish``: the endpoint, as Flask-Limiter
 #: names a decorated view's own limit.
@@ -74,6 +76,11 @@ def publish():  # type: ignore[no-untyped-def]
         raise PayloadTooLarge("The request body is larger than allowed.")
     body = intake.parse_body(raw, request.content_type)
     accepted = intake.accept(body, raw=raw)
+    log.info(
+        "publish accepted %s",
+        accepted.job_id,
+        extra={"job_id": accepted.job_id, "new_job": accepted.created},
+    )
     status_url = url_for("publish_api.job_status", job_id=accepted.job_id)
     payload = {"jobId": accepted.job_id, "status": accepted.status, "statusUrl": status_url}
     if accepted.receipt:  # the signed acceptance receipt (docs/PROOFS.md)

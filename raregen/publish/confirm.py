@@ -25,6 +25,7 @@ from raregen.db import db, transaction, utcnow
 from raregen.publish import pool, services
 from raregen.publish.broadcasters.base import TxStatus
 from raregen.publish.models import CONFIRMED, SENT, PublishJob
+from raregen.webhooks import outbox
 
 log = logging.getLogger(__name__)
 
@@ -37,20 +38,20 @@ def mark_confirmed(txid: str, status: TxStatus) -> int:
     Returns:
         The number of jobs marked.
     """
-    jobs = sorted(
-        db.session.scalars(
-            update(PublishJob)
-            .where(PublishJob.txid == txid, PublishJob.status == SENT)
-            .values(
-                status=CONFIRMED,
-                block_hash=status.block_hash,
-                block_height=status.block_height,
-                confirmed_at=utcnow(),
-            )
-            .returning(PublishJob.job_id)
-            .execution_options(synchronize_session=False)
+    rows = db.session.execute(
+        update(PublishJob)
+        .where(PublishJob.txid == txid, PublishJob.status == SENT)
+        .values(
+            status=CONFIRMED,
+            block_hash=status.block_hash,
+            block_height=status.block_height,
+            confirmed_at=utcnow(),
         )
-    )
+        .returning(*outbox.JOB_FIELDS)
+        .execution_options(synchronize_session=False)
+    ).all()
+    outbox.emit(outbox.CONFIRMED, rows)  # webhook events, same transaction
+    jobs = sorted(row.job_id for row in rows)
     pool.mark_confirmed_outputs(txid)
     if jobs:
         # one entry per transaction, listing its jobs (a packed one carries many)

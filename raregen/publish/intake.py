@@ -102,6 +102,7 @@ _KEY_AND_STORED = (
         RegisteredKey.status.label("key_status"),
         RegisteredKey.credits,
         RegisteredKey.account_ref,
+        RegisteredKey.webhooks,
         PublishJob.job_id,
         PublishJob.status,
         PublishJob.signed_payload,
@@ -130,6 +131,7 @@ _JOB_COLUMNS = (
     "created_at",
     "updated_at",
     "receipt",
+    "notify",
 )
 _INSERT_JOB = insert(_JOBS).values({c: bindparam(f"p_{c}") for c in _JOB_COLUMNS})
 _INSERT_AUDIT = insert(_AUDIT).values(
@@ -154,7 +156,7 @@ _INSERT_JOB_AND_AUDIT = insert(_AUDIT).from_select(
 class _Key:
     """The columns of a registered key that accepting a request reads (no ORM instance)."""
 
-    __slots__ = ("account_ref", "credits", "id", "pubkey", "status")
+    __slots__ = ("account_ref", "credits", "id", "pubkey", "status", "webhooks")
 
     def __init__(self, pubkey: str, row: Any):
         self.pubkey = pubkey
@@ -162,6 +164,7 @@ class _Key:
         self.status: str = row.key_status
         self.credits: int | None = row.credits
         self.account_ref: str | None = row.account_ref
+        self.webhooks: bool = bool(row.webhooks)
 
 
 def _key_and_stored(pubkey: str, nonce: str) -> tuple[_Key | None, Any]:
@@ -227,18 +230,20 @@ def _replay_or_conflict(job: Any, signed_payload: str, signature: str) -> Accept
 # * new_job, audited: the job row and its publish:job:accepted audit row (chained by the
 #   audit_log trigger, migration 0006, whose lock is held to the commit: it runs last);
 # * keys with an account_ref (wallet accounts pay from the credit ledger) change nothing
-#   here and are then accepted by the transactional path.
+#   here and are then accepted by the transactional path;
+# * the job's notify copies the key's webhooks flag (raregen.webhooks.outbox).
 # A concurrent twin of (pubkey, nonce) makes the INSERT fail on the unique index, which rolls
 # the whole statement back (the credit too). Data-modifying CTEs run exactly once whether or
 # not the final SELECT reads them.
 _PG_ACCEPT_SQL = """
 WITH k AS (
-    SELECT id, status, credits, account_ref FROM registered_keys WHERE pubkey = %(pubkey)s
+    SELECT id, status, credits, account_ref, webhooks FROM registered_keys
+    WHERE pubkey = %(pubkey)s
 ), prev AS (
     SELECT job_id, status, signed_payload, signature, receipt FROM publish_jobs
     WHERE pubkey = %(pubkey)s AND nonce = %(nonce)s
 ), go AS (
-    SELECT id, credits FROM k
+    SELECT id, credits, webhooks FROM k
     WHERE status = 'active' AND account_ref IS NULL AND NOT EXISTS (SELECT 1 FROM prev)
 ), paid AS (
     UPDATE registered_keys SET credits = registered_keys.credits - 1
@@ -248,9 +253,9 @@ WITH k AS (
 ), new_job AS (
     INSERT INTO publish_jobs (job_id, key_id, pubkey, nonce, signed_payload, signature,
                               record_type, account_ref, status, attempts, created_at, updated_at,
-                              receipt)
+                              receipt, notify)
     SELECT %(job_id)s, go.id, %(pubkey)s, %(nonce)s, %(signed_payload)s, %(signature)s,
-           %(record_type)s, NULL, 'queued', 0, %(now)s, %(now)s, %(receipt)s
+           %(record_type)s, NULL, 'queued', 0, %(now)s, %(now)s, %(receipt)s, go.webhooks
     FROM go
     WHERE go.credits IS NULL OR EXISTS (SELECT 1 FROM paid)
     RETURNING job_id, created_at
@@ -457,6 +462,7 @@ def accept(body: Any, *, now: int | None = None, raw: bytes | None = None) -> Ac
                         "p_created_at": stamp,
                         "p_updated_at": stamp,
                         "p_receipt": signed_receipt,
+                        "p_notify": key.webhooks,
                         "p_actor": f"key:{req.pubkey_hex[:16]}",
                     }
                 )

@@ -42,6 +42,8 @@ def get_job_view(job_id: str) -> dict[str, Any]:
     Raises:
         NotFound: no such job (also for ids that are not UUIDs).
     """
+    if "\x00" in job_id:  # PostgreSQL text cannot hold NUL: no job has one
+        raise NotFound("No publish job with this id.", field="jobId")
     job = db.session.scalar(select(PublishJob).where(PublishJob.job_id == job_id[:36]))
     if job is None:
         raise NotFound("No publish job with this id.", field="jobId")

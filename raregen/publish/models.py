@@ -78,6 +78,11 @@ class PublishJob(Timestamps, db.Model):  # type: ignore[name-defined,misc]
     # {"receipt", "pubkey", "signature"} object), kept so a resubmission answers the same one
     # and proof files carry it (docs/PROOFS.md); None for jobs accepted before 0006
     receipt: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # copied at acceptance from the key's ``webhooks`` flag (migration 0010): only such jobs
+    # write webhook events when their state changes (raregen.webhooks.outbox)
+    notify: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, default=False, server_default=text("false")
+    )
 
     __table_args__ = (
         UniqueConstraint("pubkey", "nonce"),
@@ -92,7 +97,7 @@ class PublishJob(Timestamps, db.Model):  # type: ignore[name-defined,misc]
         # status 'processing' (idx_publish_jobs_claim) or their txid
         Index("idx_publish_jobs_txid", "txid"),
         Index("idx_publish_jobs_account", "account_ref", "created_at"),
-        # the operator console's per-minute charts (migration 0009)
+        # the operator console's per-minute charts (migration 0010)
         Index("idx_publish_jobs_created_at", "created_at"),
         Index("idx_publish_jobs_sent_at", "sent_at"),
         Index("idx_publish_jobs_confirmed_at", "confirmed_at"),
@@ -206,6 +211,11 @@ class RegisteredKey(Timestamps, db.Model):  # type: ignore[name-defined,misc]
     credits: Mapped[int | None] = mapped_column(Integer, nullable=True)
     status: Mapped[str] = mapped_column(String(16), nullable=False, default="active")
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # the key (or its wallet account) has webhook endpoints (migration 0010); copied onto
+    # each job it publishes, so keys without webhooks cost nothing more
+    webhooks: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, default=False, server_default=text("false")
+    )
 
     __table_args__ = (Index("idx_registered_keys_account", "account_ref"),)
 
@@ -235,7 +245,7 @@ class AuditLog(db.Model):  # type: ignore[name-defined,misc]
 
 
 class PoolSample(db.Model):  # type: ignore[name-defined,misc]
-    """The pool level at one moment (migration 0009), written by the ``pool-sample``
+    """The pool level at one moment (migration 0010), written by the ``pool-sample``
     periodic job for the operator console's pool chart (:mod:`raregen.ops.charts`).
     Counts are UTXOs; ``available_*`` are clean publish UTXOs, as in
     :func:`raregen.publish.pool.status_summary`."""

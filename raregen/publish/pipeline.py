@@ -55,7 +55,8 @@ from raregen.publish.models import (
 )
 from raregen.publish.txbuilder import SpendableUtxo, build_publish_tx, required_satoshis
 from raregen.queue import count_event, enqueue_publish, observe_latency
-from raregen.signing import decode_signature, parse_pubkey
+from raregen.signing import decode_stored_signature, parse_pubkey
+from raregen.webhooks import outbox
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ def record_script_for(job: PublishJob) -> bytes:
     """The OP_RETURN locking script of ``job``'s record (docs/PROTOCOL.md §3)."""
     return protocol.record_script(
         job.signed_payload.encode("utf-8"),
-        decode_signature(job.signature),
+        decode_stored_signature(job.signature)[1],
         parse_pubkey(job.pubkey),
     )
 
@@ -195,6 +196,7 @@ def _fail(job: PublishJob, code: str, detail: str) -> None:
     job.error_detail = detail[:2000]
     credits.refund(job.key_id, job.job_id)
     audit("worker", "publish:job:failed", job.job_id, code=code)
+    outbox.emit(outbox.FAILED, [job])
 
 
 def _input_utxo(job: PublishJob) -> Utxo | None:
@@ -409,6 +411,7 @@ def mark_job_sent(job: PublishJob, utxo: Utxo | None) -> None:
     for vout, sats in outputs_to(job.raw_tx, wallet.locking_script_hex):
         pool.add_utxo(job.txid, vout, sats, wallet.locking_script_hex, depth=depth)
     audit("worker", "publish:job:sent", job.job_id, txid=job.txid)
+    outbox.emit(outbox.SENT, [job])
     if job.created_at is not None:
         seconds = max((job.sent_at - job.created_at).total_seconds(), 0.0)
         after_commit(lambda: observe_latency("submit_to_sent", seconds))

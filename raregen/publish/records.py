@@ -18,7 +18,8 @@ def read_records(txid: str) -> dict[str, Any]:
 
     Returns:
         ``{"txid", "rawTx" (hex), "blockHash", "blockHeight" (None while unconfirmed),
-        "records": [{"vout", "signedPayload", "signature" (base64 DER), "pubkey" (hex),
+        "records": [{"vout", "version", "signatureScheme", "signedPayload", "signature"
+        (base64: DER or compact BSM), "pubkey" (hex),
         "valid", "error"}]}``.
 
     Raises:

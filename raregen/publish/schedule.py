@@ -1,7 +1,7 @@
 """The periodic jobs, registered with RQ's own cron scheduler under fixed names (``confirm-sent``,
-``reaper``, ``settle-dirty``, ``replenish``, ``pool-sample``, ``purge-wallet``,
-``batch-collector``), so starting the scheduler
-again never duplicates them. The first four go on the periodic queue
+``reaper``, ``settle-dirty``, ``replenish``, ``pool-sample``, ``purge-wallet``, ``webhooks``,
+``batch-collector``), so starting the scheduler again never duplicates them. The first four go
+on the periodic queue
 (``<QUEUE_NAME>-periodic``), which workers serve before the publish queue: recovery runs even
 behind a backlog of thousands of publish jobs. The batch collector's tick goes on the
 collector's own queue (``<QUEUE_NAME>-batch``, served first of all), so it never waits behind
@@ -61,6 +61,8 @@ PERIODIC_JOBS: tuple[PeriodicJob, ...] = (
     PeriodicJob(
         "purge-wallet", tasks.purge_wallet_challenges, "PURGE_INTERVAL_SECONDS", 3600, 300
     ),
+    # webhook events (raregen.webhooks.delivery): what a nudge after a state change missed
+    PeriodicJob("webhooks", tasks.deliver_webhooks, "WEBHOOK_INTERVAL_SECONDS", 2, 120),
     # batch and packed modes (docs/PROTOCOL.md §6); in immediate mode it only finishes old batches
     PeriodicJob(
         "batch-collector", tasks.collect_batches, "BATCH_WINDOW_SECONDS", 5, None, queue="batch"

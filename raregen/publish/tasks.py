@@ -101,10 +101,25 @@ def _run_locked(name: str, seconds: int, fn: Callable[..., T], default: T) -> T:
 
 
 def process_job(job_id: str) -> str:
-    """Publish job ``job_id`` (immediate mode). Returns what was done."""
+    """Publish job ``job_id`` (immediate mode). Returns what was done.
+
+    The job's log lines carry ``job_id`` and the ``request_id`` of the request that stored it
+    (the RQ job's ``meta``, :func:`raregen.queue.enqueue_publish`); one line says the outcome.
+    """
+    from rq import get_current_job
+
+    from raregen import logs
     from raregen.publish import pipeline
 
-    return _run(pipeline.process_job, job_id).action
+    rq_job = get_current_job()
+    request_id = (rq_job.meta or {}).get("request_id") if rq_job is not None else None
+    logs.bind(job_id=job_id, request_id=request_id)
+    try:
+        action = _run(pipeline.process_job, job_id).action
+        log.info("publish job %s: %s", job_id, action, extra={"action": action})
+        return action
+    finally:
+        logs.unbind()
 
 
 def confirm_sent() -> int:
@@ -185,6 +200,20 @@ def collect_batches() -> dict[str, int]:
     from raregen.publish import batch
 
     return _run(batch.run_collector)
+
+
+def deliver_webhooks() -> dict[str, int]:
+    """Periodic and nudged after each state change: deliver the due webhook events
+    (:mod:`raregen.webhooks.delivery`); several runs may go at once (each claims its
+    events). Also drops expired command nonces."""
+    from raregen.webhooks import delivery
+
+    def run() -> dict[str, int]:
+        counts = delivery.deliver_due()
+        delivery.purge_nonces()
+        return counts
+
+    return _run(run)
 
 
 def purge_wallet_challenges() -> dict[str, int]:

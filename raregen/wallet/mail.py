@@ -58,6 +58,31 @@ def send_code(email: str, code: str, minutes: int) -> None:
         _append_outbox({"to": email, "subject": subject, "body": body, "at": utcnow().isoformat()})
 
 
+def send_notice(email: str, subject: str, template: str, **context: Any) -> None:
+    """Send a notice (not a sign-in code) to ``email``: ``template`` rendered with
+    ``context``, over SMTP when ``MAIL_SERVER`` is set, else to the log (and the development
+    outbox), as :func:`send_code` does.
+
+    Raises:
+        ServiceError: 503 ``UNAVAILABLE``, the SMTP server refused the mail or could not be
+            reached.
+    """
+    # rendered straight from the Jinja environment: a worker sends these outside any request,
+    # where the pages' context processors (the signed-in account) cannot run
+    body = current_app.jinja_env.get_template(template).render(email=email, **context)
+    cfg = current_app.config
+    if cfg.get("MAIL_SERVER"):
+        try:
+            mail.send(Message(subject=subject, recipients=[email], body=body))
+        except (smtplib.SMTPException, OSError):
+            log.exception("could not mail a notice to %s", email)
+            raise ServiceError("We could not send the mail just now.") from None
+        return
+    log.warning("MAIL_SERVER is not set; notice for %s follows:\n%s", email, body)
+    if cfg.get("ENV_NAME") == "development":
+        _append_outbox({"to": email, "subject": subject, "body": body, "at": utcnow().isoformat()})
+
+
 def _append_outbox(message: dict[str, Any]) -> None:
     path = _outbox_path()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -58,7 +58,7 @@ class Account(db.Model):  # type: ignore[name-defined,misc]
     credit_balance: Mapped[int] = mapped_column(
         BigInteger, nullable=False, default=0, server_default="0"
     )
-    #: may use the operator console at /ops (migration 0009; ``accounts operator EMAIL``)
+    #: may use the operator console at /ops (migration 0010; ``accounts operator EMAIL``)
     is_operator: Mapped[bool] = mapped_column(
         Boolean, nullable=False, default=False, server_default=false()
     )

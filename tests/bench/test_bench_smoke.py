@@ -23,6 +23,7 @@ BENCHES = {
     "bench_ingest.py": 180,
     "bench_e2e.py": 420,
     "bench_proofs.py": 120,
+    "bench_webhooks.py": 240,
 }
 
 

@@ -3,8 +3,10 @@ table the same as docs/API.md's, served at /v1/openapi.json, and the /docs/api p
 
 from __future__ import annotations
 
+import json
 import re
 
+import jsonschema
 import pytest
 from openapi_spec_validator import validate
 
@@ -12,7 +14,8 @@ from raregen.openapi import ERROR_CODES, build_spec
 from tests.vectors import REPO_ROOT
 
 #: path prefixes whose routes are JSON endpoints and must be in the document
-_JSON_ROUTES = ("/v1/", "/wallet/api/", "/internal/", "/healthz", "/metrics")
+_JSON_ROUTES = ("/v1/", "/wallet/api/", "/internal/", "/healthz", "/metrics",
+                "/.well-known/raregen/")
 
 
 def test_the_document_is_valid_openapi_3_1() -> None:
@@ -39,11 +42,56 @@ def test_every_error_response_lists_codes_of_its_status() -> None:
         for method, op in item.items():
             assert "200" in op["responses"], (method, path)
             for status, resp in op["responses"].items():
+                if int(status) < 400:
+                    continue  # success examples are named by what they show
                 examples = resp.get("content", {}).get("application/json", {}).get("examples")
                 for code in examples or {}:
                     assert ERROR_CODES[code][0] == int(status), (method, path, code)
             if "requestBody" in op:
                 assert "415" in op["responses"] and "400" in op["responses"], (method, path)
+
+
+def _validator(spec: dict, name: str) -> jsonschema.Draft202012Validator:  # type: ignore[type-arg]
+    """A validator of component ``name``, its ``#/components/...`` references resolved."""
+    root = {"$ref": f"#/components/schemas/{name}", "components": spec["components"]}
+    return jsonschema.Draft202012Validator(root)
+
+
+def test_the_proof_file_schema_is_docs_schema_with_its_examples_valid() -> None:
+    spec = build_spec()
+    schemas = spec["components"]["schemas"]
+    docs = json.loads((REPO_ROOT / "docs" / "raregen-proof-v1.schema.json").read_text())
+    assert schemas["ProofFile"]["required"] == docs["required"]
+    assert set(schemas["ProofFile"]["properties"]) == set(docs["properties"])
+    assert {"ProofHash", "ProofHeader", "ProofTime"} <= set(schemas)
+    assert "$id" not in schemas["ProofFile"] and "$defs" not in schemas["ProofFile"]
+    assert "#/$defs/" not in json.dumps(spec)
+    ops = {"/v1/jobs/{jobId}/proof": "get", "/v1/records/{txid}/{vout}/proof": "get"}
+    for path, method in ops.items():
+        ok = spec["paths"][path][method]["responses"]["200"]
+        assert "Content-Disposition" in ok["headers"]
+        for example in ok["content"]["application/json"]["examples"].values():
+            _validator(spec, "ProofFile").validate(example["value"])
+            jsonschema.Draft202012Validator(docs).validate(example["value"])
+        conflicts = spec["paths"][path][method]["responses"]["409"]["content"]
+        assert set(conflicts["application/json"]["examples"]) == {"JOB_FAILED", "PROOF_NOT_READY"}
+    record = spec["paths"]["/v1/records/{txid}/{vout}/proof"]["get"]["responses"]
+    assert "MALFORMED_JSON" in record["400"]["content"]["application/json"]["examples"]
+    for name in ("ProofFile", "Receipt", "Published", "ReceiptKey"):
+        for example in schemas[name]["examples"]:
+            _validator(spec, name).validate(example)
+    # a new publish's answer carries the receipt; the wallet's and the internal one do not
+    published = spec["paths"]["/v1/publish"]["post"]["responses"]
+    assert published["202"]["content"]["application/json"]["schema"]["allOf"][1] == {
+        "required": ["receipt"]}
+    assert "GetJobProof" in published["202"]["links"]
+
+
+def test_the_receipt_key_document_matches_its_schema(client) -> None:  # type: ignore[no-untyped-def]
+    spec = client.get("/v1/openapi.json").json
+    resp = client.get("/.well-known/raregen/receipt-key")
+    assert resp.status_code == 200 and resp.mimetype == "application/json"
+    _validator(spec, "ReceiptKey").validate(resp.json)
 
 
 def test_served_document_covers_every_json_route(client) -> None:  # type: ignore[no-untyped-def]

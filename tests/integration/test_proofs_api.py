@@ -39,6 +39,15 @@ def _publish(client, author, record) -> tuple[str, dict]:  # type: ignore[no-unt
     return resp.json["jobId"], {"raw": raw, "answer": resp.json}
 
 
+def _conforms(client, name: str, doc: dict) -> None:  # type: ignore[no-untyped-def,type-arg]
+    """``doc`` matches component ``name`` of the served OpenAPI document."""
+    import jsonschema
+
+    components = client.get("/v1/openapi.json").json["components"]
+    root = {"$ref": f"#/components/schemas/{name}", "components": components}
+    jsonschema.Draft202012Validator(root).validate(doc)
+
+
 def _confirm(app, node, job_id: str) -> None:  # type: ignore[no-untyped-def]
     assert pipeline.process_job(job_id).action == "sent"
     node.mine(1)
@@ -73,14 +82,16 @@ def test_publish_answers_a_signed_receipt_and_the_same_one_on_resubmission(chain
 def test_proof_pending_then_complete_and_the_cli_verifies_it(chain_app, regtest_node, author, tmp_path):  # type: ignore[no-untyped-def]
     client = chain_app.test_client()
     work = b"the song, as a file\n"
-    job_id, _ = _publish(client, author, {"title": "Song",
-                                          "contentHash": hashlib.sha256(work).hexdigest()})
+    job_id, made = _publish(client, author, {"title": "Song",
+                                             "contentHash": hashlib.sha256(work).hexdigest()})
+    _conforms(client, "Published", made["answer"])
     resp = client.get(f"/v1/jobs/{job_id}/proof")
     assert resp.status_code == 409 and resp.json["error"]["code"] == "PROOF_NOT_READY"
     assert pipeline.process_job(job_id).action == "sent"
     pending = client.get(f"/v1/jobs/{job_id}/proof")
     assert pending.status_code == 200 and pending.mimetype == "application/json"
     assert pending.json["status"] == "pending" and "merklePath" not in pending.json
+    _conforms(client, "ProofFile", pending.json)
     result = proofs.verify_proof_bytes(pending.data)
     assert result.verdict == "valid" and "receipt key" in result.trust
     regtest_node.mine(3)
@@ -88,6 +99,7 @@ def test_proof_pending_then_complete_and_the_cli_verifies_it(chain_app, regtest_
     done = client.get(f"/v1/jobs/{job_id}/proof")
     doc = done.json
     assert doc["status"] == "complete" and len(doc["headers"]) == 2
+    _conforms(client, "ProofFile", doc)
     disposition = done.headers["Content-Disposition"]
     assert disposition == f'attachment; filename="raregen-proof-{doc["txid"]}-{doc["vout"]}.json"'
     same = client.get(f"/v1/records/{doc['txid']}/{doc['vout']}/proof")

@@ -615,6 +615,7 @@ def test_cron_registers_the_periodic_table(rec_app, monkeypatch):  # type: ignor
         "replenish",
         "pool-sample",
         "purge-wallet",
+        "webhooks",
         "batch-collector",
     ]
     periodic, collector = f"{name}-periodic", f"{name}-batch"
@@ -625,6 +626,7 @@ def test_cron_registers_the_periodic_table(rec_app, monkeypatch):  # type: ignor
         "replenish": ("raregen.publish.tasks.replenish_pool", periodic, 30, 300),
         "pool-sample": ("raregen.publish.tasks.sample_pool", periodic, 60, 60),
         "purge-wallet": ("raregen.publish.tasks.purge_wallet_challenges", periodic, 3600, 300),
+        "webhooks": ("raregen.publish.tasks.deliver_webhooks", periodic, 2, 120),
         "batch-collector": ("raregen.publish.tasks.collect_batches", collector, 5, 150),
     }
     for cron_name, (func, queue, interval, timeout) in expected.items():

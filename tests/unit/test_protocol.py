@@ -151,8 +151,11 @@ def test_version_forms_and_foreign_scripts() -> None:
     with_op1 = script.replace(b"raregen\x01\x01", b"raregen\x51", 1)
     parsed, parsed_op1 = parse_record_script(script), parse_record_script(with_op1)
     assert parsed is not None and parsed == parsed_op1
-    assert parse_record_script(script.replace(b"raregen\x01\x01", b"raregen\x01\x02", 1)) is None
-    assert parse_record_script(script.replace(b"raregen\x01\x01", b"raregen\x52", 1)) is None
+    # version 2 is the Bitcoin Signed Message layout: a DER signature there is malformed
+    with pytest.raises(MalformedRecord):
+        parse_record_script(script.replace(b"raregen\x01\x01", b"raregen\x01\x02", 1))
+    assert parse_record_script(script.replace(b"raregen\x01\x01", b"raregen\x01\x03", 1)) is None
+    assert parse_record_script(script.replace(b"raregen\x01\x01", b"raregen\x53", 1)) is None
     assert parse_record_script(script.replace(b"raregen\x01\x01", b"raregen\x00", 1)) is None
     assert parse_record_script(script[1:]) is None  # bare OP_RETURN
     assert parse_record_script(script.replace(b"raregen", b"raregem", 1)) is None
@@ -258,7 +261,11 @@ def test_record_tx_round_trip_valid() -> None:
     assert json.loads(rec.signed_payload)["record"] == {"title": "Song"}
     assert rec.payload is not None and rec.payload.nonce == "n" * 20
     d = rec.to_dict()
-    assert set(d) == {"vout", "signedPayload", "signature", "pubkey", "valid", "error"}
+    assert set(d) == {
+        "vout", "version", "signatureScheme", "signedPayload", "signature", "pubkey", "valid",
+        "error",
+    }
+    assert (d["version"], d["signatureScheme"]) == (1, "der")
     assert d["pubkey"] == PUB.hex() and d["valid"] is True
 
 

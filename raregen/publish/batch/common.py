@@ -29,7 +29,7 @@ from raregen.publish import services
 from raregen.publish.broadcasters.base import BroadcastResult, Outcome, txid_of
 from raregen.publish.models import PROCESSING, PublishJob, Utxo
 from raregen.publish.txbuilder import BuiltTx, SpendableUtxo
-from raregen.signing import decode_signature, parse_pubkey
+from raregen.signing import decode_stored_signature, parse_pubkey
 
 log = logging.getLogger("raregen.publish.batch")
 
@@ -146,7 +146,7 @@ def record_script(job: Job) -> bytes:
     """
     return protocol.record_script(
         job.signed_payload.encode("utf-8"),
-        decode_signature(job.signature),
+        decode_stored_signature(job.signature)[1],
         _pubkey33(job.pubkey),
     )
 

@@ -49,6 +49,7 @@ from raregen.publish.batch.statements import (
 from raregen.publish.broadcasters.base import BroadcastResult, Outcome
 from raregen.publish.funding import FUNDING_THRESHOLD_SATS
 from raregen.publish.models import PURPOSE_FUNDING, PURPOSE_PUBLISH, SENT, PublishBatch, PublishJob
+from raregen.webhooks import outbox
 
 
 def settle_batch(
@@ -208,19 +209,19 @@ def settle_packed(
             query = update(PublishJob).where(*ours(batch_id, None))
             if txid:
                 query = query.where(PublishJob.txid == txid)
-            sent_jobs = sorted(
-                db.session.scalars(
-                    query.values(
-                        status=SENT,
-                        sent_at=func.coalesce(PublishJob.sent_at, now),
-                        lease_until=None,
-                        error_code=None,
-                        error_detail=None,
-                    )
-                    .returning(PublishJob.job_id)
-                    .execution_options(synchronize_session=False)
+            rows = db.session.execute(
+                query.values(
+                    status=SENT,
+                    sent_at=func.coalesce(PublishJob.sent_at, now),
+                    lease_until=None,
+                    error_code=None,
+                    error_detail=None,
                 )
-            )
+                .returning(*outbox.JOB_FIELDS)
+                .execution_options(synchronize_session=False)
+            ).all()
+            outbox.emit(outbox.SENT, rows)
+            sent_jobs = sorted(row.job_id for row in rows)
             settled = len(sent_jobs)
             if settled and coin is not None:
                 mark_coins_spent([coin.id])

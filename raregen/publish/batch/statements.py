@@ -14,6 +14,7 @@ from raregen.audit import audit
 from raregen.db import db, utcnow
 from raregen.publish import credits, pool
 from raregen.publish.batch.common import JOB_COLUMNS, Job, id_in, ours
+from raregen.webhooks import outbox
 from raregen.publish.models import (
     AVAILABLE,
     FAILED,
@@ -60,9 +61,10 @@ def mark_sent(batch_id: str, lease: datetime | None, jobs: list[Job], now: datet
             error_code=None,
             error_detail=None,
         )
-        .returning(PublishJob.id)
+        .returning(PublishJob.id, *outbox.JOB_FIELDS)
         .execution_options(synchronize_session=False)
     ).all()
+    outbox.emit(outbox.SENT, rows)
     return {r[0] for r in rows}
 
 
@@ -167,12 +169,13 @@ def fail_jobs(
         update(PublishJob)
         .where(id_in(PublishJob.id, [j.id for j in jobs]), *fence)
         .values(**values)
-        .returning(PublishJob.job_id, PublishJob.key_id)
+        .returning(*outbox.JOB_FIELDS)
         .execution_options(synchronize_session=False)
     ).all()
-    for job_id, key_id in rows:
-        credits.refund(key_id, job_id)
-        audit("worker", "publish:job:failed", job_id, code=code)
+    for row in rows:
+        credits.refund(row.key_id, row.job_id)
+        audit("worker", "publish:job:failed", row.job_id, code=code)
+    outbox.emit(outbox.FAILED, rows)
 
 
 def processing_jobs(batch_id: str, txid: str | None = None) -> list[Job]:

@@ -285,6 +285,61 @@ function checkPayloadFields(obj) {
   return obj;
 }
 
+// Bitcoin Signed Message records (docs/PROTOCOL.md §2 "signatureScheme": "bsm", layout v2):
+// the signature is 65 compact bytes, header 27..34, over the BSM digest of the payload.
+const BSM_MAGIC = utf8('Bitcoin Signed Message:\n');
+
+function compactSize(n) {
+  if (n < 0xfd) return Uint8Array.of(n);
+  if (n <= 0xffff) return Uint8Array.of(0xfd, n & 0xff, n >>> 8);
+  return Uint8Array.of(0xfe, n & 0xff, (n >>> 8) & 0xff, (n >>> 16) & 0xff, n >>> 24);
+}
+
+/** SHA-256(SHA-256(varint(24) || "Bitcoin Signed Message:\n" || varint(len) || message)). */
+export function bsmDigest(message) {
+  const parts = [compactSize(BSM_MAGIC.length), BSM_MAGIC, compactSize(message.length), message];
+  const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const part of parts) {
+    all.set(part, at);
+    at += part.length;
+  }
+  return sha256d(all);
+}
+
+/** 65 bytes with a header 27..34: a compact (BSM) signature rather than DER (which starts 0x30). */
+const isCompact = (sig) => sig.length === 65 && sig[0] >= 27 && sig[0] <= 34;
+
+/** The key recovered from a compact BSM signature must be `pubkey33`. Throws Fail. */
+function verifyBsm(pubkey33, sig, message) {
+  const recid = (sig[0] - 27) & 3;
+  const r = BigInt(`0x${bytesToHex(sig.subarray(1, 33))}`);
+  const s = BigInt(`0x${bytesToHex(sig.subarray(33, 65))}`);
+  if (r < 1n || r >= N || s < 1n || s >= N) throw new Fail('SIGNATURE_INVALID', 'r and s must be in 1..n-1');
+  let recovered;
+  try {
+    recovered = new secp256k1.Signature(r, s, recid).recoverPublicKey(bsmDigest(message)).toBytes(true);
+  } catch {
+    throw new Fail('SIGNATURE_INVALID', 'no key recovers from this Bitcoin Signed Message signature');
+  }
+  if (!equalBytes(recovered, pubkey33)) {
+    throw new Fail('SIGNATURE_INVALID', 'the signature was made by another key (Bitcoin Signed Message)');
+  }
+}
+
+/** A record's `signature` text: canonical base64 of strict DER, or of 65 compact BSM bytes. */
+function decodeAnySignature(b64) {
+  if (typeof b64 === 'string' && b64.length === 88 && /^[A-Za-z0-9+/]*={0,2}$/.test(b64)) {
+    const raw = Uint8Array.from(atob(b64), (ch) => ch.charCodeAt(0));
+    if (raw.length === 65 && raw[0] !== 0x30) {
+      if (toBase64(raw) !== b64) throw badSig('base64 is not canonical');
+      if (!isCompact(raw)) throw new Fail('BAD_SIGNATURE_ENCODING', 'a compact signature has a header byte of 27 to 34');
+      return raw;
+    }
+  }
+  return decodeSignature(b64);
+}
+
 /**
  * Check a published request {signedPayload, signature, pubkey} as a record on chain is checked.
  * @returns {{pubkey33: Uint8Array, der: Uint8Array, payloadBytes: Uint8Array, payload: object}}
@@ -293,10 +348,11 @@ function checkPayloadFields(obj) {
  */
 export function checkSignedRecord(record) {
   const pubkey33 = parsePubkey(record.pubkey);
-  const der = decodeSignature(record.signature);
+  const der = decodeAnySignature(record.signature);
   if (LONE_SURROGATE.test(record.signedPayload)) throw new Fail('MALFORMED_JSON', 'signedPayload is not Unicode text (lone surrogate)');
   const payloadBytes = utf8(record.signedPayload);
-  verifyDer(pubkey33, der, sha256(payloadBytes));
+  if (isCompact(der)) verifyBsm(pubkey33, der, payloadBytes);
+  else verifyDer(pubkey33, der, sha256(payloadBytes));
   const payload = checkPayloadFields(parseSignedPayload(record.signedPayload));
   return { pubkey33, der, payloadBytes, payload };
 }
@@ -394,9 +450,10 @@ const minimalPushOp = (n) => (n === 0 ? 0 : n <= 0x4b ? n : n <= 0xff ? 0x4c : n
 const HEAD = Uint8Array.from([0x00, 0x6a, 0x07, ...utf8('raregen')]);
 
 /**
- * A locking script read as a layout-v1 record: `OP_FALSE OP_RETURN "raregen" 1 <payload>
- * <signature> <pubkey>`. Returns null when the script is not a v1 record; throws Error when
- * it claims to be one but breaks the layout.
+ * A locking script read as a record: `OP_FALSE OP_RETURN "raregen" <version> <payload>
+ * <signature> <pubkey>`, version 1 (DER) or 2 (Bitcoin Signed Message, 65-byte signature).
+ * Returns null when the script is not such a record; throws Error when it claims to be one
+ * but breaks the layout.
  */
 export function parseRecordScript(script) {
   if (script.length < HEAD.length || !equalBytes(script.subarray(0, HEAD.length), HEAD)) return null;
@@ -405,13 +462,15 @@ export function parseRecordScript(script) {
   try {
     chunks = parsePushes(tail);
   } catch (err) {
-    if ((tail[0] === 0x01 && tail[1] === 0x01) || tail[0] === 0x51) throw new Error(`truncated record script: ${err.message}`);
+    if ((tail[0] === 0x01 && (tail[1] === 0x01 || tail[1] === 0x02)) || tail[0] === 0x51 || tail[0] === 0x52) {
+      throw new Error(`truncated record script: ${err.message}`);
+    }
     return null;
   }
   if (!chunks.length) return null;
   const first = chunks[0];
   const version = first.op >= 0x51 && first.op <= 0x60 ? first.op - 0x50 : first.op === 1 && first.data ? first.data[0] : null;
-  if (version !== 1) return null;
+  if (version !== 1 && version !== 2) return null;
   const elements = chunks.slice(1);
   if (elements.length !== 3) throw new Error(`expected 3 elements after the version, found ${elements.length}`);
   elements.forEach((chunk, k) => {
@@ -421,7 +480,8 @@ export function parseRecordScript(script) {
   });
   const [payload, signature, pubkey] = elements.map((c) => c.data);
   if (pubkey.length !== 33 || (pubkey[0] !== 2 && pubkey[0] !== 3)) throw new Error('pubkey is not 33 bytes SEC1 compressed');
-  return { payload, signature, pubkey };
+  if (version === 2 && !isCompact(signature)) throw new Error('a v2 signature is 65 bytes with a header byte of 27 to 34');
+  return { payload, signature, pubkey, version };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """operator console: an operator role on accounts, pool level samples
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-03 12:00:00.000000
 
 * ``accounts.is_operator``: the account may use the operator console at ``/ops``
@@ -19,8 +19,8 @@ from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0009'
-down_revision = '0008'
+revision = '0010'
+down_revision = '0009'
 branch_labels = None
 depends_on = None
 
