@@ -272,13 +272,14 @@ def cluster() -> Iterator[Cluster]:
     os.chmod(tmp, 0o755)  # the data host's PostgreSQL runs as the postgres user
     saved_env = dict(os.environ)
     cl: Cluster | None = None
+    partial: dict[str, Any] = {}  # what _bring_up started before it failed, if it did
     try:
         try:
             net.create()
         except NamespacesUnavailable as exc:
             _missing(str(exc))
         with net.enter("test"):
-            cl = _bring_up(net, tmp, tools, binary)
+            cl = _bring_up(net, tmp, tools, binary, partial)
             log(f"cluster up in {time.monotonic() - started:.0f} s")
             yield cl
     finally:
@@ -300,6 +301,9 @@ def cluster() -> Iterator[Cluster]:
                         cl.node.stop()
             except Exception as exc:  # pragma: no cover - best effort, namespaces go next
                 log(f"tear-down: {exc!r}")
+        elif partial.get("node") is not None:  # the node is not one of net's processes
+            with net.enter("test"):
+                partial["node"].stop()
         net.destroy()
         os.environ.clear()
         os.environ.update(saved_env)
@@ -309,7 +313,9 @@ def cluster() -> Iterator[Cluster]:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _bring_up(net: Net, tmp: Path, tools: dict[str, str], binary: Path) -> Cluster:
+def _bring_up(
+    net: Net, tmp: Path, tools: dict[str, str], binary: Path, partial: dict[str, Any]
+) -> Cluster:
     from aiosmtpd.controller import Controller
 
     from raregen.chain.devnet import RegtestNode
@@ -344,6 +350,7 @@ def _bring_up(net: Net, tmp: Path, tools: dict[str, str], binary: Path) -> Clust
                        rpc_host=addr["data"], rpc_allow=[f"{SUBNET}.0/24"],
                        launcher=net.prefix_cmd("data"))
     node.start()
+    partial["node"] = node
     node.ensure_wallet_funds(100 * 100_000_000)
 
     import psycopg
