@@ -23,10 +23,14 @@ mail server required) with JSON logs. The systemd units' ExecStart lines are run
 ``/opt/raregen`` replaced by this checkout (systemd itself does not run here).
 
 Records: ``RAREGEN_MULTIHOST_RECORDS`` per publish mode (default 300, the CI size;
-``bench/multihost.py`` runs 2,000). Without root (no namespaces) or without a service binary
-the test skips, and fails under CI (``CI``/``RAREGEN_REQUIRE_SERVICES``). Everything it made
-(namespaces, processes, the temporary directory) is removed at the end, also on failure; every
-wait is bounded.
+``bench/multihost.py`` runs 2,000). ``RAREGEN_MULTIHOST_TOPOLOGY`` (``multi``, the default,
+or ``both``/``single``, which ``bench/multihost.py`` sets) adds a last test: the same
+immediate-mode publish with everything on ONE host (``one``, .60: one gunicorn, the same
+worker process count, the cron process) behind the same edge, with the same data host, for a
+figure comparable with the multi-host one on the same machine at the same time. Without root
+(no namespaces) or without a service binary the test skips, and fails under CI
+(``CI``/``RAREGEN_REQUIRE_SERVICES``). Everything it made (namespaces, processes, the
+temporary directory) is removed at the end, also on failure; every wait is bounded.
 """
 
 from __future__ import annotations
@@ -62,10 +66,14 @@ pytestmark = [pytest.mark.slow, pytest.mark.node, pytest.mark.postgres]
 
 HOSTS = {
     "test": 2, "edge": 10, "web1": 11, "web2": 12, "work1": 21, "work2": 22, "cron": 30,
-    "data": 40, "client1": 51, "client2": 52,
+    "data": 40, "client1": 51, "client2": 52, "one": 60,
 }
 RECORDS = int(os.environ.get("RAREGEN_MULTIHOST_RECORDS", "300"))
+#: multi (CI), both or single: whether the single-host comparison runs (bench/multihost.py)
+TOPOLOGY = os.environ.get("RAREGEN_MULTIHOST_TOPOLOGY", "multi")
 WORKERS_PER_HOST = 2
+#: the hosts of the multi-host layout that run RareGen's own processes
+APP_HOSTS = ("web1", "web2", "work1", "work2", "cron")
 EDGE = f"https://{SUBNET}.10"
 SMTP_PORT = 2525
 RPC_PORT = 18443
@@ -141,6 +149,7 @@ class Cluster:
             **self.base_env,
             "RAREGEN_INSTANCE_PATH": str(folder / "instance"),
             "RAREGEN_SERVER_KEY_FILE": str(folder / "server.key"),
+            "RAREGEN_RECEIPT_KEY_FILE": str(folder / "receipt.key"),
             **extra,
         }
         path = folder / "raregen.env"
@@ -166,6 +175,11 @@ class Cluster:
             for i in range(1, WORKERS_PER_HOST + 1):
                 self.start_unit(host, "raregen-worker@.service", f"worker-{i}")
         elif host == "cron":
+            self.start_unit(host, "raregen-cron.service", "cron")
+        elif host == "one":  # the single-host comparison: every unit on one machine
+            self.start_unit(host, "raregen-web.service", "web")
+            for i in range(1, 2 * WORKERS_PER_HOST + 1):
+                self.start_unit(host, "raregen-worker@.service", f"worker-{i}")
             self.start_unit(host, "raregen-cron.service", "cron")
 
     def stop_host(self, host: str) -> None:
@@ -258,13 +272,14 @@ def cluster() -> Iterator[Cluster]:
     os.chmod(tmp, 0o755)  # the data host's PostgreSQL runs as the postgres user
     saved_env = dict(os.environ)
     cl: Cluster | None = None
+    partial: dict[str, Any] = {}  # what _bring_up started before it failed, if it did
     try:
         try:
             net.create()
         except NamespacesUnavailable as exc:
             _missing(str(exc))
         with net.enter("test"):
-            cl = _bring_up(net, tmp, tools, binary)
+            cl = _bring_up(net, tmp, tools, binary, partial)
             log(f"cluster up in {time.monotonic() - started:.0f} s")
             yield cl
     finally:
@@ -274,7 +289,7 @@ def cluster() -> Iterator[Cluster]:
                 print("\nMULTIHOST-FIGURES " + json.dumps(cl.figures), flush=True)
             try:
                 with net.enter("test"):
-                    for host in ("edge", "web1", "web2", "cron", "work1", "work2"):
+                    for host in ("edge", "web1", "web2", "cron", "work1", "work2", "one"):
                         cl.stop_host(host)
                     if cl.app is not None:
                         from raregen.db import db
@@ -286,6 +301,9 @@ def cluster() -> Iterator[Cluster]:
                         cl.node.stop()
             except Exception as exc:  # pragma: no cover - best effort, namespaces go next
                 log(f"tear-down: {exc!r}")
+        elif partial.get("node") is not None:  # the node is not one of net's processes
+            with net.enter("test"):
+                partial["node"].stop()
         net.destroy()
         os.environ.clear()
         os.environ.update(saved_env)
@@ -295,7 +313,9 @@ def cluster() -> Iterator[Cluster]:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _bring_up(net: Net, tmp: Path, tools: dict[str, str], binary: Path) -> Cluster:
+def _bring_up(
+    net: Net, tmp: Path, tools: dict[str, str], binary: Path, partial: dict[str, Any]
+) -> Cluster:
     from aiosmtpd.controller import Controller
 
     from raregen.chain.devnet import RegtestNode
@@ -330,6 +350,7 @@ def _bring_up(net: Net, tmp: Path, tools: dict[str, str], binary: Path) -> Clust
                        rpc_host=addr["data"], rpc_allow=[f"{SUBNET}.0/24"],
                        launcher=net.prefix_cmd("data"))
     node.start()
+    partial["node"] = node
     node.ensure_wallet_funds(100 * 100_000_000)
 
     import psycopg
@@ -405,15 +426,15 @@ def _bring_up(net: Net, tmp: Path, tools: dict[str, str], binary: Path) -> Clust
             extra["GUNICORN_CMD_ARGS"] = f"--bind={addr[host]}:8000 --no-control-socket"
         cl.write_env(host, **extra)
 
-    # the operator's steps, from the cron host: migrations, the server key (then copied to
+    # the operator's steps, from the cron host: migrations, the server and receipt keys (copied to
     # each machine that needs it; with ROLE=all the web machines too)
     flask = [str(Path(sys.executable).parent / "flask"), "--app", "app"]
-    for step in (["server-key", "new"], ["db", "upgrade"]):
+    for step in (["server-key", "new"], ["server-key", "new", "--receipt"], ["db", "upgrade"]):
         done = net.run("cron", [*flask, *step], env=cl.env_of("cron"), cwd=ROOT, timeout=180)
         assert done.returncode == 0, done.stdout + done.stderr
-    server_key = cl.host_dir("cron") / "server.key"
-    for host in ("web1", "web2", "work1", "work2"):
-        shutil.copy2(server_key, cl.host_dir(host) / "server.key")
+    for name in ("server.key", "receipt.key"):  # production refuses a publisher without both
+        for host in ("web1", "web2", "work1", "work2", "one"):
+            shutil.copy2(cl.host_dir("cron") / name, cl.host_dir(host) / name)
 
     # this test's own view of the database (the checks; the pool's funding)
     os.environ.update({**cl.env_of("cron"), "RAREGEN_ENV": "test", "RAREGEN_LOG_FORMAT": "text",
@@ -468,15 +489,16 @@ def _fund_pool(cl: Cluster, count: int) -> None:
         db.session.execute(db.text("UPDATE utxos SET depth = 0"))
 
 
-def _start_edge(cl: Cluster, nginx: str) -> None:
-    """deploy/nginx/raregen.conf with this test's names, certificate, upstreams and paths, in
-    a main configuration shaped like Debian's /etc/nginx/nginx.conf."""
+def _start_edge(cl: Cluster, nginx: str, upstream: tuple[str, ...] = ("web1", "web2")) -> None:
+    """deploy/nginx/raregen.conf with this test's names, certificate, upstreams (the
+    ``upstream`` hosts' gunicorn) and paths, in a main configuration shaped like Debian's
+    /etc/nginx/nginx.conf."""
     edge = cl.host_dir("edge")
     (edge / "tmp").mkdir(exist_ok=True)
     site = (ROOT / "deploy" / "nginx" / "raregen.conf").read_text()
     upstreams = "".join(
         f"    server {cl.net[h].address}:8000 max_fails=1 fail_timeout=5s;\n"
-        for h in ("web1", "web2")
+        for h in upstream
     )
     site, n = re.subn(r"(?m)^    server 10\.0\.0\.\d+:8000[^\n]*\n", "", site)
     assert n == 2, "the production upstream lists two example web machines"
@@ -884,3 +906,41 @@ def test_publish_rate_limit_counts_the_real_client_address(cluster: Cluster) -> 
     assert first[:20] == [400] * 20 and set(first[20:]) == {429}, first
     second = statuses("client2", 5)
     assert second == [400] * 5, second
+
+
+def test_single_host_for_comparison(cluster: Cluster) -> None:
+    """The immediate-mode publish again with every RareGen process on ONE host: one
+    gunicorn, the same worker process count (4), the cron process; the same edge nginx, data
+    host and client. No kill, no migration. Runs last, when ``RAREGEN_MULTIHOST_TOPOLOGY`` is
+    ``both`` or ``single`` (``bench/multihost.py``); CI's run (``multi``) skips it."""
+    if TOPOLOGY not in ("both", "single"):
+        pytest.skip("single-host comparison: RAREGEN_MULTIHOST_TOPOLOGY=both|single")
+    cl = cluster
+    for host in APP_HOSTS:
+        cl.stop_host(host)
+    cl.stop_host("edge")
+    address = cl.net["one"].address
+    cl.write_env("one", GUNICORN_CMD_ARGS=f"--bind={address}:8000 --no-control-socket")
+    cl.start_host("one")
+    _start_edge(cl, _check_tools()["nginx"], upstream=("one",))
+    cl.wait_web("one")
+    with cl.net.enter("client1"):
+        wait_for(lambda: cl.session().get(f"{EDGE}/v1/ping", timeout=3).ok, 60, "edge")
+    before = cl.job_counts()["confirmed"]
+    ids, seconds = publish_through_edge(cl, "client1", RECORDS, "single")
+    t0 = time.monotonic()
+    counts = wait_all_confirmed(cl, 600)
+    assert counts["confirmed"] == before + len(set(ids)) == before + RECORDS
+    result = chain_check(cl)
+    assert_no_loss(result)
+    rate = round(RECORDS / seconds, 1)
+    cl.figures["single host: records"] = RECORDS
+    cl.figures["single host: accepted per second through nginx (1 gunicorn, 4 workers, cron)"] = (
+        rate)
+    cl.figures["single host: all confirmed, s after the last accept"] = round(
+        time.monotonic() - t0, 1)
+    multi = cl.figures.get(
+        "immediate: accepted per second through nginx (2 web, 2 worker hosts)")
+    if multi:
+        cl.figures["immediate: multi-host / single-host accepted per second"] = round(
+            multi / rate, 2)
