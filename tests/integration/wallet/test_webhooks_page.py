@@ -131,3 +131,12 @@ def test_wallet_json_api(signed_in: WalletClient, wallet: WalletClient, app: Any
         assert signed_in.get("/wallet/api/webhooks").json["endpoints"] == []
         resp = signed_in.send("DELETE", f"/wallet/api/webhooks/{endpoint['id']}")
         assert resp.status_code == 404 and resp.json["error"]["code"] == "NOT_FOUND"
+        # ids past the integer column (2**31 - 1 in PostgreSQL) name no endpoint: 404
+        for huge in (2**31, 2**64):
+            for resp in (
+                signed_in.post(f"/wallet/api/webhooks/{huge}/enable"),
+                signed_in.send("DELETE", f"/wallet/api/webhooks/{huge}"),
+                signed_in.get(f"/wallet/api/webhooks/deliveries?endpoint={huge}"),
+            ):
+                assert resp.status_code == 404, (huge, resp.status_code)
+                assert resp.json["error"]["code"] == "NOT_FOUND"
