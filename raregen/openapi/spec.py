@@ -29,12 +29,19 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "NON_CANONICAL_PAYLOAD": (400, "signedPayload is not byte for byte its RFC 8785 form."),
     "LEGACY_CONTRACT": (400, "The pre-v1 body {publickey, signature, nonce, record}."),
     "BAD_PUBKEY": (400, "Not a secp256k1 key in 66 or 130 hex characters."),
-    "BAD_SIGNATURE_ENCODING": (400, "Not canonical standard base64 of a strict DER signature."),
+    "BAD_SIGNATURE_ENCODING": (400, "Not canonical standard base64 of a strict DER signature "
+                               "(with signatureScheme bsm: of 65 bytes, header 27 to 34)."),
+    "BAD_SIGNATURE_SCHEME": (400, "signatureScheme is present and neither der nor bsm."),
     "BAD_NONCE": (400, "The nonce is not 16 to 128 characters of [A-Za-z0-9_-]."),
     "BAD_TIMESTAMPS": (400, "iat/exp not integers, exp <= iat, or exp - iat > MAX_TTL."),
     "BAD_PURPOSE": (400, "Key registration: purpose not identity, financial or tokens."),
     "BAD_BACKUP": (400, "Backup upload: a member is malformed (field names it)."),
     "CSRF_FAILED": (400, "A wallet call without a valid X-CSRFToken header."),
+    "BAD_WEBHOOK_URL": (400, "Webhooks: not an http(s) URL as allowed, or its host does not "
+                        "resolve."),
+    "WEBHOOK_URL_FORBIDDEN": (400, "Webhooks: the host resolves to a private, loopback or "
+                              "otherwise non-global address (production)."),
+    "UNKNOWN_OPERATION": (400, "POST /v1/webhooks: op is not one of the commands."),
     "SIGNATURE_INVALID": (401, "The signature does not verify."),
     "HIGH_S_SIGNATURE": (401, "The signature verifies only in its high-S form: send low-S."),
     "AUTH_REQUIRED": (401, "No signed-in session, service token or metrics token."),
@@ -49,6 +56,7 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "PROOF_NOT_READY": (409, "Proof file: the job is queued or processing, not in a "
                        "transaction yet; ask again once it is sent."),
     "KEY_TAKEN": (409, "The key is registered to another account or is an operator key."),
+    "WEBHOOK_LIMIT": (409, "Webhooks: the owner has WEBHOOK_MAX_ENDPOINTS endpoints already."),
     "PAYLOAD_TOO_LARGE": (413, "The body or signedPayload is over its limit."),
     "UNSUPPORTED_MEDIA_TYPE": (415, "Not application/json, or a charset other than UTF-8."),
     "EXPIRED": (422, "exp is not after the server's clock."),
@@ -201,6 +209,172 @@ def proof_schemas(path: Path = PROOF_SCHEMA_PATH) -> dict[str, Any]:
     return out
 
 
+_SIGNATURE_SCHEME = {
+    "type": "string",
+    "enum": ["der", "bsm"],
+    "default": "der",
+    "description": "Optional. `der` (the default): `signature` is base64 of a strict DER "
+    "signature. `bsm`: base64 of a 65-byte Bitcoin Signed Message signature whose recovered "
+    "key is `pubkey` (docs/API.md, docs/PROTOCOL.md §2).",
+}
+
+_WEBHOOK_EVENT_TYPES = ["job.sent", "job.confirmed", "job.failed", "job.reorged"]
+_EXAMPLE_SECRET = "whsec_" + "c2VjcmV0LWV4YW1wbGUtb25seS0xMjM0"
+_EXAMPLE_ENDPOINT = {
+    "id": 7, "url": "https://hooks.example.com/raregen", "description": "orders service",
+    "status": "enabled", "failures": 0, "disabledAt": None, "disabledReason": None,
+    "createdAt": "2026-01-01T00:00:00Z",
+}
+_EXAMPLE_DELIVERY = {
+    "msgId": "msg_" + "5d" * 16, "endpointId": 7, "jobId": _EXAMPLE_JOB_ID,
+    "type": "job.sent", "status": "delivered", "attempts": 1, "nextAttemptAt": None,
+    "createdAt": "2026-01-01T00:00:01Z", "deliveredAt": "2026-01-01T00:00:01Z",
+    "lastError": None,
+    "history": [{"at": "2026-01-01T00:00:01Z", "statusCode": 204, "ok": True, "error": None,
+                 "durationMs": 41}],
+}
+_EXAMPLE_COMMAND_PAYLOAD = (
+    '{"args":{"url":"https://hooks.example.com/raregen"},"exp":1767226200,"iat":1767225600,'
+    '"nonce":"Zp4c8Qe1rT6yU2iW","op":"webhooks.create","v":1}'
+)
+
+
+def _webhook_schemas() -> dict[str, Any]:
+    """The webhook components (docs/API.md "Webhooks"): endpoints, deliveries, the signed
+    command body and its payload, the wallet's create body and the event sent to a URL."""
+    endpoint = _obj(
+        {
+            "id": {"type": "integer", "minimum": 1},
+            "url": {"type": "string", "maxLength": 2000},
+            "description": _NULLABLE_STR,
+            "status": {"type": "string", "enum": ["enabled", "disabled"]},
+            "failures": {"type": "integer", "minimum": 0,
+                         "description": "Failed attempts in a row."},
+            "disabledAt": _DATETIME,
+            "disabledReason": _NULLABLE_STR,
+            "createdAt": _DATETIME,
+            "secret": {"type": "string", "pattern": "^whsec_[A-Za-z0-9+/=]+$",
+                       "description": "The signing secret: only in the answer that created "
+                       "the endpoint."},
+        },
+        required=["id", "url", "description", "status", "failures", "disabledAt",
+                  "disabledReason", "createdAt"],
+        description="A callback URL of an owner (a key or a wallet account).",
+        examples=[_EXAMPLE_ENDPOINT],
+    )
+    attempt = _obj(
+        {
+            "at": _DATETIME,
+            "statusCode": {**_NULLABLE_INT, "description": "The URL's status; null when "
+                           "there was no answer."},
+            "ok": {"type": "boolean"},
+            "error": _NULLABLE_STR,
+            "durationMs": _NULLABLE_INT,
+        }
+    )
+    delivery = _obj(
+        {
+            "msgId": {"type": "string", "description": "The `webhook-id` header."},
+            "endpointId": {"type": "integer"},
+            "jobId": {"type": "string"},
+            "type": {"type": "string", "enum": _WEBHOOK_EVENT_TYPES},
+            "status": {"type": "string", "enum": ["pending", "delivered", "failed"]},
+            "attempts": {"type": "integer", "minimum": 0},
+            "nextAttemptAt": _DATETIME,
+            "createdAt": _DATETIME,
+            "deliveredAt": _DATETIME,
+            "lastError": _NULLABLE_STR,
+            "history": {"type": "array", "items": _ref("WebhookAttempt")},
+        },
+        description="An event for one endpoint and its delivery attempts.",
+        examples=[_EXAMPLE_DELIVERY],
+    )
+    command = _obj(
+        {
+            "signedPayload": {
+                "type": "string",
+                "description": "RFC 8785 canonical JSON text of a `WebhookCommandPayload`.",
+            },
+            "signature": {
+                "type": "string",
+                "description": "As in a publish: base64 of the DER (or, with `bsm`, 65-byte "
+                "compact) signature of the key over signedPayload.",
+            },
+            "pubkey": {"type": "string", "pattern": PUBKEY,
+                       "description": "The registered key that owns the endpoints."},
+            "signatureScheme": _SIGNATURE_SCHEME,
+        },
+        required=["signedPayload", "signature", "pubkey"],
+        description="A signed webhook command of a key owner: the publish body's shape, "
+        "with a command payload instead of a record payload.",
+        examples=[{"signedPayload": _EXAMPLE_COMMAND_PAYLOAD, "signature": _EXAMPLE_SIGNATURE,
+                   "pubkey": _EXAMPLE_PUBKEY}],
+    )
+    payload = _obj(
+        {
+            "v": {"type": "integer", "const": 1},
+            "nonce": {"type": "string", "pattern": "^[A-Za-z0-9_-]{16,128}$",
+                      "description": "Used once per key."},
+            "iat": {"type": "integer", "description": "Unix seconds."},
+            "exp": {"type": "integer", "description": "Unix seconds, after iat, within "
+                    "MAX_TTL_SECONDS of it."},
+            "op": {"type": "string", "enum": ["webhooks.create", "webhooks.list",
+                                              "webhooks.remove", "webhooks.enable",
+                                              "webhooks.deliveries"]},
+            "args": {"type": "object", "description": "`webhooks.create`: `url`, optional "
+                     "`description`; `webhooks.remove`, `webhooks.enable`: `id`; "
+                     "`webhooks.deliveries`: optional `id`, `limit` (at most 500); "
+                     "`webhooks.list`: nothing."},
+        },
+        description="The signed text of a webhook command (inside signedPayload, never sent "
+        "as a body of its own).",
+        examples=[json.loads(_EXAMPLE_COMMAND_PAYLOAD)],
+    )
+    event = _obj(
+        {
+            "type": {"type": "string", "enum": _WEBHOOK_EVENT_TYPES},
+            "timestamp": {"type": "string", "format": "date-time"},
+            "data": _obj(
+                {
+                    "jobId": {"type": "string"},
+                    "status": {"type": "string", "enum": ["sent", "confirmed", "failed"]},
+                    "txid": _NULLABLE_STR,
+                    "vout": _NULLABLE_INT,
+                    "blockHash": _NULLABLE_STR,
+                    "blockHeight": _NULLABLE_INT,
+                    "errorCode": _NULLABLE_STR,
+                    "errorDetail": _NULLABLE_STR,
+                },
+                description="The job after the change; members that do not apply are null.",
+            ),
+        },
+        description="The body RareGen POSTs to an endpoint, signed per Standard Webhooks "
+        "(headers `webhook-id`, `webhook-timestamp`, `webhook-signature`: `v1,` + base64 "
+        "HMAC-SHA256 of `<id>.<timestamp>.<body>` under the endpoint's secret).",
+        examples=[{"type": "job.confirmed", "timestamp": "2026-01-01T00:10:02.000Z",
+                   "data": {"jobId": _EXAMPLE_JOB_ID, "status": "confirmed",
+                            "txid": _EXAMPLE_TXID, "vout": 0,
+                            "blockHash": "0" * 8 + "3a" * 28, "blockHeight": 812345,
+                            "errorCode": None, "errorDetail": None}}],
+    )
+    return {
+        "WebhookEndpoint": endpoint,
+        "WebhookAttempt": attempt,
+        "WebhookDelivery": delivery,
+        "WebhookCommand": command,
+        "WebhookCommandPayload": payload,
+        "WebhookCreate": _obj(
+            {"url": {"type": "string", "maxLength": 2000,
+                     "description": "http(s), no user info or fragment (docs/API.md)."},
+             "description": {**_NULLABLE_STR, "maxLength": 200}},
+            required=["url"],
+            examples=[{"url": "https://hooks.example.com/raregen",
+                       "description": "orders service"}],
+        ),
+        "WebhookEvent": event,
+    }
+
+
 def _schemas(max_payload: int) -> dict[str, Any]:
     job_props = {
         "jobId": {"type": "string", "description": "The job's id (a UUID)."},
@@ -255,11 +429,15 @@ def _schemas(max_payload: int) -> dict[str, Any]:
                     "description": "SEC1 public key, compressed (66 hex) or uncompressed "
                     "(130 hex).",
                 },
+                "signatureScheme": _SIGNATURE_SCHEME,
             },
-            description="The v1 publish body: exactly these three members.",
+            required=["signedPayload", "signature", "pubkey"],
+            description="The v1 publish body: these three members and, optionally, "
+            "`signatureScheme` (docs/API.md).",
             examples=[{"signedPayload": _EXAMPLE_PAYLOAD, "signature": _EXAMPLE_SIGNATURE,
                        "pubkey": _EXAMPLE_PUBKEY}],
         ),
+        **_webhook_schemas(),
         "Accepted": _obj(
             {
                 "jobId": {"type": "string"},
@@ -302,8 +480,16 @@ def _schemas(max_payload: int) -> dict[str, Any]:
         "Record": _obj(
             {
                 "vout": {"type": "integer", "minimum": 0},
+                "version": {"type": ["integer", "null"], "enum": [1, 2, None],
+                            "description": "The layout version: 1 (DER signature), 2 (Bitcoin "
+                            "Signed Message); null for a malformed record."},
+                "signatureScheme": {"type": ["string", "null"], "enum": ["der", "bsm", None],
+                                    "description": "`der` (layout 1), `bsm` (layout 2); null "
+                                    "for a malformed record."},
                 "signedPayload": {"type": "string"},
-                "signature": {"type": "string", "description": "Base64 DER."},
+                "signature": {"type": "string",
+                              "description": "Base64: DER, or the 65-byte compact Bitcoin "
+                              "Signed Message signature."},
                 "pubkey": {"type": "string", "description": "Compressed SEC1, hex."},
                 "valid": {"type": "boolean", "description": "The signature verifies."},
                 "error": {**_NULLABLE_STR,
@@ -440,19 +626,31 @@ def _error_responses(codes: Iterable[str]) -> dict[str, Any]:
     return out
 
 
-def _json(schema: dict[str, Any], description: str, **more: Any) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}},
-            **more}
+def _json(schema: dict[str, Any], description: str, examples: dict[str, Any] | None = None,
+          **more: Any) -> dict[str, Any]:
+    media: dict[str, Any] = {"schema": schema}
+    if examples:
+        media["examples"] = examples
+    return {"description": description, "content": {"application/json": media}, **more}
 
 
 # the error codes each kind of request can meet
 _BODY = ["BAD_REQUEST", "MALFORMED_JSON", "PAYLOAD_TOO_LARGE", "UNSUPPORTED_MEDIA_TYPE"]
 _PUBLISH = _BODY + [
     "MISSING_FIELD", "UNKNOWN_FIELD", "DUPLICATE_MEMBER", "NON_CANONICAL_PAYLOAD",
-    "LEGACY_CONTRACT", "BAD_PUBKEY", "BAD_SIGNATURE_ENCODING", "BAD_NONCE", "BAD_TIMESTAMPS",
-    "SIGNATURE_INVALID", "HIGH_S_SIGNATURE", "NO_CREDITS", "KEY_NOT_REGISTERED", "KEY_REVOKED",
-    "NONCE_REUSED", "EXPIRED", "NOT_YET_VALID", "UNAVAILABLE",
+    "LEGACY_CONTRACT", "BAD_PUBKEY", "BAD_SIGNATURE_SCHEME", "BAD_SIGNATURE_ENCODING",
+    "BAD_NONCE", "BAD_TIMESTAMPS", "SIGNATURE_INVALID", "HIGH_S_SIGNATURE", "NO_CREDITS",
+    "KEY_NOT_REGISTERED", "KEY_REVOKED", "NONCE_REUSED", "EXPIRED", "NOT_YET_VALID", "UNAVAILABLE",
 ]
+# a signed command (POST /v1/webhooks): a publish's checks up to the nonce
+_COMMAND = _BODY + [
+    "MISSING_FIELD", "UNKNOWN_FIELD", "DUPLICATE_MEMBER", "NON_CANONICAL_PAYLOAD",
+    "LEGACY_CONTRACT", "BAD_PUBKEY", "BAD_SIGNATURE_SCHEME", "BAD_SIGNATURE_ENCODING",
+    "BAD_NONCE", "BAD_TIMESTAMPS", "SIGNATURE_INVALID", "HIGH_S_SIGNATURE",
+    "KEY_NOT_REGISTERED", "KEY_REVOKED", "NONCE_REUSED", "EXPIRED", "NOT_YET_VALID",
+    "UNAVAILABLE",
+]
+_WEBHOOK_CREATE = ["BAD_WEBHOOK_URL", "WEBHOOK_URL_FORBIDDEN", "WEBHOOK_LIMIT"]
 _WALLET_GET = ["AUTH_REQUIRED", "UNAVAILABLE"]
 _WALLET_CALL = ["CSRF_FAILED", "AUTH_REQUIRED", "UNAVAILABLE"]
 _PUBLISHED = {
@@ -522,6 +720,22 @@ def _paths() -> dict[str, Any]:
         status: _json(_ref("WalletAccepted"), resp["description"]) for status, resp in
         _PUBLISHED.items()
     }
+    no_store = {"Cache-Control": {"schema": {"type": "string", "const": "no-store"}}}
+    webhook_list = _obj({"endpoints": {"type": "array", "items": _ref("WebhookEndpoint")}})
+    webhook_one = _obj({"endpoint": _ref("WebhookEndpoint")})
+    webhook_removed = _obj({"removed": {"type": "integer",
+                                        "description": "The id of the removed endpoint."}})
+    webhook_deliveries = _obj({"deliveries": {"type": "array",
+                                              "items": _ref("WebhookDelivery")}})
+    webhook_created = _json(
+        _obj({"endpoint": {"allOf": [_ref("WebhookEndpoint"), {"required": ["secret"]}]}}),
+        "Registered: the endpoint with its signing secret (shown this once).",
+        headers=no_store,
+        examples={"created": {"value": {"endpoint": {**_EXAMPLE_ENDPOINT,
+                                                     "secret": _EXAMPLE_SECRET}}}},
+    )
+    endpoint_id = {"name": "endpointId", "in": "path", "required": True,
+                   "schema": {"type": "integer", "minimum": 0}, "example": 7}
     return {
         "/v1/publish": {
             "post": {
@@ -562,6 +776,38 @@ def _paths() -> dict[str, Any]:
                 "responses": {"200": _json(_ref("Records"), "The transaction's records."),
                               **_error_responses(["MALFORMED_JSON", "NOT_FOUND",
                                                   "UNAVAILABLE"])},
+            }
+        },
+        "/v1/webhooks": {
+            "post": {
+                "operationId": "webhookCommand",
+                "tags": ["webhooks"],
+                "summary": "A signed webhook command of a key owner",
+                "description": "Manage the webhook endpoints of a registered key (docs/API.md, "
+                "Webhooks). The body is signed as a publish is, over a command payload "
+                "(`WebhookCommandPayload`: `op` and `args`). Checks in order: the body, the "
+                "payload, the time window and the signature (the codes of a publish), the key "
+                "(`KEY_NOT_REGISTERED`, `KEY_REVOKED`), the nonce (once per key, "
+                "`NONCE_REUSED`), then `op` (`UNKNOWN_OPERATION`) and its arguments. Rate "
+                "limited per client IP (PUBLISH_RATE_LIMIT). Answers are not cached.",
+                "requestBody": {"required": True, "content": {"application/json": {
+                    "schema": _ref("WebhookCommand")}}},
+                "responses": {
+                    "200": _json(
+                        {"oneOf": [webhook_list, webhook_one, webhook_removed,
+                                   webhook_deliveries]},
+                        "`webhooks.list` (`endpoints`), `webhooks.enable` (`endpoint`), "
+                        "`webhooks.remove` (`removed`) or `webhooks.deliveries` "
+                        "(`deliveries`).",
+                        headers=no_store,
+                        examples={"list": {"value": {"endpoints": [_EXAMPLE_ENDPOINT]}},
+                                  "removed": {"value": {"removed": 7}},
+                                  "deliveries": {"value": {"deliveries": [_EXAMPLE_DELIVERY]}}},
+                    ),
+                    "201": webhook_created,
+                    **_error_responses(_COMMAND + _WEBHOOK_CREATE + [
+                        "UNKNOWN_OPERATION", "NOT_FOUND", "RATE_LIMITED"]),
+                },
             }
         },
         "/v1/jobs/{jobId}/proof": {
@@ -781,6 +1027,71 @@ def _paths() -> dict[str, Any]:
                 },
             }
         },
+        "/wallet/api/webhooks": {
+            "get": {
+                "operationId": "walletWebhooks",
+                "tags": ["wallet", "webhooks"],
+                "summary": "The account's webhook endpoints, oldest first",
+                "security": wallet_get,
+                "responses": {"200": _json(webhook_list, "The endpoints.", headers=no_store),
+                              **_error_responses(_WALLET_GET)},
+            },
+            "post": {
+                "operationId": "walletCreateWebhook",
+                "tags": ["wallet", "webhooks"],
+                "summary": "Register a webhook endpoint for the account",
+                "description": "Events for the jobs of all the account's keys. The answer "
+                "carries the endpoint's signing secret, shown this once.",
+                "security": wallet_call,
+                "requestBody": {"required": True, "content": {"application/json": {
+                    "schema": _ref("WebhookCreate")}}},
+                "responses": {
+                    "201": webhook_created,
+                    **_error_responses(_WALLET_CALL + _BODY + _WEBHOOK_CREATE + [
+                        "DUPLICATE_MEMBER", "UNKNOWN_FIELD"]),
+                },
+            },
+        },
+        "/wallet/api/webhooks/{endpointId}": {
+            "delete": {
+                "operationId": "walletRemoveWebhook",
+                "tags": ["wallet", "webhooks"],
+                "summary": "Remove an endpoint with its pending events and history",
+                "security": wallet_call,
+                "parameters": [endpoint_id],
+                "responses": {"200": _json(webhook_removed, "Removed.", headers=no_store),
+                              **_error_responses(_WALLET_CALL + ["NOT_FOUND"])},
+            }
+        },
+        "/wallet/api/webhooks/{endpointId}/enable": {
+            "post": {
+                "operationId": "walletEnableWebhook",
+                "tags": ["wallet", "webhooks"],
+                "summary": "Enable a disabled endpoint again (its failure count reset)",
+                "security": wallet_call,
+                "parameters": [endpoint_id],
+                "responses": {"200": _json(webhook_one, "The endpoint.", headers=no_store),
+                              **_error_responses(_WALLET_CALL + ["NOT_FOUND"])},
+            }
+        },
+        "/wallet/api/webhooks/deliveries": {
+            "get": {
+                "operationId": "walletWebhookDeliveries",
+                "tags": ["wallet", "webhooks"],
+                "summary": "The latest webhook events of the account, newest first",
+                "security": wallet_get,
+                "parameters": [
+                    {"name": "endpoint", "in": "query", "description": "Only this endpoint's.",
+                     "schema": {"type": "integer", "minimum": 1}},
+                    {"name": "limit", "in": "query",
+                     "schema": {"type": "integer", "minimum": 1, "maximum": 500,
+                                "default": 50}},
+                ],
+                "responses": {"200": _json(webhook_deliveries, "The events.",
+                                           headers=no_store),
+                              **_error_responses(_WALLET_GET + ["NOT_FOUND"])},
+            }
+        },
         "/internal/keys": {
             "post": {
                 "operationId": "internalRegisterKeys",
@@ -846,6 +1157,9 @@ def build_spec(max_payload_bytes: int = 65536, server_url: str | None = None) ->
              "call that is not a GET."},
             {"name": "internal", "description": "Wallet process to publisher, with the service "
              "token (ROLE=publisher)."},
+            {"name": "webhooks", "description": "Webhook endpoints of key owners (signed "
+             "commands) and wallet accounts; the events (`WebhookEvent`) RareGen POSTs to "
+             "them (docs/API.md, Webhooks)."},
             {"name": "proofs", "description": "Proof files and the acceptance-receipt key "
              "(docs/PROOFS.md)."},
             {"name": "service", "description": "Health, metrics and this document."},

@@ -190,9 +190,16 @@ def list_endpoints(owner: Owner | None = None) -> list[dict[str, Any]]:
         return views
 
 
+#: The largest endpoint id: the column is a 32-bit signed integer (PostgreSQL ``integer``).
+#: A larger number names no endpoint; sent to the database it would fail the query.
+MAX_ENDPOINT_ID = 2**31 - 1
+
+
 def _owned(owner: Owner | None, endpoint_id: object) -> WebhookEndpoint:
     if not isinstance(endpoint_id, int) or isinstance(endpoint_id, bool):
         raise RequestError("id must be an integer.", code="MALFORMED_JSON", field="id")
+    if not 1 <= endpoint_id <= MAX_ENDPOINT_ID:
+        raise NotFound("No webhook endpoint with this id.", field="id")
     query = select(WebhookEndpoint).where(WebhookEndpoint.id == endpoint_id)
     if owner is not None:
         query = query.where(owner.where())

@@ -18,6 +18,9 @@ from raregen.webhooks import service
 
 bp = Blueprint("webhook_wallet_api", __name__, url_prefix="/wallet/api/webhooks")
 
+#: the members of a create body (docs/WALLET_API.md)
+_CREATE_MEMBERS = ("url", "description")
+
 
 @bp.after_request
 def _no_store(resp: Response) -> Response:
@@ -55,8 +58,16 @@ def list_endpoints():  # type: ignore[no-untyped-def]
 @bp.post("")
 @api_login_required
 def create():  # type: ignore[no-untyped-def]
-    """``{"url", "description"?}`` -> 201 with the endpoint and its secret (shown once)."""
+    """``{"url", "description"?}`` -> 201 with the endpoint and its secret (shown once).
+    Any other member: 400 ``UNKNOWN_FIELD``."""
     body = _body()
+    extra = sorted(str(name) for name in body if name not in _CREATE_MEMBERS)
+    if extra:
+        raise RequestError(
+            f"unknown member {extra[0][:40]!r}; allowed: url, description",
+            code="UNKNOWN_FIELD",
+            field=extra[0][:40],
+        )
     owner = _owner()
     view = service.create_endpoint(
         owner, body.get("url"), body.get("description"), actor=str(owner.account_ref)

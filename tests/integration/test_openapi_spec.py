@@ -40,7 +40,8 @@ def test_error_codes_match_the_table_of_docs_api() -> None:
 def test_every_error_response_lists_codes_of_its_status() -> None:
     for path, item in build_spec()["paths"].items():
         for method, op in item.items():
-            assert "200" in op["responses"], (method, path)
+            # a success status: 200, or 201 for an operation that only creates
+            assert {"200", "201"} & set(op["responses"]), (method, path)
             for status, resp in op["responses"].items():
                 if int(status) < 400:
                     continue  # success examples are named by what they show
@@ -149,3 +150,37 @@ def test_reference_page_loads_redoc_from_static_without_inline_script(client) ->
 @pytest.mark.parametrize("name", ["redoc.standalone.js"])
 def test_the_renderer_is_bundled(name: str) -> None:
     assert (REPO_ROOT / "raregen" / "static" / "dist" / name).is_file(), "run npm run build"
+
+
+def test_the_webhook_schemas_hold_their_examples_and_a_real_event() -> None:
+    from types import SimpleNamespace
+
+    from raregen.db import utcnow
+    from raregen.webhooks import outbox
+
+    spec = build_spec()
+    schemas = spec["components"]["schemas"]
+    for name in ("WebhookEndpoint", "WebhookDelivery", "WebhookCommand",
+                 "WebhookCommandPayload", "WebhookCreate", "WebhookEvent"):
+        for example in schemas[name]["examples"]:
+            _validator(spec, name).validate(example)
+    job = SimpleNamespace(job_id="j-1", txid="ab" * 32, vout=0, block_hash="cd" * 32,
+                          block_height=7, error_code=None, error_detail=None)
+    for event_type in outbox.EVENT_TYPES:
+        body = json.loads(outbox.event_body(event_type, job, utcnow()))
+        _validator(spec, "WebhookEvent").validate(body)
+    # the optional signature scheme of a signed body, the layout of a record read back
+    for name in ("PublishRequest", "WebhookCommand"):
+        scheme = schemas[name]["properties"]["signatureScheme"]
+        assert scheme["enum"] == ["der", "bsm"] and "signatureScheme" not in schemas[name][
+            "required"]
+    record = schemas["Record"]["properties"]
+    assert record["version"]["enum"] == [1, 2, None]
+    assert record["signatureScheme"]["enum"] == ["der", "bsm", None]
+    command = spec["paths"]["/v1/webhooks"]["post"]["responses"]
+    assert {"200", "201", "400", "401", "403", "404", "409", "413", "415", "422", "429",
+            "503"} <= set(command)
+    assert {"UNKNOWN_OPERATION", "BAD_WEBHOOK_URL", "WEBHOOK_URL_FORBIDDEN",
+            "BAD_SIGNATURE_SCHEME"} <= set(command["400"]["content"]["application/json"][
+                "examples"])
+    assert "WEBHOOK_LIMIT" in command["409"]["content"]["application/json"]["examples"]

@@ -25,6 +25,45 @@ def _path(rule: Any) -> str:
     return _ARG.sub(lambda m: _DUMMY.get(m.group(1) or "", "x"), rule.rule)
 
 
+#: The one documented page-only exception (raregen/web/apidocs.py): the Redoc reference page
+#: may allow inline styles (Redoc writes them at run time) and a blob: worker (its search).
+#: Exactly these directives may differ from the site's policy there, and nowhere else.
+RELAXED_PAGES = {
+    "/docs/api": {"style-src": "'self' 'unsafe-inline'", "worker-src": "'self' blob:"},
+}
+
+
+def directives(csp: str) -> dict[str, str]:
+    """A CSP header as ``{directive: its source list}`` (CSP 3 §2.2, one policy)."""
+    out: dict[str, str] = {}
+    for part in csp.split(";"):
+        name, _, value = part.strip().partition(" ")
+        if name:
+            assert name.lower() not in out, f"directive {name} twice in {csp!r}"
+            out[name.lower()] = " ".join(value.split())
+    return out
+
+
+def check_csp(csp: str, path: str, where: str) -> None:
+    """Assert an HTML answer's policy: the site's strict one, or on a page of
+    :data:`RELAXED_PAGES` exactly its documented relaxation of the site's policy."""
+    found = directives(csp)
+    # on every page: no framing, no plugins, scripts from this site only
+    assert found.get("frame-ancestors") == "'none'", where
+    assert found.get("object-src") == "'none'", where
+    script = found.get("script-src", "")
+    assert script.startswith("'self'"), where
+    assert "unsafe-inline" not in script and "unsafe-eval" not in csp, where
+    relaxed = RELAXED_PAGES.get(path, {})
+    if relaxed and any(found.get(name) == value for name, value in relaxed.items()):
+        from raregen.web.headers import CSP
+
+        assert found == {**directives(CSP), **relaxed}, where
+        return
+    assert "script-src 'self'" in csp and "style-src 'self'" in csp, where
+    assert "unsafe-inline" not in csp and "worker-src" not in found, where
+
+
 def check(resp: Any, production: bool, what: str) -> None:
     """Assert every header this answer must carry."""
     h = resp.headers
@@ -33,10 +72,7 @@ def check(resp: Any, production: bool, what: str) -> None:
     assert h.get("Referrer-Policy") in ("same-origin", "no-referrer"), where
     assert h.get("X-Frame-Options") == "DENY", where
     if resp.mimetype == "text/html":
-        csp = h.get("Content-Security-Policy", "")
-        assert "frame-ancestors 'none'" in csp, where
-        assert "script-src 'self'" in csp and "style-src 'self'" in csp, where
-        assert "object-src 'none'" in csp and "unsafe-inline" not in csp, where
+        check_csp(h.get("Content-Security-Policy", ""), resp.request.path, where)
     if production:
         assert h.get("Strict-Transport-Security") == HSTS, where
     else:
@@ -146,3 +182,25 @@ def test_errors_static_and_not_found(sqlite_app, env_name, monkeypatch):  # type
         assert (resp.status_code, resp.mimetype) == expected[name], (name, resp.status_code)
         check(resp, production, name)
         resp.close()
+
+
+def test_the_relaxation_is_accepted_only_as_documented_and_only_on_its_page() -> None:
+    from raregen.web.apidocs import DOCS_CSP
+    from raregen.web.headers import CSP
+
+    check_csp(CSP, "/signin", "strict")
+    check_csp(CSP, "/docs/api", "strict on the docs page too")
+    check_csp(DOCS_CSP, "/docs/api", "the documented exception")
+    refused = {
+        "elsewhere": (DOCS_CSP, "/signin"),
+        "inline script": (DOCS_CSP.replace("script-src 'self'", "script-src 'self' "
+                                           "'unsafe-inline'"), "/docs/api"),
+        "eval": (DOCS_CSP.replace("script-src 'self'", "script-src 'self' 'unsafe-eval'"),
+                 "/docs/api"),
+        "framing": (DOCS_CSP.replace("frame-ancestors 'none'", "frame-ancestors *"),
+                    "/docs/api"),
+        "more than documented": (DOCS_CSP.replace("img-src 'self'", "img-src *"), "/docs/api"),
+    }
+    for name, (csp, path) in refused.items():
+        with pytest.raises(AssertionError):
+            check_csp(csp, path, name)

@@ -118,6 +118,12 @@ def test_wallet_json_api(signed_in: WalletClient, wallet: WalletClient, app: Any
         assert resp.status_code == 401 and resp.json["error"]["code"] == "AUTH_REQUIRED"
         bad = signed_in.post("/wallet/api/webhooks", {"url": "file:///etc/passwd"})
         assert bad.status_code == 400 and bad.json["error"]["code"] == "BAD_WEBHOOK_URL"
+        # the body is {url, description?}: another member is refused, nothing stored
+        extra = signed_in.post("/wallet/api/webhooks", {"url": receiver.url, "secret": "x"})
+        assert extra.status_code == 400 and extra.json["error"] == {
+            "code": "UNKNOWN_FIELD", "message": extra.json["error"]["message"],
+            "field": "secret"}
+        assert len(signed_in.get("/wallet/api/webhooks").json["endpoints"]) == 1
         resp = signed_in.post(f"/wallet/api/webhooks/{endpoint['id']}/enable")
         assert resp.status_code == 200 and resp.json["endpoint"]["status"] == "enabled"
         resp = signed_in.send("DELETE", f"/wallet/api/webhooks/{endpoint['id']}")
@@ -125,3 +131,12 @@ def test_wallet_json_api(signed_in: WalletClient, wallet: WalletClient, app: Any
         assert signed_in.get("/wallet/api/webhooks").json["endpoints"] == []
         resp = signed_in.send("DELETE", f"/wallet/api/webhooks/{endpoint['id']}")
         assert resp.status_code == 404 and resp.json["error"]["code"] == "NOT_FOUND"
+        # ids past the integer column (2**31 - 1 in PostgreSQL) name no endpoint: 404
+        for huge in (2**31, 2**64):
+            for resp in (
+                signed_in.post(f"/wallet/api/webhooks/{huge}/enable"),
+                signed_in.send("DELETE", f"/wallet/api/webhooks/{huge}"),
+                signed_in.get(f"/wallet/api/webhooks/deliveries?endpoint={huge}"),
+            ):
+                assert resp.status_code == 404, (huge, resp.status_code)
+                assert resp.json["error"]["code"] == "NOT_FOUND"
