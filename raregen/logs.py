@@ -36,7 +36,7 @@ from typing import Any
 import structlog
 
 #: An acceptable incoming ``X-Request-ID`` (nginx's ``$request_id`` is 32 hex digits).
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+_REQUEST_ID = re.compile(r"\A[A-Za-z0-9._-]{1,128}\Z")
 
 _configured: str | None = None
 _reporter_on = False

@@ -26,7 +26,7 @@ __all__ = ["ProofUnavailable", "file_name", "proof_for_job", "proof_for_record"]
 
 FORMAT = "raregen-proof"
 VERSION = 1
-_TXID = re.compile(r"^[0-9a-fA-F]{64}$")
+_TXID = re.compile(r"\A[0-9a-fA-F]{64}\Z")
 #: the largest ``publish_jobs.vout`` (a 32-bit INTEGER column): no record of ours is past it
 _MAX_VOUT = 2**31 - 1
 

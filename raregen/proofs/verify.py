@@ -74,8 +74,8 @@ CHECKS: tuple[tuple[str, str], ...] = (
     ("FILE_HASH_MISMATCH", "the original file is the one the record names"),
 )
 _BAD_INPUT = {"PROOF_TOO_LARGE", "PROOF_MALFORMED", "PROOF_UNSUPPORTED"}
-_HEX = re.compile(r"^(?:[0-9a-fA-F]{2})*$")
-_TXID = re.compile(r"^[0-9a-fA-F]{64}$")
+_HEX = re.compile(r"\A(?:[0-9a-fA-F]{2})*\Z")
+_TXID = re.compile(r"\A[0-9a-fA-F]{64}\Z")
 
 
 @dataclass
@@ -225,7 +225,10 @@ def _shape(doc: Any) -> None:
         need(isinstance(record.get(name), str), f"record.{name} must be a string")
     need(isinstance(doc.get("txid"), str) and bool(_TXID.match(doc["txid"])), "txid must be 64 hex")
     vout = doc.get("vout")
-    need(isinstance(vout, int) and not isinstance(vout, bool) and vout >= 0, "vout must be an integer >= 0")
+    need(
+        isinstance(vout, int) and not isinstance(vout, bool) and 0 <= vout <= 0xFFFFFFFF,
+        "vout must be an integer from 0 to 2^32-1 (a uint32 in a transaction)",
+    )
     raw = doc.get("rawTx")
     need(isinstance(raw, str) and bool(raw) and bool(_HEX.match(raw)), "rawTx must be hex")
     need(doc.get("status") in ("pending", "complete"), "status must be pending or complete")

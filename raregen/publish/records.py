@@ -10,7 +10,7 @@ from raregen.chain.rpc import RPCError, RPCTransportError
 from raregen.errors import NotFound, RequestError, ServiceError
 from raregen.publish import services
 
-_TXID = re.compile(r"^[0-9a-fA-F]{64}$")
+_TXID = re.compile(r"\A[0-9a-fA-F]{64}\Z")
 
 
 def read_records(txid: str) -> dict[str, Any]:

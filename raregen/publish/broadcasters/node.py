@@ -96,7 +96,7 @@ __all__ = ["NODE_REJECT_PATTERNS", "SVNodeBroadcaster", "classify_node_error"]
 
 log = logging.getLogger(__name__)
 
-_TXID_RE = re.compile(r"^[0-9a-fA-F]{64}$")
+_TXID_RE = re.compile(r"\A[0-9a-fA-F]{64}\Z")
 
 #: Ordered (substring, Outcome) pairs, matched case-insensitively against the node's
 #: message; the first match wins (so "already" texts come before generic "bad-txns").

@@ -659,7 +659,7 @@ function checkShape(doc) {
   need(isObject(record), 'record must be an object');
   for (const name of ['signedPayload', 'signature', 'pubkey']) need(typeof record[name] === 'string', `record.${name} must be a string`);
   need(typeof doc.txid === 'string' && TXID_RE.test(doc.txid), 'txid must be 64 hex characters');
-  need(isInt(doc.vout) && doc.vout >= 0, 'vout must be an integer >= 0');
+  need(isInt(doc.vout) && doc.vout >= 0 && doc.vout <= 0xffffffff, 'vout must be an integer from 0 to 2^32-1 (a uint32 in a transaction)');
   need(typeof doc.rawTx === 'string' && doc.rawTx.length > 0 && HEX_RE.test(doc.rawTx), 'rawTx must be hex');
   need(doc.status === 'pending' || doc.status === 'complete', 'status must be pending or complete');
   if (doc.status === 'complete') {
