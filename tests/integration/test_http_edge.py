@@ -202,6 +202,17 @@ _MALFORMED = {
         431,
         "HEADERS_TOO_LARGE",
     ),
+    "a transfer coding nginx does not implement": (
+        b"POST /v1/publish HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+        400,
+        "BAD_REQUEST",
+    ),
+    "TRACE": (
+        b"TRACE /v1/ping HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\n\r\n",
+        405,
+        "METHOD_NOT_ALLOWED",
+    ),
     "body over the limit": (
         b"POST /v1/publish HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
         b"Content-Length: 300000\r\n\r\n",
