@@ -2,7 +2,8 @@
 and the unconfirmed-chain depth of pool outputs reset once their transaction is mined.
 
 When a transaction is seen confirmed, its merkle proof (BRC-74 path and block header) is
-stored for proof files (``PROOF_CAPTURE``, on by default; :mod:`raregen.proofs.capture`).
+stored for proof files (``PROOF_CAPTURE``, on by default; :mod:`raregen.proofs.capture`):
+after the pass, per block for all the transactions it found confirmed in that block.
 Each pass first re-checks the blocks of the last ``PROOF_RECHECK_BLOCKS`` confirmations: a
 block a reorganisation took away sends its jobs back to ``sent`` (and drops their proofs),
 so this same pass confirms them again in their new block.
@@ -96,29 +97,34 @@ def confirm_sent(limit: int = 2000) -> int:
             with transaction():  # the jobs sent back are asked about in this pass
                 txids = _sent_txids(limit)
     confirmed = 0
-    for txid in txids:
-        seen.add(txid)
-        try:
-            status = chain.tx_status(txid)
-        except Exception as exc:
-            log.warning("status of %s unavailable: %s", txid, exc.__class__.__name__)
-            return confirmed  # the chain is unreachable: try again next round
-        if status.state == "confirmed":
-            with transaction():
-                confirmed += mark_confirmed(txid, status)
-            if capture_on:
-                from raregen.proofs import capture as proofs
-
-                proofs.capture(txid, status, chain)
-        elif status.state == "unknown":
-            with transaction():
-                raw_tx = stored_raw_tx(txid)
-            if not raw_tx:
-                continue
+    mined: list[tuple[str, TxStatus]] = []
+    try:
+        for txid in txids:
+            seen.add(txid)
             try:
-                chain.broadcast(raw_tx)
+                status = chain.tx_status(txid)
             except Exception as exc:
-                log.warning("re-broadcast of %s failed: %s", txid, exc.__class__.__name__)
+                log.warning("status of %s unavailable: %s", txid, exc.__class__.__name__)
+                return confirmed  # the chain is unreachable: try again next round
+            if status.state == "confirmed":
+                with transaction():
+                    confirmed += mark_confirmed(txid, status)
+                mined.append((txid, status))
+            elif status.state == "unknown":
+                with transaction():
+                    raw_tx = stored_raw_tx(txid)
+                if not raw_tx:
+                    continue
+                try:
+                    chain.broadcast(raw_tx)
+                except Exception as exc:
+                    log.warning("re-broadcast of %s failed: %s", txid, exc.__class__.__name__)
+    finally:
+        if capture_on and mined:
+            from raregen.proofs import capture as proofs
+
+            # per block: one txid list, one header, one transaction for all its proofs
+            proofs.capture_many(mined, chain)
     reset_depths(limit=limit, skip=seen)
     return confirmed
 
