@@ -3,7 +3,8 @@ and the unconfirmed-chain depth of pool outputs reset once their transaction is 
 
 When a transaction is seen confirmed, its merkle proof (BRC-74 path and block header) is
 stored for proof files (``PROOF_CAPTURE``, on by default; :mod:`raregen.proofs.capture`):
-after the pass, per block for all the transactions it found confirmed in that block.
+per block for the transactions the pass found confirmed in it, every ``CAPTURE_EVERY``
+confirmed transactions and at the end of the pass.
 Each pass first re-checks the blocks of the last ``PROOF_RECHECK_BLOCKS`` confirmations: a
 block a reorganisation took away sends its jobs back to ``sent`` (and drops their proofs),
 so this same pass confirms them again in their new block.
@@ -29,6 +30,10 @@ from raregen.publish.models import CONFIRMED, SENT, PublishJob
 from raregen.webhooks import outbox
 
 log = logging.getLogger(__name__)
+
+#: proofs are captured every this many confirmed txids of a pass (and at its end), so a long
+#: pass stores proofs as it goes; a block split over two captures is listed twice.
+CAPTURE_EVERY = 100
 
 
 def mark_confirmed(txid: str, status: TxStatus) -> int:
@@ -110,6 +115,8 @@ def confirm_sent(limit: int = 2000) -> int:
                 with transaction():
                     confirmed += mark_confirmed(txid, status)
                 mined.append((txid, status))
+                if capture_on and len(mined) >= CAPTURE_EVERY:
+                    _capture(mined, chain)
             elif status.state == "unknown":
                 with transaction():
                     raw_tx = stored_raw_tx(txid)
@@ -121,12 +128,18 @@ def confirm_sent(limit: int = 2000) -> int:
                     log.warning("re-broadcast of %s failed: %s", txid, exc.__class__.__name__)
     finally:
         if capture_on and mined:
-            from raregen.proofs import capture as proofs
-
-            # per block: one txid list, one header, one transaction for all its proofs
-            proofs.capture_many(mined, chain)
+            _capture(mined, chain)
     reset_depths(limit=limit, skip=seen)
     return confirmed
+
+
+def _capture(mined: list[tuple[str, TxStatus]], chain: object) -> None:
+    """Capture the proofs of ``mined`` per block (one txid list, one header and one
+    transaction for all a block's proofs) and empty the list."""
+    from raregen.proofs import capture as proofs
+
+    proofs.capture_many(mined, chain)
+    mined.clear()
 
 
 def _sent_txids(limit: int) -> list[str]:
