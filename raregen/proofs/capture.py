@@ -143,13 +143,18 @@ def _store(rows: list[dict[str, Any]]) -> None:
         db.session.execute(insert(TxProof), rows)
 
 
-def _capture_block(block_hash: str, items: list[tuple[str, TxStatus]], chain: Any) -> int:
+def _capture_block(
+    block_hash: str, items: list[tuple[str, TxStatus]], chain: Any, blocks: dict[str, Any]
+) -> int:
     """Capture the proofs of ``items`` (all confirmed in block ``block_hash``) from the
     block's txid list: one ask for the list and header, paths computed and checked here,
     one transaction storing them. Raises ``_NoBackend`` when no backend that lists blocks
     answers."""
     try:
-        height, header_hex, txids = _ask(chain, "block_txids", block_hash)
+        if block_hash not in blocks:
+            height, header_hex, txids = _ask(chain, "block_txids", block_hash)
+            blocks[block_hash] = (height, header_hex, txids, merkle.tree_levels(txids))
+        height, header_hex, txids, levels = blocks[block_hash]
         header = merkle.parse_header(header_hex)
     except ValueError as exc:
         log.warning("no merkle proofs from block %s yet: %s", block_hash, exc)
@@ -157,7 +162,7 @@ def _capture_block(block_hash: str, items: list[tuple[str, TxStatus]], chain: An
     if header.hash != block_hash:
         log.warning("no merkle proofs from block %s yet: the header is another block's", block_hash)
         return 0
-    bumps = merkle.bumps_from_txids(height, txids, [txid for txid, _ in items])
+    bumps = merkle.bumps_from_txids(height, txids, [txid for txid, _ in items], levels)
     rows: list[dict[str, Any]] = []
     now = utcnow()
     for txid, status in items:
@@ -190,7 +195,9 @@ def _capture_block(block_hash: str, items: list[tuple[str, TxStatus]], chain: An
     return len(rows)
 
 
-def capture_many(confirmed: Iterable[tuple[str, TxStatus]], chain: Any) -> int:
+def capture_many(
+    confirmed: Iterable[tuple[str, TxStatus]], chain: Any, blocks: dict[str, Any] | None = None
+) -> int:
     """Fetch, check and store the merkle proofs of confirmed transactions, per block (module
     docstring): for each block, one ask for its txid list and header and one database
     transaction, however many of ``confirmed`` it holds. A status that carries a path
@@ -201,6 +208,9 @@ def capture_many(confirmed: Iterable[tuple[str, TxStatus]], chain: Any) -> int:
     Args:
         confirmed: ``(txid, status)`` pairs with ``status.state == "confirmed"``.
         chain: the broadcaster (chain) to ask.
+        blocks: a cache of the blocks already listed (txids, header, hashed tree), kept by
+            a caller that captures in several steps (a confirmation pass), so a block is
+            listed once however many steps find transactions in it.
 
     Returns:
         The number of proofs stored.
@@ -223,7 +233,7 @@ def capture_many(confirmed: Iterable[tuple[str, TxStatus]], chain: Any) -> int:
             single.extend(items)
             continue
         try:
-            stored += _capture_block(block_hash, items, chain)
+            stored += _capture_block(block_hash, items, chain, {} if blocks is None else blocks)
         except _NoBackend:
             log.warning("no merkle proofs from block %s yet: no backend answers", block_hash)
     for txid, status in single:

@@ -32,6 +32,7 @@ __all__ = [
     "bumps_from_txids",
     "parse_header",
     "target_from_bits",
+    "tree_levels",
 ]
 
 HEADER_BYTES = 80
@@ -167,7 +168,7 @@ def bump_from_txids(block_height: int, txids: Sequence[str], txid: str) -> str:
     return bump_from_branch(block_height, index, txid, branch_from_txids(lowered, index))
 
 
-def _levels(txids: Sequence[str]) -> list[list[bytes]]:
+def tree_levels(txids: Sequence[str]) -> list[list[bytes]]:
     """Every level of the merkle tree of ``txids`` (internal byte order), leaves first, root
     last. A level of odd length is paired with a copy of its last node when hashed (the
     Bitcoin rule), but the copy is not kept in the level."""
@@ -181,7 +182,10 @@ def _levels(txids: Sequence[str]) -> list[list[bytes]]:
 
 
 def bumps_from_txids(
-    block_height: int, txids: Sequence[str], wanted: Sequence[str]
+    block_height: int,
+    txids: Sequence[str],
+    wanted: Sequence[str],
+    levels: list[list[bytes]] | None = None,
 ) -> dict[str, str]:
     """BRC-74 merkle paths (hex) for several transactions of one block from the block's whole
     txid list: the tree is hashed once (``len(txids)`` hashes), then each path takes the
@@ -193,6 +197,8 @@ def bumps_from_txids(
         block_height: height of the block.
         txids: the block's txids in block order (display-order hex).
         wanted: the txids to make paths for.
+        levels: :func:`tree_levels` of ``txids`` when already computed (kept by a caller
+            that asks about the same block again).
 
     Returns:
         ``{txid: bump_hex}`` for each of ``wanted`` found in the block (lower-case keys);
@@ -203,7 +209,7 @@ def bumps_from_txids(
     """
     lowered = [t.lower() for t in txids]
     position = {t: i for i, t in enumerate(lowered)}
-    levels = _levels(lowered)
+    levels = levels if levels is not None else tree_levels(lowered)
     out: dict[str, str] = {}
     for txid in wanted:
         index = position.get(txid.lower())
@@ -226,7 +232,7 @@ def _varint(n: int) -> bytes:
 
 def _encode_bump(block_height: int, index: int, levels: list[list[bytes]]) -> bytes:
     """The BRC-74 binary form of the path of leaf ``index`` through ``levels`` (from
-    :func:`_levels`, a tree of two leaves or more).
+    :func:`tree_levels`, a tree of two leaves or more).
 
     BRC-74: block height (VarInt), tree height (one byte), then per level from the leaves
     up: the number of leaves (VarInt) and each leaf as offset (VarInt), flags (one byte:

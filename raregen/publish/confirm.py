@@ -32,7 +32,7 @@ from raregen.webhooks import outbox
 log = logging.getLogger(__name__)
 
 #: proofs are captured every this many confirmed txids of a pass (and at its end), so a long
-#: pass stores proofs as it goes; a block split over two captures is listed twice.
+#: pass stores proofs as it goes (a block is listed once per pass all the same).
 CAPTURE_EVERY = 100
 
 
@@ -103,6 +103,7 @@ def confirm_sent(limit: int = 2000) -> int:
                 txids = _sent_txids(limit)
     confirmed = 0
     mined: list[tuple[str, TxStatus]] = []
+    blocks: dict[str, object] = {}  # the blocks listed by this pass's captures
     try:
         for txid in txids:
             seen.add(txid)
@@ -116,7 +117,7 @@ def confirm_sent(limit: int = 2000) -> int:
                     confirmed += mark_confirmed(txid, status)
                 mined.append((txid, status))
                 if capture_on and len(mined) >= CAPTURE_EVERY:
-                    _capture(mined, chain)
+                    _capture(mined, chain, blocks)
             elif status.state == "unknown":
                 with transaction():
                     raw_tx = stored_raw_tx(txid)
@@ -128,17 +129,17 @@ def confirm_sent(limit: int = 2000) -> int:
                     log.warning("re-broadcast of %s failed: %s", txid, exc.__class__.__name__)
     finally:
         if capture_on and mined:
-            _capture(mined, chain)
+            _capture(mined, chain, blocks)
     reset_depths(limit=limit, skip=seen)
     return confirmed
 
 
-def _capture(mined: list[tuple[str, TxStatus]], chain: object) -> None:
-    """Capture the proofs of ``mined`` per block (one txid list, one header and one
-    transaction for all a block's proofs) and empty the list."""
+def _capture(mined: list[tuple[str, TxStatus]], chain: object, blocks: dict) -> None:  # type: ignore[type-arg]
+    """Capture the proofs of ``mined`` per block (one txid list and header per block and
+    pass, kept in ``blocks``; one transaction for a block's proofs) and empty the list."""
     from raregen.proofs import capture as proofs
 
-    proofs.capture_many(mined, chain)
+    proofs.capture_many(mined, chain, blocks)
     mined.clear()
 
 
