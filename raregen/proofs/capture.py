@@ -8,6 +8,12 @@ reorganisation takes the block away (docs/PROOFS.md, "How the server gets a proo
   ``getmerkleproof2``); the header from a backend that serves headers (the node). A path is
   stored only once it is checked: it holds the txid, its root is the header's merkle root,
   its height and the header's hash are the block's.
+* :func:`capture_many`: the same for all the transactions a confirmation pass found
+  confirmed, per block: the block's txid list and header are asked once (a backend with
+  ``block_txids``: the node's ``getblock``), every path is computed here
+  (:func:`raregen.proofs.merkle.bumps_from_txids`) and checked as above, and the block's
+  proofs are stored in one transaction. Transactions whose status carries a path, or whose
+  block no backend can list, are captured one by one (:func:`capture`).
 * :func:`recheck`: the blocks of the jobs confirmed in the last ``PROOF_RECHECK_BLOCKS``
   blocks are asked whether they are still on the main chain; when one is not (or a backend
   that cannot tell says the transaction is no longer in it), its jobs go back to ``sent``,
@@ -32,14 +38,14 @@ from typing import Any
 
 from bsv import MerklePath
 from flask import current_app
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, insert, select, update
 
-from raregen.db import db, transaction
+from raregen.db import db, transaction, utcnow
 from raregen.proofs import merkle
 from raregen.publish.broadcasters.base import BroadcasterUnavailable, TxStatus
 from raregen.publish.models import CONFIRMED, SENT, BlockHeader, PublishJob, TxProof
 
-__all__ = ["capture", "following_headers", "recheck", "revert_txids"]
+__all__ = ["capture", "capture_many", "following_headers", "recheck", "revert_txids"]
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +134,111 @@ def capture(txid: str, status: TxStatus, chain: Any) -> bool:
             )
         )
     return True
+
+
+def _store(rows: list[dict[str, Any]]) -> None:
+    """Replace the proofs of ``rows`` (``TxProof`` column values) in one transaction."""
+    with transaction():
+        db.session.execute(delete(TxProof).where(TxProof.txid.in_([r["txid"] for r in rows])))
+        db.session.execute(insert(TxProof), rows)
+
+
+def _capture_block(
+    block_hash: str, items: list[tuple[str, TxStatus]], chain: Any, blocks: dict[str, Any]
+) -> int:
+    """Capture the proofs of ``items`` (all confirmed in block ``block_hash``) from the
+    block's txid list: one ask for the list and header, paths computed and checked here,
+    one transaction storing them. Raises ``_NoBackend`` when no backend that lists blocks
+    answers."""
+    try:
+        if block_hash not in blocks:
+            height, header_hex, txids = _ask(chain, "block_txids", block_hash)
+            blocks[block_hash] = (height, header_hex, txids, merkle.tree_levels(txids))
+        height, header_hex, txids, levels = blocks[block_hash]
+        header = merkle.parse_header(header_hex)
+    except ValueError as exc:
+        log.warning("no merkle proofs from block %s yet: %s", block_hash, exc)
+        return 0
+    if header.hash != block_hash:
+        log.warning("no merkle proofs from block %s yet: the header is another block's", block_hash)
+        return 0
+    bumps = merkle.bumps_from_txids(height, txids, [txid for txid, _ in items], levels)
+    rows: list[dict[str, Any]] = []
+    now = utcnow()
+    for txid, status in items:
+        bump_hex = bumps.get(txid.lower())
+        if bump_hex is None:
+            log.warning("no merkle proof for %s yet: not in block %s", txid, block_hash)
+            continue
+        if status.block_height is not None and status.block_height != height:
+            log.warning("no merkle proof for %s yet: the block's height is not %s",
+                        txid, status.block_height)
+            continue
+        # the SDK reads the path back and computes its root: it must be the header's
+        path = MerklePath.from_binary(bytes.fromhex(bump_hex))
+        if path.compute_root(txid) != header.merkle_root or int(path.block_height) != height:
+            log.warning("no merkle proof for %s yet: the path's root is not block %s's",
+                        txid, block_hash)
+            continue
+        rows.append(
+            {
+                "txid": txid,
+                "block_hash": block_hash,
+                "block_height": height,
+                "merkle_path": bump_hex,
+                "block_header": header_hex,
+                "created_at": now,
+            }
+        )
+    if rows:
+        _store(rows)
+    return len(rows)
+
+
+def capture_many(
+    confirmed: Iterable[tuple[str, TxStatus]], chain: Any, blocks: dict[str, Any] | None = None
+) -> int:
+    """Fetch, check and store the merkle proofs of confirmed transactions, per block (module
+    docstring): for each block, one ask for its txid list and header and one database
+    transaction, however many of ``confirmed`` it holds. A status that carries a path
+    (ARC's ``merklePath``) or has no block hash, and every transaction of a block that no
+    backend can list, goes through :func:`capture` one by one, as before. Never raises for
+    chain trouble: what cannot be captured now is logged and left to the re-check.
+
+    Args:
+        confirmed: ``(txid, status)`` pairs with ``status.state == "confirmed"``.
+        chain: the broadcaster (chain) to ask.
+        blocks: a cache of the blocks already listed (txids, header, hashed tree), kept by
+            a caller that captures in several steps (a confirmation pass), so a block is
+            listed once however many steps find transactions in it.
+
+    Returns:
+        The number of proofs stored.
+    """
+    stored = 0
+    by_block: dict[str, list[tuple[str, TxStatus]]] = {}
+    single: list[tuple[str, TxStatus]] = []
+    seen: set[str] = set()
+    for txid, status in confirmed:
+        if txid in seen:
+            continue
+        seen.add(txid)
+        if status.merkle_path or not status.block_hash:
+            single.append((txid, status))
+        else:
+            by_block.setdefault(status.block_hash, []).append((txid, status))
+    listing = any(callable(getattr(b, "block_txids", None)) for b in _backends(chain))
+    for block_hash, items in by_block.items():
+        if not listing:  # no backend lists blocks: one by one
+            single.extend(items)
+            continue
+        try:
+            stored += _capture_block(block_hash, items, chain, {} if blocks is None else blocks)
+        except _NoBackend:
+            log.warning("no merkle proofs from block %s yet: no backend answers", block_hash)
+    for txid, status in single:
+        stored += capture(txid, status, chain)
+    return stored
 
 
 def revert_txids(txids: Iterable[str], from_height: int | None = None) -> int:
@@ -226,9 +337,11 @@ def recheck(chain: Any, *, blocks: int, capture_missing: bool = True, limit: int
                 .distinct()
                 .limit(limit)
             ).all()
-        for txid, block_hash, height in missing:
-            status = TxStatus(txid, "confirmed", block_hash, height, 1)
-            out["captured"] += capture(txid, status, chain)
+        out["captured"] += capture_many(
+            ((txid, TxStatus(txid, "confirmed", block_hash, height, 1))
+             for txid, block_hash, height in missing),
+            chain,
+        )
     return out
 
 

@@ -8,7 +8,8 @@
   a set sign bit or a zero mantissa is no valid target).
 * BRC-74 merkle paths (BUMP), built and read with the bsv-sdk's ``MerklePath``: from a
   branch as the SV Node's ``getmerkleproof2`` answers it (``index`` and ``nodes``, ``"*"``
-  for "the same hash again"), or from a block's whole txid list.
+  for "the same hash again"), or from a block's whole txid list (one txid, or many at once
+  with the tree's levels hashed only once).
 
 Imports neither Flask nor SQLAlchemy, does no I/O.
 """
@@ -28,8 +29,10 @@ __all__ = [
     "branch_from_txids",
     "bump_from_branch",
     "bump_from_txids",
+    "bumps_from_txids",
     "parse_header",
     "target_from_bits",
+    "tree_levels",
 ]
 
 HEADER_BYTES = 80
@@ -163,6 +166,101 @@ def bump_from_txids(block_height: int, txids: Sequence[str], txid: str) -> str:
     lowered = [t.lower() for t in txids]
     index = lowered.index(txid.lower())
     return bump_from_branch(block_height, index, txid, branch_from_txids(lowered, index))
+
+
+def tree_levels(txids: Sequence[str]) -> list[list[bytes]]:
+    """Every level of the merkle tree of ``txids`` (internal byte order), leaves first, root
+    last. A level of odd length is paired with a copy of its last node when hashed (the
+    Bitcoin rule), but the copy is not kept in the level."""
+    level = [bytes.fromhex(t)[::-1] for t in txids]
+    levels = [level]
+    while len(level) > 1:
+        padded = level + [level[-1]] if len(level) % 2 else level
+        level = [_sha256d(padded[i] + padded[i + 1]) for i in range(0, len(padded), 2)]
+        levels.append(level)
+    return levels
+
+
+def bumps_from_txids(
+    block_height: int,
+    txids: Sequence[str],
+    wanted: Sequence[str],
+    levels: list[list[bytes]] | None = None,
+) -> dict[str, str]:
+    """BRC-74 merkle paths (hex) for several transactions of one block from the block's whole
+    txid list: the tree is hashed once (``len(txids)`` hashes), then each path takes the
+    sibling at every level (``"*"`` where a level's last node is paired with itself), as
+    :func:`branch_from_txids` would one by one. Each path is a one-transaction BUMP, the
+    same as :func:`bump_from_txids` gives.
+
+    Args:
+        block_height: height of the block.
+        txids: the block's txids in block order (display-order hex).
+        wanted: the txids to make paths for.
+        levels: :func:`tree_levels` of ``txids`` when already computed (kept by a caller
+            that asks about the same block again).
+
+    Returns:
+        ``{txid: bump_hex}`` for each of ``wanted`` found in the block (lower-case keys);
+        those not in the block are left out.
+
+    Raises:
+        ValueError: a path is inconsistent (bsv-sdk's ``MerklePath`` checks).
+    """
+    lowered = [t.lower() for t in txids]
+    position = {t: i for i, t in enumerate(lowered)}
+    levels = levels if levels is not None else tree_levels(lowered)
+    out: dict[str, str] = {}
+    for txid in wanted:
+        index = position.get(txid.lower())
+        if index is None:
+            continue
+        out[txid.lower()] = _encode_bump(block_height, index, levels).hex()
+    return out
+
+
+def _varint(n: int) -> bytes:
+    """Bitcoin's CompactSize (VarInt) of ``n``."""
+    if n < 0xFD:
+        return bytes([n])
+    if n <= 0xFFFF:
+        return b"\xfd" + n.to_bytes(2, "little")
+    if n <= 0xFFFFFFFF:
+        return b"\xfe" + n.to_bytes(4, "little")
+    return b"\xff" + n.to_bytes(8, "little")
+
+
+def _encode_bump(block_height: int, index: int, levels: list[list[bytes]]) -> bytes:
+    """The BRC-74 binary form of the path of leaf ``index`` through ``levels`` (from
+    :func:`tree_levels`, a tree of two leaves or more).
+
+    BRC-74: block height (VarInt), tree height (one byte), then per level from the leaves
+    up: the number of leaves (VarInt) and each leaf as offset (VarInt), flags (one byte:
+    0 a hash, 1 "duplicate the working hash", 2 the client's txid) and, unless flag 1, the
+    32-byte hash in internal byte order. Level 0 holds the txid and its sibling in offset
+    order; every higher level holds the sibling only. This is what bsv-sdk's
+    ``MerklePath(...).to_binary()`` writes for the same path (the unit tests compare them),
+    written here because the SDK's encoder costs about 1 ms a path, too much for a block
+    with thousands of our transactions.
+    """
+    tree = levels[:-1]
+    out = bytearray(_varint(int(block_height)))
+    out.append(len(tree))
+    pos = index
+    for height, level in enumerate(tree):
+        sibling = pos ^ 1
+        leaf = (
+            _varint(sibling) + b"\x01"
+            if sibling >= len(level)
+            else _varint(sibling) + b"\x00" + level[sibling]
+        )
+        if height == 0:
+            mine = _varint(pos) + b"\x02" + level[pos]
+            out += _varint(2) + (mine + leaf if pos < sibling else leaf + mine)
+        else:
+            out += _varint(1) + leaf
+        pos >>= 1
+    return bytes(out)
 
 
 def merkle_root(txids: Sequence[str]) -> str:

@@ -2,7 +2,9 @@
 and the unconfirmed-chain depth of pool outputs reset once their transaction is mined.
 
 When a transaction is seen confirmed, its merkle proof (BRC-74 path and block header) is
-stored for proof files (``PROOF_CAPTURE``, on by default; :mod:`raregen.proofs.capture`).
+stored for proof files (``PROOF_CAPTURE``, on by default; :mod:`raregen.proofs.capture`):
+per block for the transactions the pass found confirmed in it, every ``CAPTURE_EVERY``
+confirmed transactions and at the end of the pass.
 Each pass first re-checks the blocks of the last ``PROOF_RECHECK_BLOCKS`` confirmations: a
 block a reorganisation took away sends its jobs back to ``sent`` (and drops their proofs),
 so this same pass confirms them again in their new block.
@@ -28,6 +30,10 @@ from raregen.publish.models import CONFIRMED, SENT, PublishJob
 from raregen.webhooks import outbox
 
 log = logging.getLogger(__name__)
+
+#: proofs are captured every this many confirmed txids of a pass (and at its end), so a long
+#: pass stores proofs as it goes (a block is listed once per pass all the same).
+CAPTURE_EVERY = 100
 
 
 def mark_confirmed(txid: str, status: TxStatus) -> int:
@@ -96,31 +102,45 @@ def confirm_sent(limit: int = 2000) -> int:
             with transaction():  # the jobs sent back are asked about in this pass
                 txids = _sent_txids(limit)
     confirmed = 0
-    for txid in txids:
-        seen.add(txid)
-        try:
-            status = chain.tx_status(txid)
-        except Exception as exc:
-            log.warning("status of %s unavailable: %s", txid, exc.__class__.__name__)
-            return confirmed  # the chain is unreachable: try again next round
-        if status.state == "confirmed":
-            with transaction():
-                confirmed += mark_confirmed(txid, status)
-            if capture_on:
-                from raregen.proofs import capture as proofs
-
-                proofs.capture(txid, status, chain)
-        elif status.state == "unknown":
-            with transaction():
-                raw_tx = stored_raw_tx(txid)
-            if not raw_tx:
-                continue
+    mined: list[tuple[str, TxStatus]] = []
+    blocks: dict[str, object] = {}  # the blocks listed by this pass's captures
+    try:
+        for txid in txids:
+            seen.add(txid)
             try:
-                chain.broadcast(raw_tx)
+                status = chain.tx_status(txid)
             except Exception as exc:
-                log.warning("re-broadcast of %s failed: %s", txid, exc.__class__.__name__)
+                log.warning("status of %s unavailable: %s", txid, exc.__class__.__name__)
+                return confirmed  # the chain is unreachable: try again next round
+            if status.state == "confirmed":
+                with transaction():
+                    confirmed += mark_confirmed(txid, status)
+                mined.append((txid, status))
+                if capture_on and len(mined) >= CAPTURE_EVERY:
+                    _capture(mined, chain, blocks)
+            elif status.state == "unknown":
+                with transaction():
+                    raw_tx = stored_raw_tx(txid)
+                if not raw_tx:
+                    continue
+                try:
+                    chain.broadcast(raw_tx)
+                except Exception as exc:
+                    log.warning("re-broadcast of %s failed: %s", txid, exc.__class__.__name__)
+    finally:
+        if capture_on and mined:
+            _capture(mined, chain, blocks)
     reset_depths(limit=limit, skip=seen)
     return confirmed
+
+
+def _capture(mined: list[tuple[str, TxStatus]], chain: object, blocks: dict) -> None:  # type: ignore[type-arg]
+    """Capture the proofs of ``mined`` per block (one txid list and header per block and
+    pass, kept in ``blocks``; one transaction for a block's proofs) and empty the list."""
+    from raregen.proofs import capture as proofs
+
+    proofs.capture_many(mined, chain, blocks)
+    mined.clear()
 
 
 def _sent_txids(limit: int) -> list[str]:

@@ -17,6 +17,7 @@ from raregen.db import db, transaction
 from raregen.proofs import capture, merkle
 from raregen.publish import batch, confirm, pipeline, services
 from raregen.publish.broadcasters import ARCBroadcaster, FailoverBroadcaster
+from raregen.publish.broadcasters.base import TxStatus
 from raregen.publish.models import PublishJob, TxProof
 from tests.integration.test_batch import author, chain_app  # noqa: F401 - fixtures
 from tests.integration.test_broadcasters_http import FakeHTTP, arc_ok
@@ -194,3 +195,61 @@ def test_arc_merkle_path_is_stored_with_the_nodes_header(chain_app, regtest_node
         db.session.execute(db.delete(TxProof))
     assert not capture.capture(job.txid, chain.tx_status(job.txid), chain)
     assert _proof(job.txid) is None
+
+
+class CountingRPC:
+    """The real node RPC client, counting the methods called (a batch counts each call)."""
+
+    def __init__(self, real):  # type: ignore[no-untyped-def]
+        self.real = real
+        self.calls: list[str] = []
+
+    def call(self, method, *params, **kw):  # type: ignore[no-untyped-def]
+        self.calls.append(method)
+        return self.real.call(method, *params, **kw)
+
+    def batch(self, calls, **kw):  # type: ignore[no-untyped-def]
+        calls = list(calls)
+        self.calls.extend(m for m, _ in calls)
+        return self.real.batch(calls, **kw)
+
+    def __getattr__(self, name):  # type: ignore[no-untyped-def]
+        return getattr(self.real, name)
+
+
+def test_a_block_of_many_of_our_transactions_is_captured_with_one_getblock(chain_app, regtest_node, author):  # type: ignore[no-untyped-def]
+    """Batch mode: every record is its own transaction; one confirmation pass captures the
+    proofs of all of them with one ``getblock`` and one header, no per-txid proof call."""
+    chain_app.config.update(PUBLISH_MODE="batch")
+    client = chain_app.test_client()
+    ids = [_submit(client, signing.make_request(author, {"many": i})) for i in range(12)]
+    assert batch.collect_batch().counts.get("sent") == 12
+    block_hash = str(regtest_node.mine(1)[0])
+    node = next(b for b in capture._backends(services.broadcaster()) if hasattr(b, "rpc"))
+    counting = CountingRPC(node.rpc)
+    node.rpc = counting
+    try:
+        assert confirm.confirm_sent() >= 12
+    finally:
+        node.rpc = counting.real
+    jobs = [_job(i) for i in ids]
+    assert {j.status for j in jobs} == {"confirmed"} and {j.block_hash for j in jobs} == {block_hash}
+    assert len({j.txid for j in jobs}) == 12
+    assert counting.calls.count("getblock") == 1, counting.calls
+    assert "getmerkleproof2" not in counting.calls
+    for job in jobs:  # every stored path holds its txid and leads to the block's root
+        _check_row(_proof(job.txid), job.txid, block_hash)
+
+
+def test_block_capture_refuses_a_path_that_is_not_the_blocks(chain_app, regtest_node, author):  # type: ignore[no-untyped-def]
+    """A status naming the wrong block height stores nothing for that txid, the others of
+    the block are stored."""
+    chain_app.config["PROOF_CAPTURE"] = False
+    job = _publish_confirmed(chain_app, regtest_node, author)
+    chain = services.broadcaster()
+    good = chain.tx_status(job.txid)
+    wrong = TxStatus(job.txid, "confirmed", job.block_hash, job.block_height + 1, 1)
+    assert capture.capture_many([(job.txid, wrong)], chain) == 0
+    assert _proof(job.txid) is None
+    assert capture.capture_many([(job.txid, good), ("00" * 32, good)], chain) == 1
+    _check_row(_proof(job.txid), job.txid, job.block_hash)

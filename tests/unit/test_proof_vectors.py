@@ -40,3 +40,24 @@ def test_oversized_file_is_refused_before_parsing() -> None:
     data = (HERE / "valid-one-complete.json").read_bytes()
     result = proofs.verify_proof_bytes(data, max_bytes=len(data) - 1)
     assert (result.verdict, result.reason) == ("could-not-check", "PROOF_TOO_LARGE")
+
+
+@pytest.mark.parametrize("count", [2, 3, 5, 6, 7, 9, 17, 1001])
+def test_paths_of_a_whole_block_at_once_match_one_by_one(count: int) -> None:
+    """``bumps_from_txids`` (one tree, own BRC-74 encoder) gives byte for byte what the
+    SDK's ``MerklePath`` writes one txid at a time, and every path leads to the root."""
+    import hashlib
+
+    from bsv import MerklePath
+
+    from raregen.proofs import merkle
+
+    txids = [hashlib.sha256(f"{count}:{i}".encode()).hexdigest() for i in range(count)]
+    wanted = txids[1:] if count < 100 else txids[1::37] + [txids[-2]]
+    many = merkle.bumps_from_txids(800_000, txids, wanted + ["ff" * 32])
+    assert sorted(many) == sorted(wanted)  # a txid not in the block is left out
+    root = merkle.merkle_root(txids)
+    for txid in wanted:
+        assert many[txid] == merkle.bump_from_txids(800_000, txids, txid)
+        path = MerklePath.from_hex(many[txid])
+        assert path.block_height == 800_000 and path.compute_root(txid) == root

@@ -425,6 +425,28 @@ class SVNodeBroadcaster:
         except (KeyError, TypeError, ValueError) as exc:
             raise BroadcasterUnavailable(self.name, f"no merkle proof: {exc}") from None
 
+    def block_txids(self, block_hash: str) -> tuple[int, str, list[str]]:
+        """The txids of block ``block_hash`` in block order, for computing the merkle paths
+        of all our transactions in it at once (docs/PROOFS.md): ``getblock blockhash 1``
+        (height and txid list) and ``getblockheader blockhash false`` (the 80-byte header).
+
+        Returns:
+            ``(block_height, header_hex, txids)``.
+
+        Raises:
+            BroadcasterUnavailable: the node is unreachable or does not know the block.
+        """
+        try:
+            block = self.rpc.call("getblock", block_hash, 1)
+            header = self.rpc.call("getblockheader", block_hash, False)
+            return int(block["height"]), str(header), [str(t) for t in block["tx"]]
+        except RPCTransportError as exc:
+            raise BroadcasterUnavailable(self.name, str(exc)) from None
+        except RPCError as exc:
+            raise BroadcasterUnavailable(self.name, f"{exc.code}: {exc.message}") from None
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BroadcasterUnavailable(self.name, f"no block: {exc}") from None
+
     def block_state(self, block_hash: str) -> str:
         """``"main"`` (on the active chain), ``"stale"`` (known, not on it: a
         reorganisation left it) or ``"unknown"``, from ``getblockheader`` (its
