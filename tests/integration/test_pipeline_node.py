@@ -89,6 +89,8 @@ def test_publish_confirm_and_verify(node_app, regtest_node, author):  # type: ig
             "pubkey": body["pubkey"],
             "valid": True,
             "error": None,
+            "version": 1,  # layout v1: a DER signature (docs/PROTOCOL.md §3)
+            "signatureScheme": "der",
         }
     ]
     # the input is spent, the change is back in the pool
