@@ -371,22 +371,19 @@ _BSM_LEN: Final = 65
 _BSM_B64_LEN: Final = 88
 
 
-def _varint(n: int) -> bytes:
-    """Bitcoin's CompactSize encoding of ``n``."""
-    if n < 0xFD:
-        return bytes([n])
-    if n <= 0xFFFF:
-        return b"\xfd" + n.to_bytes(2, "little")
-    if n <= 0xFFFFFFFF:
-        return b"\xfe" + n.to_bytes(4, "little")
-    return b"\xff" + n.to_bytes(8, "little")
-
-
 def bsm_digest(message: bytes) -> bytes:
     """The 32-byte digest a Bitcoin Signed Message signature signs:
     ``SHA-256(SHA-256(varint(24) || "Bitcoin Signed Message:\\n" || varint(len(message)) ||
     message))`` (Bitcoin Core ``MessageHash``; lengths as CompactSize)."""
-    data = _varint(len(BSM_MAGIC)) + BSM_MAGIC + _varint(len(message)) + bytes(message)
+    # imported here: `import raregen.client` (which uses this module) loads no bsv-sdk
+    from bsv.utils import unsigned_to_varint
+
+    data = (
+        unsigned_to_varint(len(BSM_MAGIC))
+        + BSM_MAGIC
+        + unsigned_to_varint(len(message))
+        + bytes(message)
+    )
     return _sha256(_sha256(data))
 
 

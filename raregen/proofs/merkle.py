@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bsv import MerklePath
+from bsv.utils import unsigned_to_varint
 
 __all__ = [
     "HEADER_BYTES",
@@ -219,17 +220,6 @@ def bumps_from_txids(
     return out
 
 
-def _varint(n: int) -> bytes:
-    """Bitcoin's CompactSize (VarInt) of ``n``."""
-    if n < 0xFD:
-        return bytes([n])
-    if n <= 0xFFFF:
-        return b"\xfd" + n.to_bytes(2, "little")
-    if n <= 0xFFFFFFFF:
-        return b"\xfe" + n.to_bytes(4, "little")
-    return b"\xff" + n.to_bytes(8, "little")
-
-
 def _encode_bump(block_height: int, index: int, levels: list[list[bytes]]) -> bytes:
     """The BRC-74 binary form of the path of leaf ``index`` through ``levels`` (from
     :func:`tree_levels`, a tree of two leaves or more).
@@ -244,21 +234,21 @@ def _encode_bump(block_height: int, index: int, levels: list[list[bytes]]) -> by
     with thousands of our transactions.
     """
     tree = levels[:-1]
-    out = bytearray(_varint(int(block_height)))
+    out = bytearray(unsigned_to_varint(int(block_height)))
     out.append(len(tree))
     pos = index
     for height, level in enumerate(tree):
         sibling = pos ^ 1
         leaf = (
-            _varint(sibling) + b"\x01"
+            unsigned_to_varint(sibling) + b"\x01"
             if sibling >= len(level)
-            else _varint(sibling) + b"\x00" + level[sibling]
+            else unsigned_to_varint(sibling) + b"\x00" + level[sibling]
         )
         if height == 0:
-            mine = _varint(pos) + b"\x02" + level[pos]
-            out += _varint(2) + (mine + leaf if pos < sibling else leaf + mine)
+            mine = unsigned_to_varint(pos) + b"\x02" + level[pos]
+            out += unsigned_to_varint(2) + (mine + leaf if pos < sibling else leaf + mine)
         else:
-            out += _varint(1) + leaf
+            out += unsigned_to_varint(1) + leaf
         pos >>= 1
     return bytes(out)
 
