@@ -19,9 +19,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -34,6 +31,7 @@ from typing import Any
 import pytest
 
 from tests.plugins.db import services_required
+from tests.plugins.live import funded_app_with_worker, serve, throwaway_database
 from tests.vectors import REPO_ROOT
 
 CHROMIUM_FLAGS = [
@@ -170,43 +168,14 @@ class Live:
             return confirm.confirm_sent()
 
 
-def _database(tmp: Path) -> tuple[str, str | None]:
-    """PostgreSQL (a fresh database) when reachable, else a SQLite file. Returns the URL and
-    the PostgreSQL database name to drop afterwards."""
-    from tests.plugins import db as dbplugin
-
-    try:
-        import psycopg
-
-        psycopg.connect(dbplugin.PG_ADMIN_URL, connect_timeout=3).close()
-    except psycopg.Error:
-        if services_required():
-            pytest.fail(
-                f"required service missing: PostgreSQL at {dbplugin.PG_ADMIN_URL}", pytrace=False
-            )
-        return f"sqlite:///{tmp / 'browser.sqlite'}", None
-    name = f"raregen_browser_{uuid.uuid4().hex[:10]}"
-    return dbplugin._pg_database(name), name
-
-
-def _serve(app: Any) -> tuple[Any, str]:
-    from werkzeug.serving import make_server
-
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    threading.Thread(target=server.serve_forever, name="live-app", daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_port}"
-
-
 @pytest.fixture(scope="session")
 def live(
     regtest_node: Any, redis_url: str, smtp: MailBox, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Live]:
-    from raregen.publish import funding
     from raregen.publish.txbuilder import ServerWallet
-    from tests.plugins import db as dbplugin
 
     instance = tmp_path_factory.mktemp("browser-instance")
-    url, pg_name = _database(instance)
+    url, pg_name = throwaway_database(instance, "browser")
     config = {
         "TESTING": False,
         "ENV_NAME": "test",
@@ -221,52 +190,14 @@ def live(
         "RATELIMIT_STORAGE_URI": "memory://",
         "PUBLISH_MODE": "immediate",
     }
-    app = dbplugin._migrated_app(url, instance, redis_url, config)
-    with app.app_context():
-        funding.fund_dev(50_000_000)
-        funding.split(12, funding.default_utxo_sats(), actor="browser-tests")
-    regtest_node.mine(1)
-
-    env = {
-        **os.environ,
-        "RAREGEN_INSTANCE_PATH": str(instance),
-        "RAREGEN_DATABASE_URL": url,
-        "RAREGEN_REDIS_URL": redis_url,
-        "RAREGEN_QUEUE_NAME": config["QUEUE_NAME"],
-        "RAREGEN_SERVER_WIF": config["SERVER_WIF"],
-        "RAREGEN_NODE_RPC_URL": regtest_node.url,
-        "RAREGEN_NODE_RPC_USER": regtest_node.user,
-        "RAREGEN_NODE_RPC_PASSWORD": regtest_node.password,
-        "RAREGEN_SECRET_KEY": config["SECRET_KEY"],
-        "RAREGEN_ENV": "test",
-    }
-    log = open(instance / "worker.log", "wb")  # noqa: SIM115
-    worker = subprocess.Popen(
-        [sys.executable, str(REPO_ROOT / "worker.py")],
-        env=env,
-        cwd=REPO_ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    server, base_url = _serve(app)
-    try:
-        yield Live(base_url=base_url, app=app, node=regtest_node, mail=smtp)
-    finally:
-        server.shutdown()
-        worker.send_signal(signal.SIGTERM)
+    with funded_app_with_worker(
+        url, pg_name, instance, redis_url, config, regtest_node, utxos=12, actor="browser-tests"
+    ) as app:
+        server, base_url = serve(app)
         try:
-            worker.wait(20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait(10)
-        log.close()
-        from raregen.db import db
-
-        with app.app_context():
-            db.session.remove()
-            db.engine.dispose()
-        if pg_name:
-            dbplugin._drop_pg_database(pg_name)
+            yield Live(base_url=base_url, app=app, node=regtest_node, mail=smtp)
+        finally:
+            server.shutdown()
 
 
 @pytest.fixture(scope="session")

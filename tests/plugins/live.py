@@ -18,6 +18,7 @@ import sys
 import threading
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,7 +57,10 @@ class LiveAPI:
             keys.register_key(pubkey_hex, credits=credits)
 
 
-def _database(tmp: Path) -> tuple[str, str | None]:
+def throwaway_database(tmp: Path, label: str) -> tuple[str, str | None]:
+    """PostgreSQL (a fresh database ``raregen_<label>_...``) when reachable, else a SQLite file
+    in ``tmp``; under CI a missing PostgreSQL fails the test. Returns the URL and the
+    PostgreSQL database name to drop afterwards (None for SQLite)."""
     from tests.plugins import db as dbplugin
 
     try:
@@ -67,43 +71,38 @@ def _database(tmp: Path) -> tuple[str, str | None]:
         if services_required():
             pytest.fail(f"required service missing: PostgreSQL at {dbplugin.PG_ADMIN_URL}",
                         pytrace=False)
-        return f"sqlite:///{tmp / 'live.sqlite'}", None
-    name = f"raregen_live_{uuid.uuid4().hex[:10]}"
+        return f"sqlite:///{tmp / (label + '.sqlite')}", None
+    name = f"raregen_{label}_{uuid.uuid4().hex[:10]}"
     return dbplugin._pg_database(name), name
 
 
-@pytest.fixture(scope="module")
-def live_api(
-    regtest_node: Any, redis_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[LiveAPI]:
+def serve(app: Any) -> tuple[Any, str]:
+    """Serve ``app`` with werkzeug on a free loopback port in a daemon thread; returns the
+    server (``shutdown()`` it) and its base URL."""
     from werkzeug.serving import make_server
 
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, name="live-app", daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_port}"
+
+
+@contextmanager
+def funded_app_with_worker(
+    url: str, pg_name: str | None, instance: Path, redis_url: str, config: dict[str, Any],
+    regtest_node: Any, *, utxos: int, actor: str,
+) -> Iterator[Any]:
+    """The migrated app of ``config`` with a pool of ``utxos`` confirmed UTXOs funded from
+    the regtest node, and one real RQ worker process (``worker.py``) on its queue; on exit
+    the worker is stopped (SIGTERM, then SIGKILL), the engine disposed and the PostgreSQL
+    database dropped."""
     from raregen.publish import funding
-    from raregen.publish.txbuilder import ServerWallet
     from tests.plugins import db as dbplugin
 
-    instance = tmp_path_factory.mktemp("live-instance")
-    url, pg_name = _database(instance)
-    service_token = uuid.uuid4().hex
-    config = {
-        "TESTING": False,
-        "ENV_NAME": "test",
-        "SECRET_KEY": "live-" + uuid.uuid4().hex,
-        "SERVER_WIF": ServerWallet.generate("regtest").to_wif(),
-        "QUEUE_NAME": "live-" + uuid.uuid4().hex[:8],
-        "NODE_RPC_URL": regtest_node.url,
-        "NODE_RPC_USER": regtest_node.user,
-        "NODE_RPC_PASSWORD": regtest_node.password,
-        "SERVICE_TOKEN": service_token,
-        "RATELIMIT_STORAGE_URI": "memory://",
-        "PUBLISH_MODE": "immediate",
-    }
     app = dbplugin._migrated_app(url, instance, redis_url, config)
     with app.app_context():
         funding.fund_dev(50_000_000)
-        funding.split(8, funding.default_utxo_sats(), actor="live-tests")
+        funding.split(utxos, funding.default_utxo_sats(), actor=actor)
     regtest_node.mine(1)
-
     env = {
         **os.environ,
         "RAREGEN_INSTANCE_PATH": str(instance),
@@ -122,15 +121,9 @@ def live_api(
         [sys.executable, str(REPO / "worker.py")],
         env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
     )
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    threading.Thread(target=server.serve_forever, name="live-api", daemon=True).start()
     try:
-        yield LiveAPI(
-            base_url=f"http://127.0.0.1:{server.server_port}", app=app, node=regtest_node,
-            service_token=service_token, instance=instance,
-        )
+        yield app
     finally:
-        server.shutdown()
         worker.send_signal(signal.SIGTERM)
         try:
             worker.wait(20)
@@ -145,3 +138,38 @@ def live_api(
             db.engine.dispose()
         if pg_name:
             dbplugin._drop_pg_database(pg_name)
+
+
+@pytest.fixture(scope="module")
+def live_api(
+    regtest_node: Any, redis_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveAPI]:
+    from raregen.publish.txbuilder import ServerWallet
+
+    instance = tmp_path_factory.mktemp("live-instance")
+    url, pg_name = throwaway_database(instance, "live")
+    service_token = uuid.uuid4().hex
+    config = {
+        "TESTING": False,
+        "ENV_NAME": "test",
+        "SECRET_KEY": "live-" + uuid.uuid4().hex,
+        "SERVER_WIF": ServerWallet.generate("regtest").to_wif(),
+        "QUEUE_NAME": "live-" + uuid.uuid4().hex[:8],
+        "NODE_RPC_URL": regtest_node.url,
+        "NODE_RPC_USER": regtest_node.user,
+        "NODE_RPC_PASSWORD": regtest_node.password,
+        "SERVICE_TOKEN": service_token,
+        "RATELIMIT_STORAGE_URI": "memory://",
+        "PUBLISH_MODE": "immediate",
+    }
+    with funded_app_with_worker(
+        url, pg_name, instance, redis_url, config, regtest_node, utxos=8, actor="live-tests"
+    ) as app:
+        server, base_url = serve(app)
+        try:
+            yield LiveAPI(
+                base_url=base_url, app=app, node=regtest_node,
+                service_token=service_token, instance=instance,
+            )
+        finally:
+            server.shutdown()
