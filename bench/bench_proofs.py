@@ -54,13 +54,17 @@ def _packed_proof(records: int) -> dict:  # type: ignore[type-arg]
 
     key = coincurve.PrivateKey()
     bodies = [
-        signing.make_request(key, {"title": f"work {i}", "contentHash": f"{i:064x}",
-                                   "creator": "bench"}, "work")
+        signing.make_request(
+            key, {"title": f"work {i}", "contentHash": f"{i:064x}", "creator": "bench"}, "work"
+        )
         for i in range(records)
     ]
     scripts = [
-        protocol.record_script(b["signedPayload"].encode(), signing.decode_signature(b["signature"]),
-                               bytes.fromhex(b["pubkey"]))
+        protocol.record_script(
+            b["signedPayload"].encode(),
+            signing.decode_signature(b["signature"]),
+            bytes.fromhex(b["pubkey"]),
+        )
         for b in bodies
     ]
 
@@ -85,8 +89,14 @@ def _packed_proof(records: int) -> dict:  # type: ignore[type-arg]
     for _ in range(7):
         nonce = 0
         while True:
-            head = (b"\x00\x00\x00\x20" + prev + bytes.fromhex(root)[::-1] + b"\x00" * 4
-                    + (0x207FFFFF).to_bytes(4, "little") + nonce.to_bytes(4, "little"))
+            head = (
+                b"\x00\x00\x00\x20"
+                + prev
+                + bytes.fromhex(root)[::-1]
+                + b"\x00" * 4
+                + (0x207FFFFF).to_bytes(4, "little")
+                + nonce.to_bytes(4, "little")
+            )
             parsed = merkle.parse_header(head)
             if parsed.pow_ok:
                 break
@@ -95,11 +105,16 @@ def _packed_proof(records: int) -> dict:  # type: ignore[type-arg]
         prev = bytes.fromhex(parsed.hash)[::-1]
     b0 = bodies[0]
     return {
-        "format": "raregen-proof", "version": 1,
+        "format": "raregen-proof",
+        "version": 1,
         "record": {k: b0[k] for k in ("signedPayload", "signature", "pubkey")},
-        "txid": txid, "vout": 0, "rawTx": raw.hex(), "status": "complete",
+        "txid": txid,
+        "vout": 0,
+        "rawTx": raw.hex(),
+        "status": "complete",
         "merklePath": merkle.bump_from_txids(800_000, block, txid),
-        "blockHeader": headers[0], "blockHeight": 800_000,
+        "blockHeader": headers[0],
+        "blockHeight": 800_000,
         "headers": headers[1:],
     }
 
@@ -214,8 +229,18 @@ def serve(records: int, seconds: float, conns: int) -> dict:  # type: ignore[typ
         print(f"{records} records published, confirmed and buried in {time.monotonic() - t0:.1f} s")
         port = h.free_port()
         base = f"http://127.0.0.1:{port}"
-        cmd = [sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}",
-               "--log-level", "warning", "app:create_app()"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-w",
+            "2",
+            "-b",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+            "app:create_app()",
+        ]
         srv = h.Child(cmd, env.environ(**h.node_environ(node)), tmp / "gunicorn.log")
         try:
             h.wait_http(base + "/v1/ping", timeout=60)
@@ -233,16 +258,23 @@ def serve(records: int, seconds: float, conns: int) -> dict:  # type: ignore[typ
             raise
         finally:
             srv.stop()
-    labels = {"ping": "GET /v1/ping (the floor, same server)",
-              "job": "GET /v1/jobs/<jobId>/proof", "record": "GET /v1/records/<txid>/<vout>/proof"}
-    print(f"{records} complete proofs of one-record transactions, {conns} client threads, "
-          f"{seconds:g} s per endpoint in turn, every answer checked (200 and status complete); "
-          f"shared machine: compare with the ping floor measured in the same run")
+    labels = {
+        "ping": "GET /v1/ping (the floor, same server)",
+        "job": "GET /v1/jobs/<jobId>/proof",
+        "record": "GET /v1/records/<txid>/<vout>/proof",
+    }
+    print(
+        f"{records} complete proofs of one-record transactions, {conns} client threads, "
+        f"{seconds:g} s per endpoint in turn, every answer checked (200 and status complete); "
+        f"shared machine: compare with the ping floor measured in the same run"
+    )
     for name, r in out.items():
         unit = "req/s   " if name == "ping" else "proofs/s"
-        print(f"{labels[name]:<38} {r['rps']:8.1f} {unit}  p50 {r['p50_ms']:6.1f} ms  "
-              f"p99 {r['p99_ms']:6.1f} ms  ({r['requests']} requests, {r['bad']} bad, "
-              f"{r['bytes']} bytes each, load after {r['load']})")
+        print(
+            f"{labels[name]:<38} {r['rps']:8.1f} {unit}  p50 {r['p50_ms']:6.1f} ms  "
+            f"p99 {r['p99_ms']:6.1f} ms  ({r['requests']} requests, {r['bad']} bad, "
+            f"{r['bytes']} bytes each, load after {r['load']})"
+        )
     return {"records": records, "conns": conns, "seconds": seconds, **out}
 
 
@@ -250,8 +282,11 @@ def main() -> None:
     """Measure and print (module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds (smoke test)")
-    parser.add_argument("--serve", action="store_true",
-                        help="also proofs/s served by gunicorn (PostgreSQL, Redis, regtest node)")
+    parser.add_argument(
+        "--serve",
+        action="store_true",
+        help="also proofs/s served by gunicorn (PostgreSQL, Redis, regtest node)",
+    )
     parser.add_argument("--seconds", type=float, default=10.0, help="--serve: per endpoint")
     parser.add_argument("--conns", type=int, default=2, help="--serve: client threads")
     parser.add_argument("--records", type=int, default=200, help="--serve: confirmed records")
@@ -271,8 +306,11 @@ def main() -> None:
         runs = 2 if args.quick else 5
         started = time.perf_counter()
         for _ in range(runs):
-            proc = subprocess.run([sys.executable, "-m", "raregen.client.cli", "verify",
-                                   "--proof", str(path)], capture_output=True, cwd=ROOT)
+            proc = subprocess.run(
+                [sys.executable, "-m", "raregen.client.cli", "verify", "--proof", str(path)],
+                capture_output=True,
+                cwd=ROOT,
+            )
             assert proc.returncode == 0, proc.stdout + proc.stderr
         command_ms = (time.perf_counter() - started) / runs * 1000
     records = 100 if args.quick else 1000
@@ -283,9 +321,12 @@ def main() -> None:
     print(f"offline verification, packed:         {packed_ms:9.2f} ms per proof")
     print(f"`raregen verify --proof` command:     {command_ms:9.0f} ms (new process)")
     result = {
-        "size_one_bytes": len(one_bytes), "size_packed_bytes": len(packed_bytes),
-        "packed_records": records, "ots_bytes": OTS_COMPLETE_BYTES,
-        "verify_one_ms": round(one_ms, 3), "verify_packed_ms": round(packed_ms, 3),
+        "size_one_bytes": len(one_bytes),
+        "size_packed_bytes": len(packed_bytes),
+        "packed_records": records,
+        "ots_bytes": OTS_COMPLETE_BYTES,
+        "verify_one_ms": round(one_ms, 3),
+        "verify_packed_ms": round(packed_ms, 3),
         "command_ms": round(command_ms, 1),
     }
     if args.serve:

@@ -70,11 +70,31 @@ def run_schemathesis(
     workdir = Path(workdir or tempfile.mkdtemp(prefix="raregen-st-"))
     events = workdir / "events.ndjson"
     args = [
-        *_cli(), "run", f"{base_url}/v1/openapi.json", "--url", base_url,
-        "--checks", ",".join(CHECKS), "--phases", PHASES,
-        "--max-examples", str(max_examples), "--seed", str(SEED), "--workers", "1",
-        "--suppress-health-check", "all", "--continue-on-failure", "--no-shrink",
-        "--request-timeout", "30", "--report", "ndjson", "--report-ndjson-path", str(events),
+        *_cli(),
+        "run",
+        f"{base_url}/v1/openapi.json",
+        "--url",
+        base_url,
+        "--checks",
+        ",".join(CHECKS),
+        "--phases",
+        PHASES,
+        "--max-examples",
+        str(max_examples),
+        "--seed",
+        str(SEED),
+        "--workers",
+        "1",
+        "--suppress-health-check",
+        "all",
+        "--continue-on-failure",
+        "--no-shrink",
+        "--request-timeout",
+        "30",
+        "--report",
+        "ndjson",
+        "--report-ndjson-path",
+        str(events),
     ]
     if max_time:
         args += ["--max-time", str(max_time)]
@@ -82,14 +102,22 @@ def run_schemathesis(
         args += ["-H", f"{name}: {value}"]
     started = time.monotonic()
     here = str(Path(__file__).resolve().parent)
-    env = {**os.environ, "NO_COLOR": "1", "SCHEMATHESIS_HOOKS": "schemathesis_hooks",
-           "PYTHONPATH": os.pathsep.join([here, str(Path(here).parent)]),
-           "RAREGEN_ST_PUBLISH_KEY": publish_key or "", "RAREGEN_ST_WALLET_KEY": wallet_key or ""}
+    env = {
+        **os.environ,
+        "NO_COLOR": "1",
+        "SCHEMATHESIS_HOOKS": "schemathesis_hooks",
+        "PYTHONPATH": os.pathsep.join([here, str(Path(here).parent)]),
+        "RAREGEN_ST_PUBLISH_KEY": publish_key or "",
+        "RAREGEN_ST_WALLET_KEY": wallet_key or "",
+    }
     proc = subprocess.run(args, capture_output=True, text=True, cwd=workdir, env=env)
     (workdir / "output.txt").write_text(proc.stdout + proc.stderr)
     figures = summarize(events)
-    figures.update(seconds=round(time.monotonic() - started, 1), exit_code=proc.returncode,
-                   output=str(workdir / "output.txt"))
+    figures.update(
+        seconds=round(time.monotonic() - started, 1),
+        exit_code=proc.returncode,
+        output=str(workdir / "output.txt"),
+    )
     return figures
 
 
@@ -164,21 +192,27 @@ def prepare(app: Any, email: str) -> dict[str, str]:
     with app.test_request_context("/wallet"):
         account = accounts.get_or_create(email)
         keys.register_key(operator.public_key.format().hex(), label="schemathesis")
-        keys.register_key(mine.public_key.format().hex(), account_ref=accounts.account_ref(
-            account.id), purpose="identity")
+        keys.register_key(
+            mine.public_key.format().hex(),
+            account_ref=accounts.account_ref(account.id),
+            purpose="identity",
+        )
         sign_in(account.id)
         token = generate_csrf()
         cookie = app.session_interface.get_signing_serializer(app).dumps(dict(session))
-    return {"cookie": cookie, "csrf": token, "publish_key": operator.secret.hex(),
-            "wallet_key": mine.secret.hex()}
+    return {
+        "cookie": cookie,
+        "csrf": token,
+        "publish_key": operator.secret.hex(),
+        "wallet_key": mine.secret.hex(),
+    }
 
 
 def _own_app(args: argparse.Namespace) -> dict[str, Any]:
     import logging
 
-    from werkzeug.serving import make_server
-
     import _harness as h
+    from werkzeug.serving import make_server
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
 
@@ -186,22 +220,28 @@ def _own_app(args: argparse.Namespace) -> dict[str, Any]:
     with h.bench_env(RAREGEN_ENV="test") as env:
         workdir = Path(tempfile.mkdtemp(prefix="raregen-st-"))
         with h.regtest_node(workdir) as node:
-            app = h.make_app(env, ENV_NAME="test", SERVICE_TOKEN=token,
-                             RATELIMIT_STORAGE_URI="memory://")
+            app = h.make_app(
+                env, ENV_NAME="test", SERVICE_TOKEN=token, RATELIMIT_STORAGE_URI="memory://"
+            )
             h.wire_node(app, node)
             h.fund_pool(app, node, 4, 20_000, per_tx=4)
             made = prepare(app, "bench-schemathesis@example.com")
             # the real RQ worker: accepted publishes are sent, and /healthz stays 200
-            worker = h.Child([sys.executable, str(h.ROOT / "worker.py")],
-                             env.environ(**h.node_environ(node)), workdir / "worker.log")
+            worker = h.Child(
+                [sys.executable, str(h.ROOT / "worker.py")],
+                env.environ(**h.node_environ(node)),
+                workdir / "worker.log",
+            )
             server = make_server("127.0.0.1", 0, app, threaded=True)
             threading.Thread(target=server.serve_forever, daemon=True).start()
             try:
                 return run_schemathesis(
                     f"http://127.0.0.1:{server.server_port}",
                     headers=_headers(made["cookie"], made["csrf"], token),
-                    max_examples=args.max_examples, workdir=workdir,
-                    publish_key=made["publish_key"], wallet_key=made["wallet_key"],
+                    max_examples=args.max_examples,
+                    workdir=workdir,
+                    publish_key=made["publish_key"],
+                    wallet_key=made["wallet_key"],
                 )
             finally:
                 server.shutdown()
@@ -243,8 +283,10 @@ def main() -> int:
     else:
         figures = _own_app(args)
     print_figures(figures)
-    result = {k: figures[k] for k in ("operations", "cases", "server_errors",
-                                      "schema_violations", "seconds")}
+    result = {
+        k: figures[k]
+        for k in ("operations", "cases", "server_errors", "schema_violations", "seconds")
+    }
     h.emit({"bench": "schemathesis", "max_examples": args.max_examples, **result})
     return 0 if not figures["failed"] and figures["cases"] else 1
 

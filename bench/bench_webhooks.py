@@ -102,12 +102,15 @@ def main() -> int:
     from raregen.webhooks.commands import make_command
     from tests.webhook_receiver import Receiver
 
-    with bench_env(
-        RAREGEN_WEBHOOK_ALLOW_PRIVATE_URLS="true",
-        RAREGEN_RATELIMIT_ENABLED="false",
-        RAREGEN_PUBLISH_MODE="batch",
-        RAREGEN_ROLE="publisher",
-    ) as env, Receiver() as receiver:
+    with (
+        bench_env(
+            RAREGEN_WEBHOOK_ALLOW_PRIVATE_URLS="true",
+            RAREGEN_RATELIMIT_ENABLED="false",
+            RAREGEN_PUBLISH_MODE="batch",
+            RAREGEN_ROLE="publisher",
+        ) as env,
+        Receiver() as receiver,
+    ):
         app = make_app(env)
         total_jobs = 2 * args.events + args.crash_rounds * args.crash_jobs
         with app.app_context():
@@ -223,7 +226,9 @@ def main() -> int:
                 assert line.startswith("COMMITTED"), line
                 expected += int(line.split()[1])
                 subprocess.run(
-                    [sys.executable, CHILD, "--child", "once"], env=env.environ(), check=True,
+                    [sys.executable, CHILD, "--child", "once"],
+                    env=env.environ(),
+                    check=True,
                     timeout=120,
                 )
             wait_unique(set(crash_ids), 30)
@@ -234,18 +239,21 @@ def main() -> int:
             lost = expected - crash_received
             dispose(app)
 
-        print(f"events delivered            {delivered} / {args.events} (delay run), "
-              f"{drained} / {args.events} (backlog run)")
-        print(f"deliveries per second       {rate:.1f}  (backlog drained by {args.workers} "
-              "delivery processes)")
+        print(
+            f"events delivered            {delivered} / {args.events} (delay run), "
+            f"{drained} / {args.events} (backlog run)"
+        )
+        print(
+            f"deliveries per second       {rate:.1f}  (backlog drained by {args.workers} "
+            "delivery processes)"
+        )
         print(
             f"delay commit -> receiver    p50 {percentile(delays, 50):.1f} ms  "
             f"p95 {percentile(delays, 95):.1f} ms  max {max(delays, default=float('nan')):.1f} ms"
         )
         print(f"bad signatures at receiver  {len(receiver.rejected)}")
         print(
-            f"crash (SIGKILL after commit) rounds={args.crash_rounds} events={expected} "
-            f"lost={lost}"
+            f"crash (SIGKILL after commit) rounds={args.crash_rounds} events={expected} lost={lost}"
         )
         emit(
             {

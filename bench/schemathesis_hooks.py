@@ -24,9 +24,11 @@ from raregen.webhooks import commands
 
 def _signed(env: str, body: Any) -> Any:
     secret = os.environ.get(env)
-    if not secret or not isinstance(body, dict) or set(body) != {
-        "signedPayload", "signature", "pubkey"
-    }:
+    if (
+        not secret
+        or not isinstance(body, dict)
+        or set(body) != {"signedPayload", "signature", "pubkey"}
+    ):
         return body
     payload = body.get("signedPayload")
     if not isinstance(payload, str) or len(payload) % 2:

@@ -560,8 +560,7 @@ class Settings(BaseSettings):
     sentry_dsn: str | None = _setting(
         "SENTRY_DSN",
         None,
-        "Error reporter (sentry-sdk, Flask and RQ integrations); unset: errors are only "
-        "logged.",
+        "Error reporter (sentry-sdk, Flask and RQ integrations); unset: errors are only logged.",
         secret=True,
     )
     db_pool_pre_ping: bool = _setting(

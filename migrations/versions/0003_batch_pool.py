@@ -13,31 +13,31 @@ Create Date: 2026-11-29 14:00:00.000000
   UTXO of equal value (a freshly split pool is all one value), 185 ms at 200 000 rows
   (``bench/bench_pool_scale.py``); with it, an index scan stops at the first row.
 """
-from alembic import op
+
 import sqlalchemy as sa
+from alembic import op
 
-
-revision = '0003'
-down_revision = '0002'
+revision = "0003"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
 
 def upgrade():
-    with op.batch_alter_table('publish_batches', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('mode', sa.String(length=16), nullable=True))
-        batch_op.add_column(sa.Column('raw_tx', sa.Text(), nullable=True))
-    with op.batch_alter_table('utxos', schema=None) as batch_op:
-        batch_op.drop_index('idx_utxos_select')
+    with op.batch_alter_table("publish_batches", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("mode", sa.String(length=16), nullable=True))
+        batch_op.add_column(sa.Column("raw_tx", sa.Text(), nullable=True))
+    with op.batch_alter_table("utxos", schema=None) as batch_op:
+        batch_op.drop_index("idx_utxos_select")
         batch_op.create_index(
-            'idx_utxos_select', ['status', 'purpose', 'satoshis', 'id'], unique=False
+            "idx_utxos_select", ["status", "purpose", "satoshis", "id"], unique=False
         )
 
 
 def downgrade():
-    with op.batch_alter_table('utxos', schema=None) as batch_op:
-        batch_op.drop_index('idx_utxos_select')
-        batch_op.create_index('idx_utxos_select', ['status', 'purpose', 'satoshis'], unique=False)
-    with op.batch_alter_table('publish_batches', schema=None) as batch_op:
-        batch_op.drop_column('raw_tx')
-        batch_op.drop_column('mode')
+    with op.batch_alter_table("utxos", schema=None) as batch_op:
+        batch_op.drop_index("idx_utxos_select")
+        batch_op.create_index("idx_utxos_select", ["status", "purpose", "satoshis"], unique=False)
+    with op.batch_alter_table("publish_batches", schema=None) as batch_op:
+        batch_op.drop_column("raw_tx")
+        batch_op.drop_column("mode")

@@ -11,19 +11,20 @@ on ``processing_batch_id`` alone: the collector reads a batch's jobs with ``stat
 'processing'`` (the partial claim index ``idx_publish_jobs_claim``) and, for packed batches,
 with their ``txid`` (``idx_publish_jobs_txid``); batch-mode jobs are settled by primary key.
 """
+
 from alembic import op
 
-revision = '0004'
-down_revision = '0003'
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
 
 def upgrade():
-    with op.batch_alter_table('publish_jobs', schema=None) as batch_op:
-        batch_op.drop_index('idx_publish_jobs_batch')
+    with op.batch_alter_table("publish_jobs", schema=None) as batch_op:
+        batch_op.drop_index("idx_publish_jobs_batch")
 
 
 def downgrade():
-    with op.batch_alter_table('publish_jobs', schema=None) as batch_op:
-        batch_op.create_index('idx_publish_jobs_batch', ['processing_batch_id'], unique=False)
+    with op.batch_alter_table("publish_jobs", schema=None) as batch_op:
+        batch_op.create_index("idx_publish_jobs_batch", ["processing_batch_id"], unique=False)

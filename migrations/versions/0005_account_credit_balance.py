@@ -17,12 +17,12 @@ wait; but code of an earlier release still running AFTER the upgrade would inser
 rows without moving the column: stop it first (or run ``accounts check-balances --repair``
 once it is gone). Downgrade drops the column (the ledger alone is the balance again).
 """
-from alembic import op
+
 import sqlalchemy as sa
+from alembic import op
 
-
-revision = '0005'
-down_revision = '0004'
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
@@ -31,8 +31,8 @@ def upgrade():
     # a plain ADD COLUMN, in place on both databases: no batch mode, which on SQLite may
     # copy the table and so drop the accounts triggers of 0002
     op.add_column(
-        'accounts',
-        sa.Column('credit_balance', sa.BigInteger(), server_default='0', nullable=False),
+        "accounts",
+        sa.Column("credit_balance", sa.BigInteger(), server_default="0", nullable=False),
     )
     # only accounts with ledger rows are written (the others are 0 already); the
     # updated_at triggers of 0002 stamp those rows, as any later charge would
@@ -53,4 +53,4 @@ def downgrade():
         # lose the accounts triggers of 0002)
         op.execute("ALTER TABLE accounts DROP COLUMN credit_balance")
     else:
-        op.drop_column('accounts', 'credit_balance')
+        op.drop_column("accounts", "credit_balance")

@@ -14,28 +14,33 @@ carry no token and their users sign in again once. Downgrade drops the table (se
 then cookie-only again, and every signed-in browser of the new release stays signed in
 with the old code, which ignores the token).
 """
-from alembic import op
+
 import sqlalchemy as sa
+from alembic import op
 
-
-revision = '0006'
-down_revision = '0005'
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
 
 def upgrade():
-    op.create_table('wallet_sessions',
-    sa.Column('id', sa.String(length=64), nullable=False),
-    sa.Column('account_id', sa.Integer(), nullable=False),
-    sa.Column('created_at', sa.DateTime(), nullable=False),
-    sa.Column('expires_at', sa.DateTime(), nullable=False),
-    sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], name=op.f('fk_wallet_sessions_account_id_accounts')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_wallet_sessions'))
+    op.create_table(
+        "wallet_sessions",
+        sa.Column("id", sa.String(length=64), nullable=False),
+        sa.Column("account_id", sa.Integer(), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("expires_at", sa.DateTime(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["account_id"], ["accounts.id"], name=op.f("fk_wallet_sessions_account_id_accounts")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_wallet_sessions")),
     )
-    op.create_index('idx_wallet_sessions_account', 'wallet_sessions', ['account_id', 'expires_at'], unique=False)
+    op.create_index(
+        "idx_wallet_sessions_account", "wallet_sessions", ["account_id", "expires_at"], unique=False
+    )
 
 
 def downgrade():
-    op.drop_index('idx_wallet_sessions_account', table_name='wallet_sessions')
-    op.drop_table('wallet_sessions')
+    op.drop_index("idx_wallet_sessions_account", table_name="wallet_sessions")
+    op.drop_table("wallet_sessions")

@@ -27,14 +27,14 @@ empty the table with it); ``flask audit verify`` finds deleted entries.
 Upgrade chains the existing rows in ``id`` order. Downgrade drops the triggers, functions,
 index and columns.
 """
-from alembic import op
+
 import sqlalchemy as sa
+from alembic import op
 
 from raregen.auditchain import GENESIS, entry_hash
 
-
-revision = '0007'
-down_revision = '0006'
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
@@ -123,9 +123,7 @@ def _chain_existing(bind):
     sqlite = bind.dialect.name == "sqlite"
     created = "CAST(created_at AS TEXT)" if sqlite else "created_at"
     rows = bind.execute(
-        sa.text(
-            f"SELECT id, {created}, actor, action, subject, detail FROM audit_log ORDER BY id"
-        )
+        sa.text(f"SELECT id, {created}, actor, action, subject, detail FROM audit_log ORDER BY id")
     ).all()
     prev = GENESIS
     updates = []
@@ -142,15 +140,15 @@ def _chain_existing(bind):
 
 def upgrade():
     # plain ADD COLUMN (in place on SQLite too: no batch mode, no table copy)
-    op.add_column('audit_log', sa.Column('seq', sa.BigInteger(), nullable=True))
-    op.add_column('audit_log', sa.Column('prev_hash', sa.String(length=64), nullable=True))
-    op.add_column('audit_log', sa.Column('hash', sa.String(length=64), nullable=True))
+    op.add_column("audit_log", sa.Column("seq", sa.BigInteger(), nullable=True))
+    op.add_column("audit_log", sa.Column("prev_hash", sa.String(length=64), nullable=True))
+    op.add_column("audit_log", sa.Column("hash", sa.String(length=64), nullable=True))
     bind = op.get_bind()
     if bind.dialect.name == "postgresql":
         # no entry may be written between the chaining below and the trigger
         op.execute("LOCK TABLE audit_log IN SHARE ROW EXCLUSIVE MODE")
     _chain_existing(bind)
-    op.create_index('idx_audit_log_seq', 'audit_log', ['seq'], unique=True)
+    op.create_index("idx_audit_log_seq", "audit_log", ["seq"], unique=True)
     if bind.dialect.name == "postgresql":
         # driver SQL: no bind-parameter parsing of the ':' in the functions' text
         bind.exec_driver_sql(_PG_FUNCTIONS)
@@ -178,11 +176,11 @@ def downgrade():
     else:
         op.execute("DROP TRIGGER IF EXISTS trg_audit_log_append_only")
         op.execute("DROP TRIGGER IF EXISTS trg_audit_log_chain")
-    op.drop_index('idx_audit_log_seq', table_name='audit_log')
+    op.drop_index("idx_audit_log_seq", table_name="audit_log")
     if bind.dialect.name == "sqlite":
         # SQLite >= 3.35 drops columns in place (batch mode would copy the table)
         for column in ("hash", "prev_hash", "seq"):
             op.execute(f"ALTER TABLE audit_log DROP COLUMN {column}")
     else:
         for column in ("hash", "prev_hash", "seq"):
-            op.drop_column('audit_log', column)
+            op.drop_column("audit_log", column)

@@ -15,37 +15,37 @@ Create Date: 2026-12-01 10:00:00.000000
 The column is added in place on both databases (no batch mode, which on SQLite could copy
 the table and lose the ``publish_jobs`` triggers of 0001).
 """
-from alembic import op
+
 import sqlalchemy as sa
+from alembic import op
 
-
-revision = '0008'
-down_revision = '0007'
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
 
 def upgrade():
     op.create_table(
-        'tx_proofs',
-        sa.Column('txid', sa.String(length=64), nullable=False),
-        sa.Column('block_hash', sa.String(length=64), nullable=False),
-        sa.Column('block_height', sa.Integer(), nullable=False),
-        sa.Column('merkle_path', sa.Text(), nullable=False),
-        sa.Column('block_header', sa.String(length=160), nullable=False),
-        sa.Column('created_at', sa.DateTime(), nullable=False),
-        sa.PrimaryKeyConstraint('txid'),
+        "tx_proofs",
+        sa.Column("txid", sa.String(length=64), nullable=False),
+        sa.Column("block_hash", sa.String(length=64), nullable=False),
+        sa.Column("block_height", sa.Integer(), nullable=False),
+        sa.Column("merkle_path", sa.Text(), nullable=False),
+        sa.Column("block_header", sa.String(length=160), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("txid"),
     )
-    op.create_index('idx_tx_proofs_block', 'tx_proofs', ['block_height', 'block_hash'])
+    op.create_index("idx_tx_proofs_block", "tx_proofs", ["block_height", "block_hash"])
     op.create_table(
-        'block_headers',
-        sa.Column('height', sa.Integer(), autoincrement=False, nullable=False),
-        sa.Column('block_hash', sa.String(length=64), nullable=False),
-        sa.Column('header', sa.String(length=160), nullable=False),
-        sa.Column('created_at', sa.DateTime(), nullable=False),
-        sa.PrimaryKeyConstraint('height'),
+        "block_headers",
+        sa.Column("height", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("block_hash", sa.String(length=64), nullable=False),
+        sa.Column("header", sa.String(length=160), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("height"),
     )
-    op.add_column('publish_jobs', sa.Column('receipt', sa.Text(), nullable=True))
+    op.add_column("publish_jobs", sa.Column("receipt", sa.Text(), nullable=True))
 
 
 def downgrade():
@@ -53,7 +53,7 @@ def downgrade():
         # SQLite >= 3.35 drops a column in place (batch mode would copy the table)
         op.execute("ALTER TABLE publish_jobs DROP COLUMN receipt")
     else:
-        op.drop_column('publish_jobs', 'receipt')
-    op.drop_table('block_headers')
-    op.drop_index('idx_tx_proofs_block', table_name='tx_proofs')
-    op.drop_table('tx_proofs')
+        op.drop_column("publish_jobs", "receipt")
+    op.drop_table("block_headers")
+    op.drop_index("idx_tx_proofs_block", table_name="tx_proofs")
+    op.drop_table("tx_proofs")

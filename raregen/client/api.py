@@ -216,8 +216,9 @@ class Client:
         if body is not None:
             headers["Content-Type"] = "application/json"
         try:
-            return self.http.request(method, self.server + path, data=body, headers=headers,
-                                     timeout=self.timeout)
+            return self.http.request(
+                method, self.server + path, data=body, headers=headers, timeout=self.timeout
+            )
         except requests.RequestException as exc:
             raise TransportError(f"cannot reach {self.server}: {exc.__class__.__name__}") from exc
 
@@ -264,8 +265,7 @@ class Client:
                     try:
                         return resp.status_code, resp.json()
                     except ValueError:
-                        raise TransportError(
-                            f"{method} {path}: the answer is not JSON") from None
+                        raise TransportError(f"{method} {path}: the answer is not JSON") from None
                 error = self._error(resp)
                 retryable = isinstance(error, (RateLimited, Unavailable))
                 if not retryable or attempt >= self.retries:
@@ -280,8 +280,9 @@ class Client:
 
     # -- the API -------------------------------------------------------------------------------
 
-    def sign(self, record: Mapping[str, Any], type: str | None = None, *,
-             ttl: int = 600) -> dict[str, str]:
+    def sign(
+        self, record: Mapping[str, Any], type: str | None = None, *, ttl: int = 600
+    ) -> dict[str, str]:
         """The signed v1 body ``{"signedPayload", "signature", "pubkey"}`` for ``record``
         (docs/PROTOCOL.md §2), valid ``ttl`` seconds from now, with a fresh nonce.
 
@@ -308,8 +309,7 @@ class Client:
         _, answer = self.request("POST", "/v1/publish", raw)
         return Job(self, str(answer["jobId"]), str(answer["status"]), dict(answer))
 
-    def publish(self, record: Mapping[str, Any], type: str | None = None, *,
-                ttl: int = 600) -> Job:
+    def publish(self, record: Mapping[str, Any], type: str | None = None, *, ttl: int = 600) -> Job:
         """Sign ``record`` (:meth:`sign`) and submit it (:meth:`submit`)."""
         return self.submit(self.sign(record, type, ttl=ttl))
 

@@ -39,11 +39,18 @@ from raregen.client.errors import RareGenError
 class _Group(click.Group):
     """The command group, answering every error in one line without a traceback."""
 
-    def main(self, args: Any = None, prog_name: Any = None, complete_var: Any = None,
-             standalone_mode: bool = True, **extra: Any) -> Any:
+    def main(
+        self,
+        args: Any = None,
+        prog_name: Any = None,
+        complete_var: Any = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
         try:
-            code = super().main(args, prog_name or "raregen", complete_var,
-                                standalone_mode=False, **extra)
+            code = super().main(
+                args, prog_name or "raregen", complete_var, standalone_mode=False, **extra
+            )
         except click.exceptions.NoArgsIsHelpError as exc:
             click.echo(exc.ctx.get_help() if exc.ctx else str(exc), err=True)
             sys.exit(2)
@@ -57,8 +64,10 @@ class _Group(click.Group):
             click.echo(f"raregen: error: {exc}", err=True)
             sys.exit(1)
         except OSError as exc:
-            click.echo(f"raregen: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "),
-                       err=True)
+            click.echo(
+                f"raregen: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "),
+                err=True,
+            )
             sys.exit(1)
         sys.exit(code if isinstance(code, int) else 0)
 
@@ -87,8 +96,12 @@ def _load_record(path: str) -> dict[str, Any]:
 
 
 @click.group(cls=_Group, help=__doc__.split("\n\n")[0])
-@click.option("--server", default=lambda: os.environ.get("RAREGEN_SERVER", DEFAULT_SERVER),
-              show_default="RAREGEN_SERVER or http://127.0.0.1:5000", help="RareGen base URL.")
+@click.option(
+    "--server",
+    default=lambda: os.environ.get("RAREGEN_SERVER", DEFAULT_SERVER),
+    show_default="RAREGEN_SERVER or http://127.0.0.1:5000",
+    help="RareGen base URL.",
+)
 @click.pass_context
 def main(ctx: click.Context, server: str) -> None:
     ctx.obj = {"server": server.rstrip("/")}
@@ -125,11 +138,17 @@ def pubkey(key_path: str) -> None:
 @click.argument("record_file")
 @click.option("--key", "key_path", default=_default_key, help="Key file.")
 @click.option("--type", "record_type", default=None, help='Record kind, e.g. "work".')
-@click.option("--ttl", default=600, show_default=True, type=click.IntRange(1),
-              help="Seconds the signature is valid.")
+@click.option(
+    "--ttl",
+    default=600,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Seconds the signature is valid.",
+)
 @click.pass_obj
-def sign(obj: dict[str, str], record_file: str, key_path: str, record_type: str | None,
-         ttl: int) -> None:
+def sign(
+    obj: dict[str, str], record_file: str, key_path: str, record_type: str | None, ttl: int
+) -> None:
     """Print the signed v1 request body for the record in RECORD_FILE."""
     client = Client(obj["server"], _load_key(key_path))
     try:
@@ -143,15 +162,37 @@ def sign(obj: dict[str, str], record_file: str, key_path: str, record_type: str 
 @click.argument("record_file")
 @click.option("--key", "key_path", default=_default_key, help="Key file.")
 @click.option("--type", "record_type", default=None, help='Record kind, e.g. "work".')
-@click.option("--ttl", default=600, show_default=True, type=click.IntRange(1),
-              help="Seconds the signature is valid.")
-@click.option("--wait", type=click.Choice(["none", "sent", "confirmed"]), default="confirmed",
-              show_default=True, help="Follow the job until this state.")
-@click.option("--timeout", default=600, show_default=True, type=click.IntRange(0),
-              help="Seconds to wait at most.")
+@click.option(
+    "--ttl",
+    default=600,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Seconds the signature is valid.",
+)
+@click.option(
+    "--wait",
+    type=click.Choice(["none", "sent", "confirmed"]),
+    default="confirmed",
+    show_default=True,
+    help="Follow the job until this state.",
+)
+@click.option(
+    "--timeout",
+    default=600,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Seconds to wait at most.",
+)
 @click.pass_obj
-def publish(obj: dict[str, str], record_file: str, key_path: str, record_type: str | None,
-            ttl: int, wait: str, timeout: int) -> None:
+def publish(
+    obj: dict[str, str],
+    record_file: str,
+    key_path: str,
+    record_type: str | None,
+    ttl: int,
+    wait: str,
+    timeout: int,
+) -> None:
     """Sign RECORD_FILE, submit it, and follow the job; prints the txid."""
     client = Client(obj["server"], _load_key(key_path))
     record = _load_record(record_file)
@@ -192,11 +233,19 @@ def _proof_max_bytes() -> int:
     return int(value) if value and value.isdigit() else DEFAULT_MAX_BYTES
 
 
-def _verify_proof(proof_path: str, original: str | None, check_header: str | None,
-                  node_url: str | None, node_user: str | None, node_password: str | None,
-                  max_bytes: int, as_json: bool) -> None:
+def _verify_proof(
+    proof_path: str,
+    original: str | None,
+    check_header: str | None,
+    node_url: str | None,
+    node_user: str | None,
+    node_password: str | None,
+    max_bytes: int,
+    as_json: bool,
+) -> None:
     """``raregen verify --proof``: every check printed, then what is left to trust."""
-    from raregen.proofs import headers, verify as proofs
+    from raregen.proofs import headers
+    from raregen.proofs import verify as proofs
 
     try:
         with open(proof_path, "rb") as fh:
@@ -211,9 +260,12 @@ def _verify_proof(proof_path: str, original: str | None, check_header: str | Non
         block_hash, height = result.info["blockHash"], int(result.info["blockHeight"])
         if check_header == "node":
             if not node_url:
-                raise click.UsageError("--check-header node needs --node-url (or RAREGEN_CHECK_NODE_URL)")
-            answer, detail = headers.check_with_node(block_hash, height, node_url, node_user,
-                                                     node_password)
+                raise click.UsageError(
+                    "--check-header node needs --node-url (or RAREGEN_CHECK_NODE_URL)"
+                )
+            answer, detail = headers.check_with_node(
+                block_hash, height, node_url, node_user, node_password
+            )
         else:
             answer, detail = headers.check_with_url(block_hash, height, check_header)
         source = {"answer": answer, "detail": detail}
@@ -222,8 +274,10 @@ def _verify_proof(proof_path: str, original: str | None, check_header: str | Non
         elif answer == "unreachable":
             result.verdict, result.reason = "could-not-check", "HEADER_SOURCE_UNREACHABLE"
         else:
-            result.trust = (f"nothing more than the header source you named: it has block "
-                            f"{height} ({block_hash}) on its chain.")
+            result.trust = (
+                f"nothing more than the header source you named: it has block "
+                f"{height} ({block_hash}) on its chain."
+            )
     if as_json:
         out = result.to_dict()
         out["headerSource"] = source
@@ -248,10 +302,14 @@ def _verify_proof(proof_path: str, original: str | None, check_header: str | Non
 
 @main.command()
 @click.argument("job_id")
-@click.option("-o", "--output", default=None,
-              help="Where to save it (default: raregen-proof-<txid>-<vout>.json, or "
-              "raregen-proof-<jobId>.json while pending, in the current directory; '-' prints "
-              "it).")
+@click.option(
+    "-o",
+    "--output",
+    default=None,
+    help="Where to save it (default: raregen-proof-<txid>-<vout>.json, or "
+    "raregen-proof-<jobId>.json while pending, in the current directory; '-' prints "
+    "it).",
+)
 @click.pass_obj
 def proof(obj: dict[str, str], job_id: str, output: str | None) -> None:
     """Download the proof file of JOB_ID (pending before confirmation, complete after)."""
@@ -273,35 +331,81 @@ def proof(obj: dict[str, str], job_id: str, output: str | None) -> None:
 
 @main.command()
 @click.argument("txid", required=False)
-@click.option("--raw", default=None, help="The raw transaction as hex, or a file holding it "
-              "(default: fetched from the server's /v1/records/TXID).")
-@click.option("--proof", "proof_file", default=None,
-              help="A raregen-proof file to check offline (instead of TXID).")
-@click.option("--file", "original", default=None,
-              help="With --proof: the original work, whose SHA-256 must be the contentHash.")
-@click.option("--check-header", default=None, metavar="node|URL",
-              help="With --proof: ask a header source you name whether the block is on the "
-              "chain: 'node' (an SV Node's RPC, --node-url) or a URL answering "
-              "GET URL/<blockhash> -> {\"height\": H} or 404.")
-@click.option("--node-url", default=lambda: os.environ.get("RAREGEN_CHECK_NODE_URL"),
-              help="SV Node RPC URL for --check-header node (RAREGEN_CHECK_NODE_URL).")
-@click.option("--node-user", default=lambda: os.environ.get("RAREGEN_CHECK_NODE_USER"),
-              help="RPC user (RAREGEN_CHECK_NODE_USER).")
-@click.option("--node-password", default=lambda: os.environ.get("RAREGEN_CHECK_NODE_PASSWORD"),
-              help="RPC password (RAREGEN_CHECK_NODE_PASSWORD).")
-@click.option("--max-bytes", type=int, default=_proof_max_bytes,
-              help="Largest proof file read (RAREGEN_PROOF_MAX_BYTES; default 4 MiB).")
+@click.option(
+    "--raw",
+    default=None,
+    help="The raw transaction as hex, or a file holding it "
+    "(default: fetched from the server's /v1/records/TXID).",
+)
+@click.option(
+    "--proof",
+    "proof_file",
+    default=None,
+    help="A raregen-proof file to check offline (instead of TXID).",
+)
+@click.option(
+    "--file",
+    "original",
+    default=None,
+    help="With --proof: the original work, whose SHA-256 must be the contentHash.",
+)
+@click.option(
+    "--check-header",
+    default=None,
+    metavar="node|URL",
+    help="With --proof: ask a header source you name whether the block is on the "
+    "chain: 'node' (an SV Node's RPC, --node-url) or a URL answering "
+    'GET URL/<blockhash> -> {"height": H} or 404.',
+)
+@click.option(
+    "--node-url",
+    default=lambda: os.environ.get("RAREGEN_CHECK_NODE_URL"),
+    help="SV Node RPC URL for --check-header node (RAREGEN_CHECK_NODE_URL).",
+)
+@click.option(
+    "--node-user",
+    default=lambda: os.environ.get("RAREGEN_CHECK_NODE_USER"),
+    help="RPC user (RAREGEN_CHECK_NODE_USER).",
+)
+@click.option(
+    "--node-password",
+    default=lambda: os.environ.get("RAREGEN_CHECK_NODE_PASSWORD"),
+    help="RPC password (RAREGEN_CHECK_NODE_PASSWORD).",
+)
+@click.option(
+    "--max-bytes",
+    type=int,
+    default=_proof_max_bytes,
+    help="Largest proof file read (RAREGEN_PROOF_MAX_BYTES; default 4 MiB).",
+)
 @click.option("--json", "as_json", is_flag=True, help="With --proof: print the result as JSON.")
 @click.pass_obj
-def verify(obj: dict[str, str], txid: str | None, raw: str | None, proof_file: str | None,
-           original: str | None, check_header: str | None, node_url: str | None,
-           node_user: str | None, node_password: str | None, max_bytes: int,
-           as_json: bool) -> None:
+def verify(
+    obj: dict[str, str],
+    txid: str | None,
+    raw: str | None,
+    proof_file: str | None,
+    original: str | None,
+    check_header: str | None,
+    node_url: str | None,
+    node_user: str | None,
+    node_password: str | None,
+    max_bytes: int,
+    as_json: bool,
+) -> None:
     """Verify every RareGen record of transaction TXID from its raw bytes alone; or, with
     --proof FILE, check a proof file offline (exit 0 valid, 1 invalid, 3 could not check)."""
     if proof_file is not None:
-        _verify_proof(proof_file, original, check_header, node_url, node_user, node_password,
-                      max_bytes, as_json)
+        _verify_proof(
+            proof_file,
+            original,
+            check_header,
+            node_url,
+            node_user,
+            node_password,
+            max_bytes,
+            as_json,
+        )
         return
     if txid is None:
         raise click.UsageError("give a TXID, or --proof FILE")
@@ -315,7 +419,9 @@ def verify(obj: dict[str, str], txid: str | None, raw: str | None, proof_file: s
             try:
                 raw_hex = Path(raw).read_text().strip()
             except OSError:
-                raise click.ClickException(f"--raw is neither hex nor a readable file: {raw}") from None
+                raise click.ClickException(
+                    f"--raw is neither hex nor a readable file: {raw}"
+                ) from None
     try:
         result = Client(obj["server"]).verify(txid, raw_hex)
     except ValueError as exc:

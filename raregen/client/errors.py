@@ -45,8 +45,14 @@ class APIError(RareGenError):
 class RateLimited(APIError):
     """429 ``RATE_LIMITED``; ``retry_after`` is the server's Retry-After in seconds."""
 
-    def __init__(self, code: str, status: int, message: str, field: str | None = None,
-                 retry_after: float = 1.0):
+    def __init__(
+        self,
+        code: str,
+        status: int,
+        message: str,
+        field: str | None = None,
+        retry_after: float = 1.0,
+    ):
         super().__init__(code, status, message, field)
         self.retry_after = retry_after
 

@@ -29,18 +29,26 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "NON_CANONICAL_PAYLOAD": (400, "signedPayload is not byte for byte its RFC 8785 form."),
     "LEGACY_CONTRACT": (400, "The pre-v1 body {publickey, signature, nonce, record}."),
     "BAD_PUBKEY": (400, "Not a secp256k1 key in 66 or 130 hex characters."),
-    "BAD_SIGNATURE_ENCODING": (400, "Not canonical standard base64 of a strict DER signature "
-                               "(with signatureScheme bsm: of 65 bytes, header 27 to 34)."),
+    "BAD_SIGNATURE_ENCODING": (
+        400,
+        "Not canonical standard base64 of a strict DER signature "
+        "(with signatureScheme bsm: of 65 bytes, header 27 to 34).",
+    ),
     "BAD_SIGNATURE_SCHEME": (400, "signatureScheme is present and neither der nor bsm."),
     "BAD_NONCE": (400, "The nonce is not 16 to 128 characters of [A-Za-z0-9_-]."),
     "BAD_TIMESTAMPS": (400, "iat/exp not integers, exp <= iat, or exp - iat > MAX_TTL."),
     "BAD_PURPOSE": (400, "Key registration: purpose not identity, financial or tokens."),
     "BAD_BACKUP": (400, "Backup upload: a member is malformed (field names it)."),
     "CSRF_FAILED": (400, "A wallet call without a valid X-CSRFToken header."),
-    "BAD_WEBHOOK_URL": (400, "Webhooks: not an http(s) URL as allowed, or its host does not "
-                        "resolve."),
-    "WEBHOOK_URL_FORBIDDEN": (400, "Webhooks: the host resolves to a private, loopback or "
-                              "otherwise non-global address (production)."),
+    "BAD_WEBHOOK_URL": (
+        400,
+        "Webhooks: not an http(s) URL as allowed, or its host does not resolve.",
+    ),
+    "WEBHOOK_URL_FORBIDDEN": (
+        400,
+        "Webhooks: the host resolves to a private, loopback or "
+        "otherwise non-global address (production).",
+    ),
     "UNKNOWN_OPERATION": (400, "POST /v1/webhooks: op is not one of the commands."),
     "SIGNATURE_INVALID": (401, "The signature does not verify."),
     "HIGH_S_SIGNATURE": (401, "The signature verifies only in its high-S form: send low-S."),
@@ -53,8 +61,11 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "NOT_FOUND": (404, "No such job, record, backup or page."),
     "NONCE_REUSED": (409, "This key used this nonce before with other content."),
     "JOB_FAILED": (409, "Proof file: the job failed, its record was never published."),
-    "PROOF_NOT_READY": (409, "Proof file: the job is queued or processing, not in a "
-                       "transaction yet; ask again once it is sent."),
+    "PROOF_NOT_READY": (
+        409,
+        "Proof file: the job is queued or processing, not in a "
+        "transaction yet; ask again once it is sent.",
+    ),
     "KEY_TAKEN": (409, "The key is registered to another account or is an operator key."),
     "WEBHOOK_LIMIT": (409, "Webhooks: the owner has WEBHOOK_MAX_ENDPOINTS endpoints already."),
     "PAYLOAD_TOO_LARGE": (413, "The body or signedPayload is over its limit."),
@@ -90,9 +101,7 @@ _EXAMPLE_PAYLOAD = (
     '{"exp":1767226200,"iat":1767225600,"nonce":"q3H9x1uZ0aYkT7bV","record":'
     '{"contentHash":"ab12","title":"Lion"},"type":"work","v":1}'
 )
-_EXAMPLE_SIGNATURE = (
-    "MEQCIFxvj3p8x3v0k0q1WwJ1sQ0X8p8M2xZk0F7u6l2n0o5QAiBi3m9lJ0zq2m0yYx1l3H9v0Xj7m3d2kQ1b7m9n3o2pXw=="
-)
+_EXAMPLE_SIGNATURE = "MEQCIFxvj3p8x3v0k0q1WwJ1sQ0X8p8M2xZk0F7u6l2n0o5QAiBi3m9lJ0zq2m0yYx1l3H9v0Xj7m3d2kQ1b7m9n3o2pXw=="
 
 _NULLABLE_STR = {"type": ["string", "null"]}
 _NULLABLE_INT = {"type": ["integer", "null"]}
@@ -103,8 +112,12 @@ def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def _obj(props: Mapping[str, Any], required: Iterable[str] | None = None,
-         extra: bool = False, **more: Any) -> dict[str, Any]:
+def _obj(
+    props: Mapping[str, Any],
+    required: Iterable[str] | None = None,
+    extra: bool = False,
+    **more: Any,
+) -> dict[str, Any]:
     """A JSON object schema; every property required unless ``required`` says otherwise."""
     schema: dict[str, Any] = {
         "type": "object",
@@ -133,8 +146,11 @@ _EXAMPLE_RECEIPT = {
 _EXAMPLE_PENDING = {
     "format": "raregen-proof",
     "version": 1,
-    "record": {"signedPayload": _EXAMPLE_PAYLOAD, "signature": _EXAMPLE_SIGNATURE,
-               "pubkey": _EXAMPLE_PUBKEY},
+    "record": {
+        "signedPayload": _EXAMPLE_PAYLOAD,
+        "signature": _EXAMPLE_SIGNATURE,
+        "pubkey": _EXAMPLE_PUBKEY,
+    },
     "txid": _EXAMPLE_TXID,
     "vout": 0,
     "rawTx": "0100000001" + "c4" * 32 + "00000000" + "6a" + "ffffffff" + "00000000",
@@ -157,9 +173,11 @@ def _to_components(node: Any, names: Mapping[str, str]) -> Any:
     """``node`` with every ``#/$defs/<name>`` reference pointed at its component."""
     if isinstance(node, dict):
         return {
-            key: (f"#/components/schemas/{names[value[len('#/$defs/'):]]}"
-                  if key == "$ref" and isinstance(value, str) and value.startswith("#/$defs/")
-                  else _to_components(value, names))
+            key: (
+                f"#/components/schemas/{names[value[len('#/$defs/') :]]}"
+                if key == "$ref" and isinstance(value, str) and value.startswith("#/$defs/")
+                else _to_components(value, names)
+            )
             for key, value in node.items()
         }
     if isinstance(node, list):
@@ -188,8 +206,10 @@ def proof_schemas(path: Path = PROOF_SCHEMA_PATH) -> dict[str, Any]:
         schema = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         missing = "Shape in docs/raregen-proof-v1.schema.json (not installed here)."
-        return {"ProofFile": {"type": "object", "description": missing},
-                "Receipt": {"type": "object", "description": missing}}
+        return {
+            "ProofFile": {"type": "object", "description": missing},
+            "Receipt": {"type": "object", "description": missing},
+        }
     defs = schema.pop("$defs", {})
     names = {name: "Proof" + name[:1].upper() + name[1:] for name in defs}
     for key in ("$schema", "$id"):
@@ -221,17 +241,35 @@ _SIGNATURE_SCHEME = {
 _WEBHOOK_EVENT_TYPES = ["job.sent", "job.confirmed", "job.failed", "job.reorged"]
 _EXAMPLE_SECRET = "whsec_" + "c2VjcmV0LWV4YW1wbGUtb25seS0xMjM0"
 _EXAMPLE_ENDPOINT = {
-    "id": 7, "url": "https://hooks.example.com/raregen", "description": "orders service",
-    "status": "enabled", "failures": 0, "disabledAt": None, "disabledReason": None,
+    "id": 7,
+    "url": "https://hooks.example.com/raregen",
+    "description": "orders service",
+    "status": "enabled",
+    "failures": 0,
+    "disabledAt": None,
+    "disabledReason": None,
     "createdAt": "2026-01-01T00:00:00Z",
 }
 _EXAMPLE_DELIVERY = {
-    "msgId": "msg_" + "5d" * 16, "endpointId": 7, "jobId": _EXAMPLE_JOB_ID,
-    "type": "job.sent", "status": "delivered", "attempts": 1, "nextAttemptAt": None,
-    "createdAt": "2026-01-01T00:00:01Z", "deliveredAt": "2026-01-01T00:00:01Z",
+    "msgId": "msg_" + "5d" * 16,
+    "endpointId": 7,
+    "jobId": _EXAMPLE_JOB_ID,
+    "type": "job.sent",
+    "status": "delivered",
+    "attempts": 1,
+    "nextAttemptAt": None,
+    "createdAt": "2026-01-01T00:00:01Z",
+    "deliveredAt": "2026-01-01T00:00:01Z",
     "lastError": None,
-    "history": [{"at": "2026-01-01T00:00:01Z", "statusCode": 204, "ok": True, "error": None,
-                 "durationMs": 41}],
+    "history": [
+        {
+            "at": "2026-01-01T00:00:01Z",
+            "statusCode": 204,
+            "ok": True,
+            "error": None,
+            "durationMs": 41,
+        }
+    ],
 }
 _EXAMPLE_COMMAND_PAYLOAD = (
     '{"args":{"url":"https://hooks.example.com/raregen"},"exp":1767226200,"iat":1767225600,'
@@ -248,25 +286,40 @@ def _webhook_schemas() -> dict[str, Any]:
             "url": {"type": "string", "maxLength": 2000},
             "description": _NULLABLE_STR,
             "status": {"type": "string", "enum": ["enabled", "disabled"]},
-            "failures": {"type": "integer", "minimum": 0,
-                         "description": "Failed attempts in a row."},
+            "failures": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "Failed attempts in a row.",
+            },
             "disabledAt": _DATETIME,
             "disabledReason": _NULLABLE_STR,
             "createdAt": _DATETIME,
-            "secret": {"type": "string", "pattern": "^whsec_[A-Za-z0-9+/=]+$",
-                       "description": "The signing secret: only in the answer that created "
-                       "the endpoint."},
+            "secret": {
+                "type": "string",
+                "pattern": "^whsec_[A-Za-z0-9+/=]+$",
+                "description": "The signing secret: only in the answer that created the endpoint.",
+            },
         },
-        required=["id", "url", "description", "status", "failures", "disabledAt",
-                  "disabledReason", "createdAt"],
+        required=[
+            "id",
+            "url",
+            "description",
+            "status",
+            "failures",
+            "disabledAt",
+            "disabledReason",
+            "createdAt",
+        ],
         description="A callback URL of an owner (a key or a wallet account).",
         examples=[_EXAMPLE_ENDPOINT],
     )
     attempt = _obj(
         {
             "at": _DATETIME,
-            "statusCode": {**_NULLABLE_INT, "description": "The URL's status; null when "
-                           "there was no answer."},
+            "statusCode": {
+                **_NULLABLE_INT,
+                "description": "The URL's status; null when there was no answer.",
+            },
             "ok": {"type": "boolean"},
             "error": _NULLABLE_STR,
             "durationMs": _NULLABLE_INT,
@@ -300,31 +353,54 @@ def _webhook_schemas() -> dict[str, Any]:
                 "description": "As in a publish: base64 of the DER (or, with `bsm`, 65-byte "
                 "compact) signature of the key over signedPayload.",
             },
-            "pubkey": {"type": "string", "pattern": PUBKEY,
-                       "description": "The registered key that owns the endpoints."},
+            "pubkey": {
+                "type": "string",
+                "pattern": PUBKEY,
+                "description": "The registered key that owns the endpoints.",
+            },
             "signatureScheme": _SIGNATURE_SCHEME,
         },
         required=["signedPayload", "signature", "pubkey"],
         description="A signed webhook command of a key owner: the publish body's shape, "
         "with a command payload instead of a record payload.",
-        examples=[{"signedPayload": _EXAMPLE_COMMAND_PAYLOAD, "signature": _EXAMPLE_SIGNATURE,
-                   "pubkey": _EXAMPLE_PUBKEY}],
+        examples=[
+            {
+                "signedPayload": _EXAMPLE_COMMAND_PAYLOAD,
+                "signature": _EXAMPLE_SIGNATURE,
+                "pubkey": _EXAMPLE_PUBKEY,
+            }
+        ],
     )
     payload = _obj(
         {
             "v": {"type": "integer", "const": 1},
-            "nonce": {"type": "string", "pattern": "^[A-Za-z0-9_-]{16,128}$",
-                      "description": "Used once per key."},
+            "nonce": {
+                "type": "string",
+                "pattern": "^[A-Za-z0-9_-]{16,128}$",
+                "description": "Used once per key.",
+            },
             "iat": {"type": "integer", "description": "Unix seconds."},
-            "exp": {"type": "integer", "description": "Unix seconds, after iat, within "
-                    "MAX_TTL_SECONDS of it."},
-            "op": {"type": "string", "enum": ["webhooks.create", "webhooks.list",
-                                              "webhooks.remove", "webhooks.enable",
-                                              "webhooks.deliveries"]},
-            "args": {"type": "object", "description": "`webhooks.create`: `url`, optional "
-                     "`description`; `webhooks.remove`, `webhooks.enable`: `id`; "
-                     "`webhooks.deliveries`: optional `id`, `limit` (at most 500); "
-                     "`webhooks.list`: nothing."},
+            "exp": {
+                "type": "integer",
+                "description": "Unix seconds, after iat, within MAX_TTL_SECONDS of it.",
+            },
+            "op": {
+                "type": "string",
+                "enum": [
+                    "webhooks.create",
+                    "webhooks.list",
+                    "webhooks.remove",
+                    "webhooks.enable",
+                    "webhooks.deliveries",
+                ],
+            },
+            "args": {
+                "type": "object",
+                "description": "`webhooks.create`: `url`, optional "
+                "`description`; `webhooks.remove`, `webhooks.enable`: `id`; "
+                "`webhooks.deliveries`: optional `id`, `limit` (at most 500); "
+                "`webhooks.list`: nothing.",
+            },
         },
         description="The signed text of a webhook command (inside signedPayload, never sent "
         "as a body of its own).",
@@ -351,11 +427,22 @@ def _webhook_schemas() -> dict[str, Any]:
         description="The body RareGen POSTs to an endpoint, signed per Standard Webhooks "
         "(headers `webhook-id`, `webhook-timestamp`, `webhook-signature`: `v1,` + base64 "
         "HMAC-SHA256 of `<id>.<timestamp>.<body>` under the endpoint's secret).",
-        examples=[{"type": "job.confirmed", "timestamp": "2026-01-01T00:10:02.000Z",
-                   "data": {"jobId": _EXAMPLE_JOB_ID, "status": "confirmed",
-                            "txid": _EXAMPLE_TXID, "vout": 0,
-                            "blockHash": "0" * 8 + "3a" * 28, "blockHeight": 812345,
-                            "errorCode": None, "errorDetail": None}}],
+        examples=[
+            {
+                "type": "job.confirmed",
+                "timestamp": "2026-01-01T00:10:02.000Z",
+                "data": {
+                    "jobId": _EXAMPLE_JOB_ID,
+                    "status": "confirmed",
+                    "txid": _EXAMPLE_TXID,
+                    "vout": 0,
+                    "blockHash": "0" * 8 + "3a" * 28,
+                    "blockHeight": 812345,
+                    "errorCode": None,
+                    "errorDetail": None,
+                },
+            }
+        ],
     )
     return {
         "WebhookEndpoint": endpoint,
@@ -364,12 +451,18 @@ def _webhook_schemas() -> dict[str, Any]:
         "WebhookCommand": command,
         "WebhookCommandPayload": payload,
         "WebhookCreate": _obj(
-            {"url": {"type": "string", "maxLength": 2000,
-                     "description": "http(s), no user info or fragment (docs/API.md)."},
-             "description": {**_NULLABLE_STR, "maxLength": 200}},
+            {
+                "url": {
+                    "type": "string",
+                    "maxLength": 2000,
+                    "description": "http(s), no user info or fragment (docs/API.md).",
+                },
+                "description": {**_NULLABLE_STR, "maxLength": 200},
+            },
             required=["url"],
-            examples=[{"url": "https://hooks.example.com/raregen",
-                       "description": "orders service"}],
+            examples=[
+                {"url": "https://hooks.example.com/raregen", "description": "orders service"}
+            ],
         ),
         "WebhookEvent": event,
     }
@@ -400,14 +493,17 @@ def _schemas(max_payload: int) -> dict[str, Any]:
             {
                 "error": _obj(
                     {
-                        "code": {"type": "string", "enum": sorted(ERROR_CODES) + ["HTTP_ERROR"],
-                                 "description": "Stable code (docs/API.md, Error codes)."},
+                        "code": {
+                            "type": "string",
+                            "enum": sorted(ERROR_CODES) + ["HTTP_ERROR"],
+                            "description": "Stable code (docs/API.md, Error codes).",
+                        },
                         "message": {"type": "string", "description": "A sentence for people."},
                         "field": {**_NULLABLE_STR, "description": "The member at fault."},
                     }
                 )
             },
-            description="Every error: `{\"error\": {\"code\", \"message\", \"field\"}}`.",
+            description='Every error: `{"error": {"code", "message", "field"}}`.',
         ),
         "PublishRequest": _obj(
             {
@@ -434,8 +530,13 @@ def _schemas(max_payload: int) -> dict[str, Any]:
             required=["signedPayload", "signature", "pubkey"],
             description="The v1 publish body: these three members and, optionally, "
             "`signatureScheme` (docs/API.md).",
-            examples=[{"signedPayload": _EXAMPLE_PAYLOAD, "signature": _EXAMPLE_SIGNATURE,
-                       "pubkey": _EXAMPLE_PUBKEY}],
+            examples=[
+                {
+                    "signedPayload": _EXAMPLE_PAYLOAD,
+                    "signature": _EXAMPLE_SIGNATURE,
+                    "pubkey": _EXAMPLE_PUBKEY,
+                }
+            ],
         ),
         **_webhook_schemas(),
         "Accepted": _obj(
@@ -444,26 +545,42 @@ def _schemas(max_payload: int) -> dict[str, Any]:
                 "status": {"type": "string", "enum": JOB_STATES},
                 "statusUrl": {"type": "string", "description": "Path of GET /v1/jobs/{jobId}."},
             },
-            examples=[{"jobId": _EXAMPLE_JOB_ID, "status": "queued",
-                       "statusUrl": f"/v1/jobs/{_EXAMPLE_JOB_ID}"}],
+            examples=[
+                {
+                    "jobId": _EXAMPLE_JOB_ID,
+                    "status": "queued",
+                    "statusUrl": f"/v1/jobs/{_EXAMPLE_JOB_ID}",
+                }
+            ],
         ),
         "Published": _obj(
             {
                 "jobId": {"type": "string"},
                 "status": {"type": "string", "enum": JOB_STATES},
                 "statusUrl": {"type": "string", "description": "Path of GET /v1/jobs/{jobId}."},
-                "receipt": {**_ref("Receipt"),
-                            "description": "The signed acceptance receipt: always on a 202; on "
-                            "a 200 when the job was accepted with one."},
+                "receipt": {
+                    **_ref("Receipt"),
+                    "description": "The signed acceptance receipt: always on a 202; on "
+                    "a 200 when the job was accepted with one.",
+                },
             },
             required=["jobId", "status", "statusUrl"],
-            examples=[{"jobId": _EXAMPLE_JOB_ID, "status": "queued",
-                       "statusUrl": f"/v1/jobs/{_EXAMPLE_JOB_ID}", "receipt": _EXAMPLE_RECEIPT}],
+            examples=[
+                {
+                    "jobId": _EXAMPLE_JOB_ID,
+                    "status": "queued",
+                    "statusUrl": f"/v1/jobs/{_EXAMPLE_JOB_ID}",
+                    "receipt": _EXAMPLE_RECEIPT,
+                }
+            ],
         ),
         "ReceiptKey": _obj(
             {
-                "pubkey": {"type": "string", "pattern": "^0[23][0-9a-f]{64}$",
-                           "description": "SEC1 compressed public key, lowercase hex."},
+                "pubkey": {
+                    "type": "string",
+                    "pattern": "^0[23][0-9a-f]{64}$",
+                    "description": "SEC1 compressed public key, lowercase hex.",
+                },
                 "algorithm": {"type": "string", "const": RECEIPT_ALGORITHM},
             },
             description="The key that signs acceptance receipts (docs/PROOFS.md); never the "
@@ -471,29 +588,53 @@ def _schemas(max_payload: int) -> dict[str, Any]:
             examples=[{"pubkey": _EXAMPLE_RECEIPT["pubkey"], "algorithm": RECEIPT_ALGORITHM}],
         ),
         **proof_schemas(),
-        "Job": _obj(job_props, examples=[{
-            "jobId": _EXAMPLE_JOB_ID, "status": "confirmed", "txid": _EXAMPLE_TXID, "vout": 0,
-            "blockHash": "0" * 8 + "3a" * 28, "blockHeight": 812345, "errorCode": None,
-            "errorDetail": None, "attempts": 1, "createdAt": "2026-01-01T00:00:00Z",
-            "updatedAt": "2026-01-01T00:10:02Z", "sentAt": "2026-01-01T00:00:01Z",
-            "confirmedAt": "2026-01-01T00:10:02Z"}]),
+        "Job": _obj(
+            job_props,
+            examples=[
+                {
+                    "jobId": _EXAMPLE_JOB_ID,
+                    "status": "confirmed",
+                    "txid": _EXAMPLE_TXID,
+                    "vout": 0,
+                    "blockHash": "0" * 8 + "3a" * 28,
+                    "blockHeight": 812345,
+                    "errorCode": None,
+                    "errorDetail": None,
+                    "attempts": 1,
+                    "createdAt": "2026-01-01T00:00:00Z",
+                    "updatedAt": "2026-01-01T00:10:02Z",
+                    "sentAt": "2026-01-01T00:00:01Z",
+                    "confirmedAt": "2026-01-01T00:10:02Z",
+                }
+            ],
+        ),
         "Record": _obj(
             {
                 "vout": {"type": "integer", "minimum": 0},
-                "version": {"type": ["integer", "null"], "enum": [1, 2, None],
-                            "description": "The layout version: 1 (DER signature), 2 (Bitcoin "
-                            "Signed Message); null for a malformed record."},
-                "signatureScheme": {"type": ["string", "null"], "enum": ["der", "bsm", None],
-                                    "description": "`der` (layout 1), `bsm` (layout 2); null "
-                                    "for a malformed record."},
+                "version": {
+                    "type": ["integer", "null"],
+                    "enum": [1, 2, None],
+                    "description": "The layout version: 1 (DER signature), 2 (Bitcoin "
+                    "Signed Message); null for a malformed record.",
+                },
+                "signatureScheme": {
+                    "type": ["string", "null"],
+                    "enum": ["der", "bsm", None],
+                    "description": "`der` (layout 1), `bsm` (layout 2); null "
+                    "for a malformed record.",
+                },
                 "signedPayload": {"type": "string"},
-                "signature": {"type": "string",
-                              "description": "Base64: DER, or the 65-byte compact Bitcoin "
-                              "Signed Message signature."},
+                "signature": {
+                    "type": "string",
+                    "description": "Base64: DER, or the 65-byte compact Bitcoin "
+                    "Signed Message signature.",
+                },
                 "pubkey": {"type": "string", "description": "Compressed SEC1, hex."},
                 "valid": {"type": "boolean", "description": "The signature verifies."},
-                "error": {**_NULLABLE_STR,
-                          "description": "`CODE: message` for the first problem, or null."},
+                "error": {
+                    **_NULLABLE_STR,
+                    "description": "`CODE: message` for the first problem, or null.",
+                },
             }
         ),
         "Records": _obj(
@@ -508,16 +649,25 @@ def _schemas(max_payload: int) -> dict[str, Any]:
         "Health": _obj(
             {
                 "status": {"type": "string", "enum": ["ok", "unavailable"]},
-                "reasons": {"type": "array", "items": {"type": "string"},
-                            "description": "Why unavailable, in words."},
-                "details": {"type": "object",
-                            "description": "Pool, jobs, queue and workers: for clients that "
-                            "may read /metrics only."},
+                "reasons": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "description": "Why unavailable, in words.",
+                },
+                "details": {
+                    "type": "object",
+                    "description": "Pool, jobs, queue and workers: for clients that "
+                    "may read /metrics only.",
+                },
             },
             required=["status"],
         ),
-        "Key": _obj({"purpose": {"type": "string", "enum": ["identity", "financial", "tokens"]},
-                     "pubkey": {"type": "string"}}),
+        "Key": _obj(
+            {
+                "purpose": {"type": "string", "enum": ["identity", "financial", "tokens"]},
+                "pubkey": {"type": "string"},
+            }
+        ),
         "Account": _obj(
             {
                 "email": {"type": "string"},
@@ -528,13 +678,24 @@ def _schemas(max_payload: int) -> dict[str, Any]:
                 "backupVersion": _NULLABLE_INT,
             }
         ),
-        "Challenge": _obj({"challenge": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
-                           "expiresIn": {"type": "integer"}}),
-        "KeyProof": _obj({"purpose": {"type": "string"}, "pubkey": {"type": "string"},
-                          "signature": {"type": "string"}}),
+        "Challenge": _obj(
+            {
+                "challenge": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                "expiresIn": {"type": "integer"},
+            }
+        ),
+        "KeyProof": _obj(
+            {
+                "purpose": {"type": "string"},
+                "pubkey": {"type": "string"},
+                "signature": {"type": "string"},
+            }
+        ),
         "KeyRegistration": _obj(
-            {"challenge": {"type": "string"},
-             "keys": {"type": "array", "items": _ref("KeyProof"), "minItems": 1, "maxItems": 3}},
+            {
+                "challenge": {"type": "string"},
+                "keys": {"type": "array", "items": _ref("KeyProof"), "minItems": 1, "maxItems": 3},
+            },
             description="Each signature is over SHA-256 of `raregen-key-registration:` + "
             "challenge + `:` + purpose + `:` + pubkey (docs/WALLET_API.md).",
         ),
@@ -542,12 +703,17 @@ def _schemas(max_payload: int) -> dict[str, Any]:
         "BackupEnvelope": _obj(
             {
                 "ciphertext": {"type": "string", "description": "Standard base64."},
-                "kdf": {"type": "object", "description": "PBKDF2 {iterations, hash, salt} or "
-                        "scrypt {N, r, p, salt}; stored as given.",
-                        "properties": {"name": {"type": "string",
-                                                "enum": ["PBKDF2", "scrypt"]}}},
-                "cipher": {"type": "object", "description": "AES-GCM {iv, tagLength}.",
-                           "properties": {"name": {"type": "string", "enum": ["AES-GCM"]}}},
+                "kdf": {
+                    "type": "object",
+                    "description": "PBKDF2 {iterations, hash, salt} or "
+                    "scrypt {N, r, p, salt}; stored as given.",
+                    "properties": {"name": {"type": "string", "enum": ["PBKDF2", "scrypt"]}},
+                },
+                "cipher": {
+                    "type": "object",
+                    "description": "AES-GCM {iv, tagLength}.",
+                    "properties": {"name": {"type": "string", "enum": ["AES-GCM"]}},
+                },
                 "identityPubkey": {"type": "string"},
             }
         ),
@@ -571,8 +737,12 @@ def _schemas(max_payload: int) -> dict[str, Any]:
             }
         ),
         "WalletJob": _obj(
-            {**job_props, "recordType": _NULLABLE_STR, "title": _NULLABLE_STR,
-             "panelUrl": {"type": "string"}}
+            {
+                **job_props,
+                "recordType": _NULLABLE_STR,
+                "title": _NULLABLE_STR,
+                "panelUrl": {"type": "string"},
+            }
         ),
         "WalletAccepted": _obj(
             {
@@ -583,8 +753,10 @@ def _schemas(max_payload: int) -> dict[str, Any]:
             }
         ),
         "InternalKeys": _obj(
-            {"accountRef": {"type": "string", "pattern": "^acct:[0-9]+$"},
-             "keys": {"type": "array", "items": _ref("Key")}}
+            {
+                "accountRef": {"type": "string", "pattern": "^acct:[0-9]+$"},
+                "keys": {"type": "array", "items": _ref("Key")},
+            }
         ),
     }
 
@@ -605,8 +777,13 @@ def _error_responses(codes: Iterable[str]) -> dict[str, Any]:
                     "examples": {
                         code: {
                             "summary": ERROR_CODES[code][1],
-                            "value": {"error": {"code": code, "message": ERROR_CODES[code][1],
-                                                "field": None}},
+                            "value": {
+                                "error": {
+                                    "code": code,
+                                    "message": ERROR_CODES[code][1],
+                                    "field": None,
+                                }
+                            },
                         }
                         for code in listed
                     },
@@ -618,7 +795,7 @@ def _error_responses(codes: Iterable[str]) -> dict[str, Any]:
         if status == 401 and "AUTH_REQUIRED" in listed:
             response["headers"] = {
                 "WWW-Authenticate": {
-                    "description": "`Bearer realm=\"metrics\"` on /metrics (RFC 6750 §3).",
+                    "description": '`Bearer realm="metrics"` on /metrics (RFC 6750 §3).',
                     "schema": {"type": "string"},
                 }
             }
@@ -626,8 +803,9 @@ def _error_responses(codes: Iterable[str]) -> dict[str, Any]:
     return out
 
 
-def _json(schema: dict[str, Any], description: str, examples: dict[str, Any] | None = None,
-          **more: Any) -> dict[str, Any]:
+def _json(
+    schema: dict[str, Any], description: str, examples: dict[str, Any] | None = None, **more: Any
+) -> dict[str, Any]:
     media: dict[str, Any] = {"schema": schema}
     if examples:
         media["examples"] = examples
@@ -637,17 +815,45 @@ def _json(schema: dict[str, Any], description: str, examples: dict[str, Any] | N
 # the error codes each kind of request can meet
 _BODY = ["BAD_REQUEST", "MALFORMED_JSON", "PAYLOAD_TOO_LARGE", "UNSUPPORTED_MEDIA_TYPE"]
 _PUBLISH = _BODY + [
-    "MISSING_FIELD", "UNKNOWN_FIELD", "DUPLICATE_MEMBER", "NON_CANONICAL_PAYLOAD",
-    "LEGACY_CONTRACT", "BAD_PUBKEY", "BAD_SIGNATURE_SCHEME", "BAD_SIGNATURE_ENCODING",
-    "BAD_NONCE", "BAD_TIMESTAMPS", "SIGNATURE_INVALID", "HIGH_S_SIGNATURE", "NO_CREDITS",
-    "KEY_NOT_REGISTERED", "KEY_REVOKED", "NONCE_REUSED", "EXPIRED", "NOT_YET_VALID", "UNAVAILABLE",
+    "MISSING_FIELD",
+    "UNKNOWN_FIELD",
+    "DUPLICATE_MEMBER",
+    "NON_CANONICAL_PAYLOAD",
+    "LEGACY_CONTRACT",
+    "BAD_PUBKEY",
+    "BAD_SIGNATURE_SCHEME",
+    "BAD_SIGNATURE_ENCODING",
+    "BAD_NONCE",
+    "BAD_TIMESTAMPS",
+    "SIGNATURE_INVALID",
+    "HIGH_S_SIGNATURE",
+    "NO_CREDITS",
+    "KEY_NOT_REGISTERED",
+    "KEY_REVOKED",
+    "NONCE_REUSED",
+    "EXPIRED",
+    "NOT_YET_VALID",
+    "UNAVAILABLE",
 ]
 # a signed command (POST /v1/webhooks): a publish's checks up to the nonce
 _COMMAND = _BODY + [
-    "MISSING_FIELD", "UNKNOWN_FIELD", "DUPLICATE_MEMBER", "NON_CANONICAL_PAYLOAD",
-    "LEGACY_CONTRACT", "BAD_PUBKEY", "BAD_SIGNATURE_SCHEME", "BAD_SIGNATURE_ENCODING",
-    "BAD_NONCE", "BAD_TIMESTAMPS", "SIGNATURE_INVALID", "HIGH_S_SIGNATURE",
-    "KEY_NOT_REGISTERED", "KEY_REVOKED", "NONCE_REUSED", "EXPIRED", "NOT_YET_VALID",
+    "MISSING_FIELD",
+    "UNKNOWN_FIELD",
+    "DUPLICATE_MEMBER",
+    "NON_CANONICAL_PAYLOAD",
+    "LEGACY_CONTRACT",
+    "BAD_PUBKEY",
+    "BAD_SIGNATURE_SCHEME",
+    "BAD_SIGNATURE_ENCODING",
+    "BAD_NONCE",
+    "BAD_TIMESTAMPS",
+    "SIGNATURE_INVALID",
+    "HIGH_S_SIGNATURE",
+    "KEY_NOT_REGISTERED",
+    "KEY_REVOKED",
+    "NONCE_REUSED",
+    "EXPIRED",
+    "NOT_YET_VALID",
     "UNAVAILABLE",
 ]
 _WEBHOOK_CREATE = ["BAD_WEBHOOK_URL", "WEBHOOK_URL_FORBIDDEN", "WEBHOOK_LIMIT"]
@@ -655,8 +861,10 @@ _WALLET_GET = ["AUTH_REQUIRED", "UNAVAILABLE"]
 _WALLET_CALL = ["CSRF_FAILED", "AUTH_REQUIRED", "UNAVAILABLE"]
 _PUBLISHED = {
     "202": _json(_ref("Accepted"), "Accepted: a new job, queued."),
-    "200": _json(_ref("Accepted"), "An exact resubmission (same payload and signature): "
-                 "the stored job, whatever its state."),
+    "200": _json(
+        _ref("Accepted"),
+        "An exact resubmission (same payload and signature): the stored job, whatever its state.",
+    ),
 }
 
 
@@ -681,11 +889,13 @@ def _proof_response() -> dict[str, Any]:
         "in a block, then `complete` (docs/PROOFS.md). Not cached: it changes once.",
         "headers": {
             "Content-Disposition": {
-                "description": "`attachment; filename=\"raregen-proof-<txid>-<vout>.json\"` "
+                "description": '`attachment; filename="raregen-proof-<txid>-<vout>.json"` '
                 "(RFC 6266).",
-                "schema": {"type": "string",
-                           "pattern": '^attachment; filename="raregen-proof-[0-9a-fA-F]{64}'
-                           '-[0-9]+\\.json"$'},
+                "schema": {
+                    "type": "string",
+                    "pattern": '^attachment; filename="raregen-proof-[0-9a-fA-F]{64}'
+                    '-[0-9]+\\.json"$',
+                },
                 "example": f'attachment; filename="raregen-proof-{_EXAMPLE_TXID}-0.json"',
             },
             "Cache-Control": {"schema": {"type": "string", "const": "no-store"}},
@@ -694,10 +904,14 @@ def _proof_response() -> dict[str, Any]:
             "application/json": {
                 "schema": _ref("ProofFile"),
                 "examples": {
-                    "pending": {"summary": "Sent, not in a block yet (values illustrative)",
-                                "value": _EXAMPLE_PENDING},
-                    "complete": {"summary": "In a block, with the headers after it (values "
-                                 "illustrative)", "value": _EXAMPLE_COMPLETE},
+                    "pending": {
+                        "summary": "Sent, not in a block yet (values illustrative)",
+                        "value": _EXAMPLE_PENDING,
+                    },
+                    "complete": {
+                        "summary": "In a block, with the headers after it (values illustrative)",
+                        "value": _EXAMPLE_COMPLETE,
+                    },
                 },
             }
         },
@@ -707,35 +921,45 @@ def _proof_response() -> dict[str, Any]:
 def _paths() -> dict[str, Any]:
     wallet_get = [{"sessionCookie": []}]
     wallet_call = [{"sessionCookie": [], "csrfToken": []}]
-    publish_body = {"required": True,
-                    "content": {"application/json": {"schema": _ref("PublishRequest")}}}
+    publish_body = {
+        "required": True,
+        "content": {"application/json": {"schema": _ref("PublishRequest")}},
+    }
     published = {
-        "202": _json({"allOf": [_ref("Published"), {"required": ["receipt"]}]},
-                     _PUBLISHED["202"]["description"]),
+        "202": _json(
+            {"allOf": [_ref("Published"), {"required": ["receipt"]}]},
+            _PUBLISHED["202"]["description"],
+        ),
         "200": _json(_ref("Published"), _PUBLISHED["200"]["description"]),
     }
     for status in ("200", "202"):
         published[status]["links"] = _publish_links()
     wallet_published = {
-        status: _json(_ref("WalletAccepted"), resp["description"]) for status, resp in
-        _PUBLISHED.items()
+        status: _json(_ref("WalletAccepted"), resp["description"])
+        for status, resp in _PUBLISHED.items()
     }
     no_store = {"Cache-Control": {"schema": {"type": "string", "const": "no-store"}}}
     webhook_list = _obj({"endpoints": {"type": "array", "items": _ref("WebhookEndpoint")}})
     webhook_one = _obj({"endpoint": _ref("WebhookEndpoint")})
-    webhook_removed = _obj({"removed": {"type": "integer",
-                                        "description": "The id of the removed endpoint."}})
-    webhook_deliveries = _obj({"deliveries": {"type": "array",
-                                              "items": _ref("WebhookDelivery")}})
+    webhook_removed = _obj(
+        {"removed": {"type": "integer", "description": "The id of the removed endpoint."}}
+    )
+    webhook_deliveries = _obj({"deliveries": {"type": "array", "items": _ref("WebhookDelivery")}})
     webhook_created = _json(
         _obj({"endpoint": {"allOf": [_ref("WebhookEndpoint"), {"required": ["secret"]}]}}),
         "Registered: the endpoint with its signing secret (shown this once).",
         headers=no_store,
-        examples={"created": {"value": {"endpoint": {**_EXAMPLE_ENDPOINT,
-                                                     "secret": _EXAMPLE_SECRET}}}},
+        examples={
+            "created": {"value": {"endpoint": {**_EXAMPLE_ENDPOINT, "secret": _EXAMPLE_SECRET}}}
+        },
     )
-    endpoint_id = {"name": "endpointId", "in": "path", "required": True,
-                   "schema": {"type": "integer", "minimum": 0}, "example": 7}
+    endpoint_id = {
+        "name": "endpointId",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "integer", "minimum": 0},
+        "example": 7,
+    }
     return {
         "/v1/publish": {
             "post": {
@@ -747,8 +971,7 @@ def _paths() -> dict[str, Any]:
                 "(PUBLISH_RATE_LIMIT). A retry of the same signed body is safe: it answers 200 "
                 "with the job made the first time.",
                 "requestBody": publish_body,
-                "responses": {**published,
-                              **_error_responses(_PUBLISH + ["RATE_LIMITED"])},
+                "responses": {**published, **_error_responses(_PUBLISH + ["RATE_LIMITED"])},
             }
         },
         "/v1/jobs/{jobId}": {
@@ -756,11 +979,19 @@ def _paths() -> dict[str, Any]:
                 "operationId": "getJob",
                 "tags": ["publish"],
                 "summary": "A publish job's state",
-                "parameters": [{"name": "jobId", "in": "path", "required": True,
-                                "schema": {"type": "string"},
-                                "example": _EXAMPLE_JOB_ID}],
-                "responses": {"200": _json(_ref("Job"), "The job."),
-                              **_error_responses(["NOT_FOUND", "UNAVAILABLE"])},
+                "parameters": [
+                    {
+                        "name": "jobId",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                        "example": _EXAMPLE_JOB_ID,
+                    }
+                ],
+                "responses": {
+                    "200": _json(_ref("Job"), "The job."),
+                    **_error_responses(["NOT_FOUND", "UNAVAILABLE"]),
+                },
             }
         },
         "/v1/records/{txid}": {
@@ -770,12 +1001,19 @@ def _paths() -> dict[str, Any]:
                 "summary": "The records of a transaction, verified",
                 "description": "Read from the node; every RareGen output is parsed and its "
                 "signature verified (docs/PROTOCOL.md §3).",
-                "parameters": [{"name": "txid", "in": "path", "required": True,
-                                "schema": {"type": "string", "pattern": HEX64},
-                                "example": _EXAMPLE_TXID}],
-                "responses": {"200": _json(_ref("Records"), "The transaction's records."),
-                              **_error_responses(["MALFORMED_JSON", "NOT_FOUND",
-                                                  "UNAVAILABLE"])},
+                "parameters": [
+                    {
+                        "name": "txid",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "pattern": HEX64},
+                        "example": _EXAMPLE_TXID,
+                    }
+                ],
+                "responses": {
+                    "200": _json(_ref("Records"), "The transaction's records."),
+                    **_error_responses(["MALFORMED_JSON", "NOT_FOUND", "UNAVAILABLE"]),
+                },
             }
         },
         "/v1/webhooks": {
@@ -790,23 +1028,29 @@ def _paths() -> dict[str, Any]:
                 "(`KEY_NOT_REGISTERED`, `KEY_REVOKED`), the nonce (once per key, "
                 "`NONCE_REUSED`), then `op` (`UNKNOWN_OPERATION`) and its arguments. Rate "
                 "limited per client IP (PUBLISH_RATE_LIMIT). Answers are not cached.",
-                "requestBody": {"required": True, "content": {"application/json": {
-                    "schema": _ref("WebhookCommand")}}},
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("WebhookCommand")}},
+                },
                 "responses": {
                     "200": _json(
-                        {"oneOf": [webhook_list, webhook_one, webhook_removed,
-                                   webhook_deliveries]},
+                        {"oneOf": [webhook_list, webhook_one, webhook_removed, webhook_deliveries]},
                         "`webhooks.list` (`endpoints`), `webhooks.enable` (`endpoint`), "
                         "`webhooks.remove` (`removed`) or `webhooks.deliveries` "
                         "(`deliveries`).",
                         headers=no_store,
-                        examples={"list": {"value": {"endpoints": [_EXAMPLE_ENDPOINT]}},
-                                  "removed": {"value": {"removed": 7}},
-                                  "deliveries": {"value": {"deliveries": [_EXAMPLE_DELIVERY]}}},
+                        examples={
+                            "list": {"value": {"endpoints": [_EXAMPLE_ENDPOINT]}},
+                            "removed": {"value": {"removed": 7}},
+                            "deliveries": {"value": {"deliveries": [_EXAMPLE_DELIVERY]}},
+                        },
                     ),
                     "201": webhook_created,
-                    **_error_responses(_COMMAND + _WEBHOOK_CREATE + [
-                        "UNKNOWN_OPERATION", "NOT_FOUND", "RATE_LIMITED"]),
+                    **_error_responses(
+                        _COMMAND
+                        + _WEBHOOK_CREATE
+                        + ["UNKNOWN_OPERATION", "NOT_FOUND", "RATE_LIMITED"]
+                    ),
                 },
             }
         },
@@ -819,12 +1063,21 @@ def _paths() -> dict[str, Any]:
                 "the request as published, the transaction, the acceptance receipt and, once "
                 "confirmed, the merkle path and block headers. A job not yet in a transaction "
                 "answers 409 `PROOF_NOT_READY`; a failed job 409 `JOB_FAILED`.",
-                "parameters": [{"name": "jobId", "in": "path", "required": True,
-                                "schema": {"type": "string"},
-                                "example": _EXAMPLE_JOB_ID}],
-                "responses": {"200": _proof_response(),
-                              **_error_responses(["NOT_FOUND", "JOB_FAILED", "PROOF_NOT_READY",
-                                                  "UNAVAILABLE"])},
+                "parameters": [
+                    {
+                        "name": "jobId",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                        "example": _EXAMPLE_JOB_ID,
+                    }
+                ],
+                "responses": {
+                    "200": _proof_response(),
+                    **_error_responses(
+                        ["NOT_FOUND", "JOB_FAILED", "PROOF_NOT_READY", "UNAVAILABLE"]
+                    ),
+                },
             }
         },
         "/v1/records/{txid}/{vout}/proof": {
@@ -837,16 +1090,38 @@ def _paths() -> dict[str, Any]:
                 "txid that is not 64 hex characters answers 400 `MALFORMED_JSON`; an output "
                 "without a record of ours 404 `NOT_FOUND`.",
                 "parameters": [
-                    {"name": "txid", "in": "path", "required": True,
-                     "schema": {"type": "string", "pattern": HEX64}, "example": _EXAMPLE_TXID},
-                    {"name": "vout", "in": "path", "required": True,
-                     "schema": {"type": "integer", "minimum": 0, "maximum": 2**32 - 1,
-                                "description": "Output index (a uint32 in the transaction)."},
-                     "example": 0},
+                    {
+                        "name": "txid",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "pattern": HEX64},
+                        "example": _EXAMPLE_TXID,
+                    },
+                    {
+                        "name": "vout",
+                        "in": "path",
+                        "required": True,
+                        "schema": {
+                            "type": "integer",
+                            "minimum": 0,
+                            "maximum": 2**32 - 1,
+                            "description": "Output index (a uint32 in the transaction).",
+                        },
+                        "example": 0,
+                    },
                 ],
-                "responses": {"200": _proof_response(),
-                              **_error_responses(["MALFORMED_JSON", "NOT_FOUND", "JOB_FAILED",
-                                                  "PROOF_NOT_READY", "UNAVAILABLE"])},
+                "responses": {
+                    "200": _proof_response(),
+                    **_error_responses(
+                        [
+                            "MALFORMED_JSON",
+                            "NOT_FOUND",
+                            "JOB_FAILED",
+                            "PROOF_NOT_READY",
+                            "UNAVAILABLE",
+                        ]
+                    ),
+                },
             }
         },
         "/.well-known/raregen/receipt-key": {
@@ -863,8 +1138,9 @@ def _paths() -> dict[str, Any]:
                 "operationId": "ping",
                 "tags": ["service"],
                 "summary": "Trivial JSON answer",
-                "responses": {"200": _json(_obj({"ok": {"type": "boolean", "const": True}}),
-                                           "Always.")},
+                "responses": {
+                    "200": _json(_obj({"ok": {"type": "boolean", "const": True}}), "Always.")
+                },
             }
         },
         "/v1/openapi.json": {
@@ -885,8 +1161,11 @@ def _paths() -> dict[str, Any]:
                 "`details`. A wrong token is not refused: the answer is the public one.",
                 "security": [{}, {"metricsToken": []}],
                 "responses": {
-                    "200": _json(_ref("Health"), "Able to work.",
-                                 headers={"Cache-Control": {"schema": {"type": "string"}}}),
+                    "200": _json(
+                        _ref("Health"),
+                        "Able to work.",
+                        headers={"Cache-Control": {"schema": {"type": "string"}}},
+                    ),
                     "503": _json(_ref("Health"), "Unavailable: `reasons` says why."),
                 },
             }
@@ -900,8 +1179,10 @@ def _paths() -> dict[str, Any]:
                 "without it only direct loopback clients are served.",
                 "security": [{"metricsToken": []}, {}],
                 "responses": {
-                    "200": {"description": "Prometheus text format 0.0.4.",
-                            "content": {"text/plain": {"schema": {"type": "string"}}}},
+                    "200": {
+                        "description": "Prometheus text format 0.0.4.",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    },
                     **_error_responses(["AUTH_REQUIRED", "FORBIDDEN"]),
                 },
             }
@@ -912,8 +1193,10 @@ def _paths() -> dict[str, Any]:
                 "tags": ["wallet"],
                 "summary": "The signed-in account",
                 "security": wallet_get,
-                "responses": {"200": _json(_ref("Account"), "The account."),
-                              **_error_responses(_WALLET_GET)},
+                "responses": {
+                    "200": _json(_ref("Account"), "The account."),
+                    **_error_responses(_WALLET_GET),
+                },
             }
         },
         "/wallet/api/challenge": {
@@ -922,8 +1205,10 @@ def _paths() -> dict[str, Any]:
                 "tags": ["wallet"],
                 "summary": "A single-use key-registration challenge (300 s)",
                 "security": wallet_call,
-                "responses": {"200": _json(_ref("Challenge"), "The challenge."),
-                              **_error_responses(_WALLET_CALL)},
+                "responses": {
+                    "200": _json(_ref("Challenge"), "The challenge."),
+                    **_error_responses(_WALLET_CALL),
+                },
             }
         },
         "/wallet/api/keys": {
@@ -932,14 +1217,29 @@ def _paths() -> dict[str, Any]:
                 "tags": ["wallet"],
                 "summary": "Register the account's keys with proofs of possession",
                 "security": wallet_call,
-                "requestBody": {"required": True, "content": {
-                    "application/json": {"schema": _ref("KeyRegistration")}}},
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("KeyRegistration")}},
+                },
                 "responses": {
                     "200": _json(_ref("Registered"), "All registered (or already were)."),
-                    **_error_responses(_WALLET_CALL + _BODY + [
-                        "MISSING_FIELD", "UNKNOWN_FIELD", "DUPLICATE_MEMBER", "BAD_PURPOSE",
-                        "BAD_PUBKEY", "BAD_SIGNATURE_ENCODING", "CHALLENGE_INVALID",
-                        "SIGNATURE_INVALID", "HIGH_S_SIGNATURE", "KEY_REVOKED", "KEY_TAKEN"]),
+                    **_error_responses(
+                        _WALLET_CALL
+                        + _BODY
+                        + [
+                            "MISSING_FIELD",
+                            "UNKNOWN_FIELD",
+                            "DUPLICATE_MEMBER",
+                            "BAD_PURPOSE",
+                            "BAD_PUBKEY",
+                            "BAD_SIGNATURE_ENCODING",
+                            "CHALLENGE_INVALID",
+                            "SIGNATURE_INVALID",
+                            "HIGH_S_SIGNATURE",
+                            "KEY_REVOKED",
+                            "KEY_TAKEN",
+                        ]
+                    ),
                 },
             }
         },
@@ -949,13 +1249,20 @@ def _paths() -> dict[str, Any]:
                 "tags": ["wallet"],
                 "summary": "Store a new version of the encrypted backup",
                 "security": wallet_call,
-                "requestBody": {"required": True, "content": {
-                    "application/json": {"schema": _ref("BackupEnvelope")}}},
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("BackupEnvelope")}},
+                },
                 "responses": {
-                    "200": _json(_obj({"version": {"type": "integer", "minimum": 1}}),
-                                 "Stored as this version."),
-                    **_error_responses(_WALLET_CALL + _BODY + [
-                        "DUPLICATE_MEMBER", "UNKNOWN_FIELD", "BAD_BACKUP", "BAD_PUBKEY"]),
+                    "200": _json(
+                        _obj({"version": {"type": "integer", "minimum": 1}}),
+                        "Stored as this version.",
+                    ),
+                    **_error_responses(
+                        _WALLET_CALL
+                        + _BODY
+                        + ["DUPLICATE_MEMBER", "UNKNOWN_FIELD", "BAD_BACKUP", "BAD_PUBKEY"]
+                    ),
                 },
             },
             "get": {
@@ -963,8 +1270,10 @@ def _paths() -> dict[str, Any]:
                 "tags": ["wallet"],
                 "summary": "The newest backup",
                 "security": wallet_get,
-                "responses": {"200": _json(_ref("Backup"), "The newest version."),
-                              **_error_responses(_WALLET_GET + ["NOT_FOUND"])},
+                "responses": {
+                    "200": _json(_ref("Backup"), "The newest version."),
+                    **_error_responses(_WALLET_GET + ["NOT_FOUND"]),
+                },
             },
         },
         "/wallet/api/backup/{version}": {
@@ -973,10 +1282,18 @@ def _paths() -> dict[str, Any]:
                 "tags": ["wallet"],
                 "summary": "One version of the backup",
                 "security": wallet_get,
-                "parameters": [{"name": "version", "in": "path", "required": True,
-                                "schema": {"type": "integer", "minimum": 1}}],
-                "responses": {"200": _json(_ref("Backup"), "That version."),
-                              **_error_responses(_WALLET_GET + ["NOT_FOUND"])},
+                "parameters": [
+                    {
+                        "name": "version",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "integer", "minimum": 1},
+                    }
+                ],
+                "responses": {
+                    "200": _json(_ref("Backup"), "That version."),
+                    **_error_responses(_WALLET_GET + ["NOT_FOUND"]),
+                },
             }
         },
         "/wallet/api/backup/versions": {
@@ -986,9 +1303,10 @@ def _paths() -> dict[str, Any]:
                 "summary": "Every backup version, newest first, without ciphertext",
                 "security": wallet_get,
                 "responses": {
-                    "200": _json(_obj({"versions": {"type": "array",
-                                                    "items": _ref("BackupVersion")}}),
-                                 "The versions."),
+                    "200": _json(
+                        _obj({"versions": {"type": "array", "items": _ref("BackupVersion")}}),
+                        "The versions.",
+                    ),
                     **_error_responses(_WALLET_GET),
                 },
             }
@@ -1002,8 +1320,10 @@ def _paths() -> dict[str, Any]:
                 "Rate limited per account (PUBLISH_RATE_LIMIT).",
                 "security": wallet_call,
                 "requestBody": publish_body,
-                "responses": {**wallet_published,
-                              **_error_responses(_WALLET_CALL + _PUBLISH + ["RATE_LIMITED"])},
+                "responses": {
+                    **wallet_published,
+                    **_error_responses(_WALLET_CALL + _PUBLISH + ["RATE_LIMITED"]),
+                },
             }
         },
         "/wallet/api/jobs": {
@@ -1014,15 +1334,25 @@ def _paths() -> dict[str, Any]:
                 "security": wallet_get,
                 "parameters": [
                     {"name": "page", "in": "query", "schema": {"type": "integer", "default": 1}},
-                    {"name": "perPage", "in": "query",
-                     "schema": {"type": "integer", "default": 20, "maximum": 100}},
+                    {
+                        "name": "perPage",
+                        "in": "query",
+                        "schema": {"type": "integer", "default": 20, "maximum": 100},
+                    },
                 ],
                 "responses": {
-                    "200": _json(_obj({"jobs": {"type": "array", "items": _ref("WalletJob")},
-                                       "page": {"type": "integer"},
-                                       "perPage": {"type": "integer"},
-                                       "total": {"type": "integer"},
-                                       "hasMore": {"type": "boolean"}}), "One page."),
+                    "200": _json(
+                        _obj(
+                            {
+                                "jobs": {"type": "array", "items": _ref("WalletJob")},
+                                "page": {"type": "integer"},
+                                "perPage": {"type": "integer"},
+                                "total": {"type": "integer"},
+                                "hasMore": {"type": "boolean"},
+                            }
+                        ),
+                        "One page.",
+                    ),
                     **_error_responses(_WALLET_GET + ["MALFORMED_JSON"]),
                 },
             }
@@ -1033,8 +1363,10 @@ def _paths() -> dict[str, Any]:
                 "tags": ["wallet", "webhooks"],
                 "summary": "The account's webhook endpoints, oldest first",
                 "security": wallet_get,
-                "responses": {"200": _json(webhook_list, "The endpoints.", headers=no_store),
-                              **_error_responses(_WALLET_GET)},
+                "responses": {
+                    "200": _json(webhook_list, "The endpoints.", headers=no_store),
+                    **_error_responses(_WALLET_GET),
+                },
             },
             "post": {
                 "operationId": "walletCreateWebhook",
@@ -1043,12 +1375,18 @@ def _paths() -> dict[str, Any]:
                 "description": "Events for the jobs of all the account's keys. The answer "
                 "carries the endpoint's signing secret, shown this once.",
                 "security": wallet_call,
-                "requestBody": {"required": True, "content": {"application/json": {
-                    "schema": _ref("WebhookCreate")}}},
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("WebhookCreate")}},
+                },
                 "responses": {
                     "201": webhook_created,
-                    **_error_responses(_WALLET_CALL + _BODY + _WEBHOOK_CREATE + [
-                        "DUPLICATE_MEMBER", "UNKNOWN_FIELD"]),
+                    **_error_responses(
+                        _WALLET_CALL
+                        + _BODY
+                        + _WEBHOOK_CREATE
+                        + ["DUPLICATE_MEMBER", "UNKNOWN_FIELD"]
+                    ),
                 },
             },
         },
@@ -1059,8 +1397,10 @@ def _paths() -> dict[str, Any]:
                 "summary": "Remove an endpoint with its pending events and history",
                 "security": wallet_call,
                 "parameters": [endpoint_id],
-                "responses": {"200": _json(webhook_removed, "Removed.", headers=no_store),
-                              **_error_responses(_WALLET_CALL + ["NOT_FOUND"])},
+                "responses": {
+                    "200": _json(webhook_removed, "Removed.", headers=no_store),
+                    **_error_responses(_WALLET_CALL + ["NOT_FOUND"]),
+                },
             }
         },
         "/wallet/api/webhooks/{endpointId}/enable": {
@@ -1070,8 +1410,10 @@ def _paths() -> dict[str, Any]:
                 "summary": "Enable a disabled endpoint again (its failure count reset)",
                 "security": wallet_call,
                 "parameters": [endpoint_id],
-                "responses": {"200": _json(webhook_one, "The endpoint.", headers=no_store),
-                              **_error_responses(_WALLET_CALL + ["NOT_FOUND"])},
+                "responses": {
+                    "200": _json(webhook_one, "The endpoint.", headers=no_store),
+                    **_error_responses(_WALLET_CALL + ["NOT_FOUND"]),
+                },
             }
         },
         "/wallet/api/webhooks/deliveries": {
@@ -1081,15 +1423,22 @@ def _paths() -> dict[str, Any]:
                 "summary": "The latest webhook events of the account, newest first",
                 "security": wallet_get,
                 "parameters": [
-                    {"name": "endpoint", "in": "query", "description": "Only this endpoint's.",
-                     "schema": {"type": "integer", "minimum": 1}},
-                    {"name": "limit", "in": "query",
-                     "schema": {"type": "integer", "minimum": 1, "maximum": 500,
-                                "default": 50}},
+                    {
+                        "name": "endpoint",
+                        "in": "query",
+                        "description": "Only this endpoint's.",
+                        "schema": {"type": "integer", "minimum": 1},
+                    },
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
+                    },
                 ],
-                "responses": {"200": _json(webhook_deliveries, "The events.",
-                                           headers=no_store),
-                              **_error_responses(_WALLET_GET + ["NOT_FOUND"])},
+                "responses": {
+                    "200": _json(webhook_deliveries, "The events.", headers=no_store),
+                    **_error_responses(_WALLET_GET + ["NOT_FOUND"]),
+                },
             }
         },
         "/internal/keys": {
@@ -1098,13 +1447,26 @@ def _paths() -> dict[str, Any]:
                 "tags": ["internal"],
                 "summary": "Register an account's keys (wallet process to publisher)",
                 "security": [{"serviceToken": []}],
-                "requestBody": {"required": True, "content": {
-                    "application/json": {"schema": _ref("InternalKeys")}}},
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("InternalKeys")}},
+                },
                 "responses": {
                     "200": _json(_ref("Registered"), "All registered."),
-                    **_error_responses(["AUTH_REQUIRED"] + _BODY + [
-                        "MISSING_FIELD", "UNKNOWN_FIELD", "DUPLICATE_MEMBER", "BAD_PURPOSE",
-                        "BAD_PUBKEY", "KEY_REVOKED", "KEY_TAKEN", "UNAVAILABLE"]),
+                    **_error_responses(
+                        ["AUTH_REQUIRED"]
+                        + _BODY
+                        + [
+                            "MISSING_FIELD",
+                            "UNKNOWN_FIELD",
+                            "DUPLICATE_MEMBER",
+                            "BAD_PURPOSE",
+                            "BAD_PUBKEY",
+                            "KEY_REVOKED",
+                            "KEY_TAKEN",
+                            "UNAVAILABLE",
+                        ]
+                    ),
                 },
             }
         },
@@ -1114,11 +1476,19 @@ def _paths() -> dict[str, Any]:
                 "tags": ["internal"],
                 "summary": "Publish on behalf of an account (wallet process to publisher)",
                 "security": [{"serviceToken": []}],
-                "parameters": [{"name": "X-RareGen-Account", "in": "header", "required": True,
-                                "schema": {"type": "string", "pattern": "^acct:[0-9]+$"}}],
+                "parameters": [
+                    {
+                        "name": "X-RareGen-Account",
+                        "in": "header",
+                        "required": True,
+                        "schema": {"type": "string", "pattern": "^acct:[0-9]+$"},
+                    }
+                ],
                 "requestBody": publish_body,
-                "responses": {**copy.deepcopy(_PUBLISHED),
-                              **_error_responses(["AUTH_REQUIRED"] + _PUBLISH)},
+                "responses": {
+                    **copy.deepcopy(_PUBLISHED),
+                    **_error_responses(["AUTH_REQUIRED"] + _PUBLISH),
+                },
             }
         },
     }
@@ -1141,7 +1511,7 @@ def build_spec(max_payload_bytes: int = 65536, server_url: str | None = None) ->
             "version": "1",
             "summary": "Publish signed records on the BSV blockchain; the wallet's JSON API.",
             "description": (
-                "Every error is JSON `{\"error\": {\"code\", \"message\", \"field\"}}` with a "
+                'Every error is JSON `{"error": {"code", "message", "field"}}` with a '
                 "stable code (docs/API.md, Error codes). A 429 `RATE_LIMITED` carries "
                 "`Retry-After` (seconds); a 503 `UNAVAILABLE` from the database or Redis "
                 "carries `Retry-After: 1`. The HTTP layer (nginx in front of the app) may also "
@@ -1152,16 +1522,27 @@ def build_spec(max_payload_bytes: int = 65536, server_url: str | None = None) ->
         "servers": [{"url": server_url or "/"}],
         "tags": [
             {"name": "publish", "description": "The publish contract v1 (docs/API.md)."},
-            {"name": "wallet", "description": "The browser wallet's JSON API "
-             "(docs/WALLET_API.md): a signed-in session cookie, and X-CSRFToken on every "
-             "call that is not a GET."},
-            {"name": "internal", "description": "Wallet process to publisher, with the service "
-             "token (ROLE=publisher)."},
-            {"name": "webhooks", "description": "Webhook endpoints of key owners (signed "
-             "commands) and wallet accounts; the events (`WebhookEvent`) RareGen POSTs to "
-             "them (docs/API.md, Webhooks)."},
-            {"name": "proofs", "description": "Proof files and the acceptance-receipt key "
-             "(docs/PROOFS.md)."},
+            {
+                "name": "wallet",
+                "description": "The browser wallet's JSON API "
+                "(docs/WALLET_API.md): a signed-in session cookie, and X-CSRFToken on every "
+                "call that is not a GET.",
+            },
+            {
+                "name": "internal",
+                "description": "Wallet process to publisher, with the service "
+                "token (ROLE=publisher).",
+            },
+            {
+                "name": "webhooks",
+                "description": "Webhook endpoints of key owners (signed "
+                "commands) and wallet accounts; the events (`WebhookEvent`) RareGen POSTs to "
+                "them (docs/API.md, Webhooks).",
+            },
+            {
+                "name": "proofs",
+                "description": "Proof files and the acceptance-receipt key (docs/PROOFS.md).",
+            },
             {"name": "service", "description": "Health, metrics and this document."},
         ],
         "paths": _paths(),
@@ -1174,16 +1555,30 @@ def build_spec(max_payload_bytes: int = 65536, server_url: str | None = None) ->
                 }
             },
             "securitySchemes": {
-                "sessionCookie": {"type": "apiKey", "in": "cookie", "name": "session",
-                                  "description": "The wallet's signed session cookie, set by "
-                                  "the email one-time-code sign-in (/signin)."},
-                "csrfToken": {"type": "apiKey", "in": "header", "name": "X-CSRFToken",
-                              "description": "The page's `<meta name=\"csrf-token\">`."},
-                "metricsToken": {"type": "http", "scheme": "bearer",
-                                 "description": "METRICS_TOKEN (RFC 6750)."},
-                "serviceToken": {"type": "http", "scheme": "bearer",
-                                 "description": "SERVICE_TOKEN shared by the wallet and the "
-                                 "publisher processes."},
+                "sessionCookie": {
+                    "type": "apiKey",
+                    "in": "cookie",
+                    "name": "session",
+                    "description": "The wallet's signed session cookie, set by "
+                    "the email one-time-code sign-in (/signin).",
+                },
+                "csrfToken": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "X-CSRFToken",
+                    "description": 'The page\'s `<meta name="csrf-token">`.',
+                },
+                "metricsToken": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "METRICS_TOKEN (RFC 6750).",
+                },
+                "serviceToken": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "SERVICE_TOKEN shared by the wallet and the "
+                    "publisher processes.",
+                },
             },
         },
     }

@@ -237,8 +237,10 @@ ACTIONS: dict[str, Action] = {
     ),
     "split": Action("Split the pool", ("count", "sats"), _describe_split, _run_split),
     "replenish": Action(
-        "Replenish the pool", (), lambda form: "Split new publish UTXOs now if the pool is "
-        "under its low-water mark.", _run_replenish
+        "Replenish the pool",
+        (),
+        lambda form: "Split new publish UTXOs now if the pool is under its low-water mark.",
+        _run_replenish,
     ),
     "revoke-key": Action("Revoke a key", ("pubkey",), _describe_revoke, _run_revoke, True),
     "grant": Action("Grant credits", ("email", "amount", "note"), _describe_grant, _run_grant),
@@ -284,7 +286,8 @@ def charts_api() -> Response:
     if window not in charts.WINDOWS:
         resp = jsonify(
             RequestError(
-                f"window must be one of {', '.join(charts.WINDOWS)}", code="BAD_WINDOW",
+                f"window must be one of {', '.join(charts.WINDOWS)}",
+                code="BAD_WINDOW",
                 field="window",
             ).to_dict()
         )
@@ -307,9 +310,9 @@ def confirm(name: str) -> tuple[str, int] | str:
         sentence = action.describe(request.args)
     except RareGenError as err:
         # HTMX swaps only 2xx answers: the fragment explains the refusal with a 200
-        return render_template(
-            template, name=name, action=action, error=err, values=values
-        ), (200 if fragment else err.status)
+        return render_template(template, name=name, action=action, error=err, values=values), (
+            200 if fragment else err.status
+        )
     return render_template(
         template, name=name, action=action, sentence=sentence, values=values, error=None
     )

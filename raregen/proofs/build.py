@@ -77,7 +77,9 @@ def proof_for_record(txid: str, vout: int) -> dict[str, Any]:
             PROOF_NOT_READY (its job is not sent yet).
     """
     if not _TXID.match(txid):
-        raise RequestError("A txid is 64 hexadecimal characters.", code="MALFORMED_JSON", field="txid")
+        raise RequestError(
+            "A txid is 64 hexadecimal characters.", code="MALFORMED_JSON", field="txid"
+        )
     if not 0 <= vout <= _MAX_VOUT:  # out of the column's range: the database would refuse it
         raise NotFound("No record published by this server at this output.", field="vout")
     with transaction():

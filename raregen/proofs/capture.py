@@ -171,14 +171,18 @@ def _capture_block(
             log.warning("no merkle proof for %s yet: not in block %s", txid, block_hash)
             continue
         if status.block_height is not None and status.block_height != height:
-            log.warning("no merkle proof for %s yet: the block's height is not %s",
-                        txid, status.block_height)
+            log.warning(
+                "no merkle proof for %s yet: the block's height is not %s",
+                txid,
+                status.block_height,
+            )
             continue
         # the SDK reads the path back and computes its root: it must be the header's
         path = MerklePath.from_binary(bytes.fromhex(bump_hex))
         if path.compute_root(txid) != header.merkle_root or int(path.block_height) != height:
-            log.warning("no merkle proof for %s yet: the path's root is not block %s's",
-                        txid, block_hash)
+            log.warning(
+                "no merkle proof for %s yet: the path's root is not block %s's", txid, block_hash
+            )
             continue
         rows.append(
             {
@@ -268,7 +272,9 @@ def revert_txids(txids: Iterable[str], from_height: int | None = None) -> int:
     return len(rows)
 
 
-def recheck(chain: Any, *, blocks: int, capture_missing: bool = True, limit: int = 200) -> dict[str, int]:
+def recheck(
+    chain: Any, *, blocks: int, capture_missing: bool = True, limit: int = 200
+) -> dict[str, int]:
     """Re-check the blocks of recent confirmations (module docstring).
 
     Args:
@@ -320,8 +326,12 @@ def recheck(chain: Any, *, blocks: int, capture_missing: bool = True, limit: int
                 ):
                     gone.add(txid)
         if gone:
-            log.warning("block %s (%d) left the main chain: %d txids back to sent",
-                        block_hash, height, len(gone))
+            log.warning(
+                "block %s (%d) left the main chain: %d txids back to sent",
+                block_hash,
+                height,
+                len(gone),
+            )
             with transaction():
                 out["reverted"] += revert_txids(gone, from_height=height)
     if capture_missing:
@@ -338,8 +348,10 @@ def recheck(chain: Any, *, blocks: int, capture_missing: bool = True, limit: int
                 .limit(limit)
             ).all()
         out["captured"] += capture_many(
-            ((txid, TxStatus(txid, "confirmed", block_hash, height, 1))
-             for txid, block_hash, height in missing),
+            (
+                (txid, TxStatus(txid, "confirmed", block_hash, height, 1))
+                for txid, block_hash, height in missing
+            ),
             chain,
         )
     return out

@@ -23,8 +23,9 @@ __all__ = ["check_with_node", "check_with_url"]
 TIMEOUT = (3.05, 10.0)
 
 
-def check_with_node(block_hash: str, height: int, url: str, user: str | None,
-                    password: str | None) -> tuple[str, str]:
+def check_with_node(
+    block_hash: str, height: int, url: str, user: str | None, password: str | None
+) -> tuple[str, str]:
     """Ask an SV Node. Returns ``(answer, detail)``."""
     rpc = NodeRPC(url, user or "", password or "", timeout=TIMEOUT)
     try:

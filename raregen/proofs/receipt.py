@@ -23,7 +23,7 @@ import hashlib
 import os
 import re
 import secrets
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +56,7 @@ class ReceiptError(ValueError):
 def rfc3339(moment: datetime) -> str:
     """``moment`` (naive UTC, or aware) as RFC 3339 UTC with whole seconds and ``Z``."""
     if moment.tzinfo is not None:
-        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
     return moment.replace(microsecond=0).isoformat() + "Z"
 
 
@@ -109,7 +109,11 @@ def verify_receipt(obj: Any, *, expected_pubkey: str | None = None) -> dict[str,
     if not isinstance(obj, dict):
         raise ReceiptError("the acceptance is not an object")
     receipt, pubkey, signature = obj.get("receipt"), obj.get("pubkey"), obj.get("signature")
-    if not isinstance(receipt, dict) or not isinstance(pubkey, str) or not isinstance(signature, str):
+    if (
+        not isinstance(receipt, dict)
+        or not isinstance(pubkey, str)
+        or not isinstance(signature, str)
+    ):
         raise ReceiptError("the acceptance needs receipt (object), pubkey and signature (hex)")
     job_id = receipt.get("jobId")
     if not isinstance(job_id, str) or not job_id:
@@ -118,7 +122,9 @@ def verify_receipt(obj: Any, *, expected_pubkey: str | None = None) -> dict[str,
         value = receipt.get(name)
         if not isinstance(value, str) or not _RFC3339_Z.fullmatch(value):
             raise ReceiptError(f"the receipt's {name} is not an RFC 3339 UTC time")
-    if not isinstance(receipt.get("bodySha256"), str) or not _HEX64.fullmatch(receipt["bodySha256"]):
+    if not isinstance(receipt.get("bodySha256"), str) or not _HEX64.fullmatch(
+        receipt["bodySha256"]
+    ):
         raise ReceiptError("the receipt's bodySha256 is not 64 lowercase hex characters")
     if expected_pubkey is not None and pubkey.lower() != expected_pubkey.lower():
         raise ReceiptError("the receipt is signed by another key than the expected one")

@@ -191,8 +191,14 @@ def verify_proof_bytes(
     """
     checks: list[Check] = []
     if len(data) > max_bytes:
-        checks.append(Check("PROOF_TOO_LARGE", CHECKS[0][1], "fail",
-                            f"{len(data)} bytes, over the limit of {max_bytes}"))
+        checks.append(
+            Check(
+                "PROOF_TOO_LARGE",
+                CHECKS[0][1],
+                "fail",
+                f"{len(data)} bytes, over the limit of {max_bytes}",
+            )
+        )
         return _finish(checks, "PROOF_TOO_LARGE", "", None)
     checks.append(Check("PROOF_TOO_LARGE", CHECKS[0][1], "pass", f"{len(data)} bytes"))
     try:
@@ -209,8 +215,10 @@ def _shape(doc: Any) -> None:
             raise _Fail("PROOF_MALFORMED", what)
 
     need(isinstance(doc, dict), "the file is not a JSON object")
-    if doc.get("format") != "raregen-proof" or doc.get("version") != 1 or isinstance(
-        doc.get("version"), bool
+    if (
+        doc.get("format") != "raregen-proof"
+        or doc.get("version") != 1
+        or isinstance(doc.get("version"), bool)
     ):
         if "format" not in doc or "version" not in doc:
             raise _Fail("PROOF_MALFORMED", "format and version are required")
@@ -233,17 +241,29 @@ def _shape(doc: Any) -> None:
     need(isinstance(raw, str) and bool(raw) and bool(_HEX.match(raw)), "rawTx must be hex")
     need(doc.get("status") in ("pending", "complete"), "status must be pending or complete")
     if doc["status"] == "complete":
-        need(isinstance(doc.get("merklePath"), str) and bool(_HEX.match(doc["merklePath"]))
-             and bool(doc["merklePath"]), "merklePath must be hex")
-        need(isinstance(doc.get("blockHeader"), str) and len(doc["blockHeader"]) == 160
-             and bool(_HEX.match(doc["blockHeader"])), "blockHeader must be 80 bytes of hex")
+        need(
+            isinstance(doc.get("merklePath"), str)
+            and bool(_HEX.match(doc["merklePath"]))
+            and bool(doc["merklePath"]),
+            "merklePath must be hex",
+        )
+        need(
+            isinstance(doc.get("blockHeader"), str)
+            and len(doc["blockHeader"]) == 160
+            and bool(_HEX.match(doc["blockHeader"])),
+            "blockHeader must be 80 bytes of hex",
+        )
         height = doc.get("blockHeight")
-        need(isinstance(height, int) and not isinstance(height, bool) and height >= 0,
-             "blockHeight must be an integer >= 0")
+        need(
+            isinstance(height, int) and not isinstance(height, bool) and height >= 0,
+            "blockHeight must be an integer >= 0",
+        )
         headers = doc.get("headers", [])
-        need(isinstance(headers, list) and all(
-            isinstance(h, str) and len(h) == 160 and _HEX.match(h) for h in headers
-        ), "headers must be a list of 80-byte headers in hex")
+        need(
+            isinstance(headers, list)
+            and all(isinstance(h, str) and len(h) == 160 and _HEX.match(h) for h in headers),
+            "headers must be a list of 80-byte headers in hex",
+        )
     if "acceptance" in doc:
         need(isinstance(doc["acceptance"], dict), "acceptance must be an object")
 
@@ -299,7 +319,9 @@ def verify_document(
         except (protocol.TxParseError, protocol.MalformedRecord, protocol.ScriptError) as exc:
             raise _Fail(current, str(exc)) from None
         if found is None or (found.signed_payload, found.signature_der, found.pubkey33) != (
-            payload_bytes, der, pubkey33
+            payload_bytes,
+            der,
+            pubkey33,
         ):
             raise _Fail(current, f"output {vout} does not carry this record")
         ok(current, f"output {vout}")
@@ -318,8 +340,9 @@ def verify_document(
             current = "MERKLE_ROOT_MISMATCH"
             header = merkle.parse_header(doc["blockHeader"])
             if path.block_height != doc["blockHeight"]:
-                raise _Fail(current, f"the path is for height {path.block_height}, "
-                                     f"not {doc['blockHeight']}")
+                raise _Fail(
+                    current, f"the path is for height {path.block_height}, not {doc['blockHeight']}"
+                )
             try:
                 root = path.compute_root(txid)
             except ValueError as exc:

@@ -69,8 +69,10 @@ def pool_status(as_json: bool) -> None:
         return
     for status, row in sorted(summary["by_status"].items()):
         click.echo(f"{status:10} {row['count']:8} UTXOs  {row['satoshis']:>16} satoshis")
-    click.echo(f"available for publishing: {summary['available_count']}"
-               f" ({summary['usable_now']} under the unconfirmed-depth limit)")
+    click.echo(
+        f"available for publishing: {summary['available_count']}"
+        f" ({summary['usable_now']} under the unconfirmed-depth limit)"
+    )
     low = " (UNDER the low-water mark)" if summary["below_low_water"] else ""
     click.echo(f"low-water mark: {summary['low_water']}{low}")
     click.echo(f"dirty: {summary['dirty_count']}")

@@ -184,8 +184,12 @@ def sync_from_node(*, rescan: bool = True) -> int:
             purpose = PURPOSE_FUNDING if sats >= FUNDING_THRESHOLD_SATS else PURPOSE_PUBLISH
             depth = 0 if int(row.get("confirmations", 0)) > 0 else 1
             if pool.add_utxo(
-                row["txid"], int(row["vout"]), sats, wallet.locking_script_hex,
-                purpose=purpose, depth=depth,
+                row["txid"],
+                int(row["vout"]),
+                sats,
+                wallet.locking_script_hex,
+                purpose=purpose,
+                depth=depth,
             ):
                 added += 1
         if added:

@@ -58,7 +58,9 @@ def register_key(
 def list_keys() -> list[dict[str, Any]]:
     """All registered keys, oldest first."""
     with transaction():
-        return [_view(k) for k in db.session.scalars(select(RegisteredKey).order_by(RegisteredKey.id))]
+        return [
+            _view(k) for k in db.session.scalars(select(RegisteredKey).order_by(RegisteredKey.id))
+        ]
 
 
 def revoke_key(pubkey_hex: str, *, actor: str = "cli") -> None:

@@ -28,7 +28,9 @@ def read_records(txid: str) -> dict[str, Any]:
         ServiceError: the node is unreachable.
     """
     if not _TXID.match(txid):
-        raise RequestError("A txid is 64 hexadecimal characters.", code="MALFORMED_JSON", field="txid")
+        raise RequestError(
+            "A txid is 64 hexadecimal characters.", code="MALFORMED_JSON", field="txid"
+        )
     rpc = services.node_rpc()
     try:
         info = rpc.call("getrawtransaction", txid.lower(), 1)

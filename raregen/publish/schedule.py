@@ -58,9 +58,7 @@ PERIODIC_JOBS: tuple[PeriodicJob, ...] = (
     # the operator console's pool chart (raregen.ops.charts): every 60 s (the name is only
     # looked up by `setting`; it is not one of the documented settings)
     PeriodicJob("pool-sample", tasks.sample_pool, "POOL_SAMPLE_INTERVAL_SECONDS", 60, 60),
-    PeriodicJob(
-        "purge-wallet", tasks.purge_wallet_challenges, "PURGE_INTERVAL_SECONDS", 3600, 300
-    ),
+    PeriodicJob("purge-wallet", tasks.purge_wallet_challenges, "PURGE_INTERVAL_SECONDS", 3600, 300),
     # webhook events (raregen.webhooks.delivery): what a nudge after a state change missed
     PeriodicJob("webhooks", tasks.deliver_webhooks, "WEBHOOK_INTERVAL_SECONDS", 2, 120),
     # batch and packed modes (docs/PROTOCOL.md §6); in immediate mode it only finishes old batches

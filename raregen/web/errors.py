@@ -125,8 +125,12 @@ def register(app: Flask) -> None:
         def _body_framing(err: Exception) -> Response:
             # gunicorn's chunked reader, run when werkzeug reads wsgi.input; gunicorn
             # closes the connection after the answer (the body's end is unknown)
-            log.info("malformed request body on %s %s: %s", request.method, request.path,
-                     err.__class__.__name__)
+            log.info(
+                "malformed request body on %s %s: %s",
+                request.method,
+                request.path,
+                err.__class__.__name__,
+            )
             return _respond(400, "BAD_REQUEST", _BAD_BODY)
 
     @app.errorhandler(HTTPException)

@@ -54,9 +54,7 @@ def _check_members(obj: dict[str, Any]) -> signing.Payload:
     # the members shared with a publish payload, checked by the same rules
     shared = {k: obj[k] for k in ("v", "nonce", "iat", "exp")}
     shared["record"] = {}
-    return signing.check_payload_fields(
-        shared, max_ttl=int(current_app.config["MAX_TTL_SECONDS"])
-    )
+    return signing.check_payload_fields(shared, max_ttl=int(current_app.config["MAX_TTL_SECONDS"]))
 
 
 def run(body: object, *, now: int | None = None) -> tuple[dict[str, Any], int]:
@@ -89,9 +87,7 @@ def run(body: object, *, now: int | None = None) -> tuple[dict[str, Any], int]:
             f"op must be one of {', '.join(sorted(_OPS))}", code="UNKNOWN_OPERATION", field="op"
         )
     with transaction():
-        key = db.session.scalar(
-            select(RegisteredKey).where(RegisteredKey.pubkey == req.pubkey_hex)
-        )
+        key = db.session.scalar(select(RegisteredKey).where(RegisteredKey.pubkey == req.pubkey_hex))
         if key is None:
             raise KeyRefused(
                 "This public key is not registered with the publisher.",
@@ -167,8 +163,13 @@ _OPS: dict[str, Callable[[service.Owner, dict[str, Any], str], tuple[dict[str, A
 
 
 def make_command(
-    private_key: Any, op: str, args: dict[str, Any] | None = None, *, ttl: int = 300,
-    now: int | None = None, scheme: str = "der",
+    private_key: Any,
+    op: str,
+    args: dict[str, Any] | None = None,
+    *,
+    ttl: int = 300,
+    now: int | None = None,
+    scheme: str = "der",
 ) -> dict[str, str]:
     """Build and sign a command body (client side; tests and the bench use it).
 
@@ -179,13 +180,21 @@ def make_command(
     """
     import coincurve
 
-    key = private_key if isinstance(private_key, coincurve.PrivateKey) else coincurve.PrivateKey(
-        bytes(private_key)
+    key = (
+        private_key
+        if isinstance(private_key, coincurve.PrivateKey)
+        else coincurve.PrivateKey(bytes(private_key))
     )
     iat = int(time.time()) if now is None else now
     text = signing.canonicalize(
-        {"v": 1, "nonce": signing.new_nonce(), "iat": iat, "exp": iat + ttl, "op": op,
-         "args": args or {}}
+        {
+            "v": 1,
+            "nonce": signing.new_nonce(),
+            "iat": iat,
+            "exp": iat + ttl,
+            "op": op,
+            "args": args or {},
+        }
     )
     body = {
         "signedPayload": text,

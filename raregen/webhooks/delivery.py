@@ -446,4 +446,3 @@ def purge_nonces(now: datetime | None = None) -> int:
             delete(CommandNonce).where(CommandNonce.expires_at < (now or utcnow()))
         )
         return int(result.rowcount or 0)
-

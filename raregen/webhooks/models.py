@@ -50,9 +50,7 @@ class WebhookEndpoint(db.Model):  # type: ignore[name-defined,misc]
     created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
 
     __table_args__ = (
-        CheckConstraint(
-            "(key_id IS NULL) <> (account_ref IS NULL)", name="one_owner"
-        ),
+        CheckConstraint("(key_id IS NULL) <> (account_ref IS NULL)", name="one_owner"),
         Index("idx_webhook_endpoints_key", "key_id"),
         Index("idx_webhook_endpoints_account", "account_ref"),
     )

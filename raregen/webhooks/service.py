@@ -221,9 +221,7 @@ def remove_endpoint(owner: Owner | None, endpoint_id: object, *, actor: str) -> 
     with transaction():
         endpoint = _owned(owner, endpoint_id)
         real_owner = Owner(endpoint.key_id, endpoint.account_ref)
-        db.session.execute(
-            delete(WebhookAttempt).where(WebhookAttempt.endpoint_id == endpoint.id)
-        )
+        db.session.execute(delete(WebhookAttempt).where(WebhookAttempt.endpoint_id == endpoint.id))
         db.session.execute(delete(WebhookEvent).where(WebhookEvent.endpoint_id == endpoint.id))
         db.session.delete(endpoint)
         db.session.flush()

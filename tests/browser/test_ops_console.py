@@ -117,8 +117,10 @@ def test_ops_is_403_for_anonymous_and_non_operators(
         for who, ctx in (("anonymous", anonymous), ("non-operator", plain)):
             for method, path in urls:
                 resp = ctx.request.fetch(
-                    live.base_url + path, method=method, max_redirects=0, form={"x": "1"}
-                    if method == "POST" else None,
+                    live.base_url + path,
+                    method=method,
+                    max_redirects=0,
+                    form={"x": "1"} if method == "POST" else None,
                 )
                 assert resp.status == 403, f"{who} {method} {path}: {resp.status}"
         api = plain.request.get(

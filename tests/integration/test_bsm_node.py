@@ -4,20 +4,20 @@ by ``GET /v1/records``, the record page and ``raregen verify``; DER records (v1)
 
 from __future__ import annotations
 
+import base64
+import json
+
 import coincurve
 import pytest
 from bsv.keys import PrivateKey as BsvPrivateKey
 from click.testing import CliRunner
 
-import base64
-import json
-
 from raregen import signing
 from raregen.client.cli import main as client_main
 from raregen.proofs import verify as proofs
 from raregen.publish import batch, confirm, keys, pipeline
-from tests.jsbridge import run_js
 from tests.integration.test_batch import chain_app  # noqa: F401  (fixture)
+from tests.jsbridge import run_js
 
 pytestmark = pytest.mark.node
 
@@ -33,8 +33,12 @@ def test_bsm_record_on_chain(chain_app, regtest_node, mode: str) -> None:  # typ
     text = signing.build_payload({"title": "Signed in a wallet"}, type="work")
     _address, signature = wallet_key.sign_text(text)
     bodies = [
-        {"signedPayload": text, "signature": signature, "pubkey": wallet_key.public_key().hex(),
-         "signatureScheme": "bsm"},
+        {
+            "signedPayload": text,
+            "signature": signature,
+            "pubkey": wallet_key.public_key().hex(),
+            "signatureScheme": "bsm",
+        },
         signing.make_request(der_key, {"title": "DER"}),
     ]
     ids = []
@@ -82,7 +86,8 @@ def test_bsm_record_on_chain(chain_app, regtest_node, mode: str) -> None:  # typ
     bad = json.dumps(doc).encode()
     assert proofs.verify_proof_bytes(bad).reason == "SIGNATURE_INVALID"
     [answer] = run_js(
-        "proof_vectors.mjs", "-",
+        "proof_vectors.mjs",
+        "-",
         requests=[{"file": "bad", "proofBase64": base64.b64encode(bad).decode()}],
     )
     assert answer["reason"] == "SIGNATURE_INVALID"

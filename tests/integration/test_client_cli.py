@@ -24,10 +24,16 @@ pytestmark = [pytest.mark.node, pytest.mark.slow]
 RAREGEN = str(Path(sys.executable).with_name("raregen"))
 
 
-def _run(*args: str, env: dict[str, str] | None = None, timeout: float = 60
-         ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([RAREGEN, *args], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})})
+def _run(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [RAREGEN, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def _one_line_error(proc: subprocess.CompletedProcess[str]) -> str:
@@ -45,8 +51,9 @@ def test_import_loads_no_server_module() -> None:
         "{'flask', 'sqlalchemy', 'werkzeug', 'redis', 'rq', 'bsv', 'pydantic', 'psycopg'}); "
         "print(','.join(bad))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, cwd=REPO_ROOT)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO_ROOT
+    )
     assert out.stdout.strip() == ""
 
 
@@ -73,9 +80,13 @@ def test_every_command_against_the_live_app(live_api: Any, tmp_path: Path) -> No
     assert "403 KEY_NOT_REGISTERED" in _one_line_error(refused)
 
     live_api.register_key(pub)
-    proc = subprocess.Popen([RAREGEN, "publish", str(record), "--type", "work", "--timeout",
-                             "120"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, **env})
+    proc = subprocess.Popen(
+        [RAREGEN, "publish", str(record), "--type", "work", "--timeout", "120"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **env},
+    )
     deadline = time.monotonic() + 150
     while proc.poll() is None and time.monotonic() < deadline:
         time.sleep(1.5)
@@ -100,12 +111,13 @@ def test_every_command_against_the_live_app(live_api: Any, tmp_path: Path) -> No
     assert "NOT_FOUND" in _one_line_error(_run("status", "no-such-job", env=env))
     assert "Missing argument" in _one_line_error(_run("publish", env=env))
     assert "No such option" in _one_line_error(_run("publish", str(record), "--bogus", env=env))
-    assert "cannot read" in _one_line_error(_run("publish", str(tmp_path / "none.json"),
-                                                 env=env))
+    assert "cannot read" in _one_line_error(_run("publish", str(tmp_path / "none.json"), env=env))
     assert "MALFORMED_JSON" in _one_line_error(_run("verify", "zz", env=env))
     assert "no key file" in _one_line_error(_run("pubkey", "--key", str(tmp_path / "k2")))
-    assert "invalid value" in _one_line_error(_run("publish", str(record), "--wait", "x",
-                                                   env=env)).lower()
+    assert (
+        "invalid value"
+        in _one_line_error(_run("publish", str(record), "--wait", "x", env=env)).lower()
+    )
 
 
 def test_library_publish_wait_verify_and_resubmission(live_api: Any) -> None:  # noqa: F811

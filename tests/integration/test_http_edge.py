@@ -88,16 +88,29 @@ def edge(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[E
     log = tmp / "gunicorn.log"
     out = open(log, "wb")  # noqa: SIM115
     web = subprocess.Popen(
-        [str(Path(sys.executable).parent / "gunicorn"), "-c",
-         str(ROOT / "deploy" / "gunicorn.conf.py"), "-b", f"127.0.0.1:{direct}",
-         "--no-control-socket", "app:create_app()"],
-        env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            str(Path(sys.executable).parent / "gunicorn"),
+            "-c",
+            str(ROOT / "deploy" / "gunicorn.conf.py"),
+            "-b",
+            f"127.0.0.1:{direct}",
+            "--no-control-socket",
+            "app:create_app()",
+        ],
+        env=env,
+        cwd=ROOT,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     conf = devrun.render_nginx_conf(
         tmp / "nginx", f"127.0.0.1:{proxy}", f"127.0.0.1:{direct}", MAX_BODY
     )
     front = subprocess.Popen(
-        devrun.nginx_command(nginx, conf), cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+        devrun.nginx_command(nginx, conf),
+        cwd=ROOT,
+        stdout=out,
+        stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     try:
@@ -153,9 +166,7 @@ _CHUNKED_BODIES = {
 @pytest.mark.parametrize("via", ["direct", "proxy"])
 @pytest.mark.parametrize("path", ["/v1/publish", "/signin"])
 @pytest.mark.parametrize("case", list(_CHUNKED_BODIES))
-def test_malformed_chunked_body_is_a_quick_400(
-    edge: Edge, via: str, path: str, case: str
-) -> None:
+def test_malformed_chunked_body_is_a_quick_400(edge: Edge, via: str, path: str, case: str) -> None:
     port = edge.direct if via == "direct" else edge.proxy
     request = (
         f"POST {path} HTTP/1.1\r\nHost: localhost\r\n".encode()
@@ -249,8 +260,10 @@ def test_malformed_http_gets_the_error_shape_through_the_proxy(edge: Edge, case:
 
 def test_app_errors_pass_through_the_proxy_untouched(edge: Edge) -> None:
     resp = requests.post(
-        f"http://127.0.0.1:{edge.proxy}/v1/publish", data=b"{bad",
-        headers={"Content-Type": "application/json"}, timeout=5,
+        f"http://127.0.0.1:{edge.proxy}/v1/publish",
+        data=b"{bad",
+        headers={"Content-Type": "application/json"},
+        timeout=5,
     )
     assert resp.status_code == 400 and resp.json()["error"]["code"] == "MALFORMED_JSON"
     assert resp.headers["Server"] == "nginx"

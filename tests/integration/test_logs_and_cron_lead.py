@@ -36,7 +36,9 @@ def test_json_lines_carry_bound_ids(capsys: pytest.CaptureFixture[str]) -> None:
             structlog.processors.JSONRenderer(),
         ],
     )
-    record = logging.LogRecord("raregen.x", logging.INFO, __file__, 1, "publish job %s", ("j1",), None)
+    record = logging.LogRecord(
+        "raregen.x", logging.INFO, __file__, 1, "publish job %s", ("j1",), None
+    )
     record.action = "sent"
     logs.bind(job_id="j1", request_id="r1")
     try:
@@ -44,7 +46,10 @@ def test_json_lines_carry_bound_ids(capsys: pytest.CaptureFixture[str]) -> None:
     finally:
         logs.unbind()
     assert line == {
-        "event": "publish job j1", "job_id": "j1", "request_id": "r1", "level": "info",
+        "event": "publish job j1",
+        "job_id": "j1",
+        "request_id": "r1",
+        "level": "info",
         "action": "sent",
     }
     assert logs.current_request_id() is None

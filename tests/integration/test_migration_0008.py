@@ -32,9 +32,7 @@ def test_0008_up_and_down(fresh_app):  # type: ignore[no-untyped-def]
     assert {"tx_proofs", "block_headers"} <= tables
     assert "receipt" in _columns("publish_jobs")
     with transaction():
-        row = db.session.execute(
-            text("SELECT job_id, receipt FROM publish_jobs")
-        ).one()
+        row = db.session.execute(text("SELECT job_id, receipt FROM publish_jobs")).one()
         assert tuple(row) == ("j-1", None)
         # the updated_at trigger of 0001 still stamps updates
         db.session.execute(text("UPDATE publish_jobs SET receipt = '{}'"))

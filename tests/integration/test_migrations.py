@@ -31,11 +31,14 @@ def fresh_app(request, tmp_path, redis_url):  # type: ignore[no-untyped-def]
         url = _pg_database(name)
     os.environ["RAREGEN_INSTANCE_PATH"] = str(tmp_path)
     app = create_app(
-        {"SQLALCHEMY_DATABASE_URI": url, "SERVER_WIF": ServerWallet.generate("regtest").to_wif(),
-         "REDIS_URL": redis_url,
-         "ENV_NAME": "test",  # no production checks (secret key, mail server)
-         # Flask-Limiter keeps one storage for its global object: every test app uses memory
-         "RATELIMIT_STORAGE_URI": "memory://"}
+        {
+            "SQLALCHEMY_DATABASE_URI": url,
+            "SERVER_WIF": ServerWallet.generate("regtest").to_wif(),
+            "REDIS_URL": redis_url,
+            "ENV_NAME": "test",  # no production checks (secret key, mail server)
+            # Flask-Limiter keeps one storage for its global object: every test app uses memory
+            "RATELIMIT_STORAGE_URI": "memory://",
+        }
     )
     with app.app_context():
         yield app

@@ -34,7 +34,9 @@ def _bench() -> Any:
 
 
 def test_schemathesis_finds_no_server_error_and_no_schema_violation(
-    live_api: Any, tmp_path: Any, capsys: pytest.CaptureFixture[str]  # noqa: F811
+    live_api: Any,
+    tmp_path: Any,
+    capsys: pytest.CaptureFixture[str],  # noqa: F811
 ) -> None:
     bench = _bench()
     made = bench.prepare(live_api.app, "schemathesis@example.com")
@@ -44,8 +46,12 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(
         "Authorization": f"Bearer {live_api.service_token}",
     }
     figures = bench.run_schemathesis(
-        live_api.base_url, headers=headers, max_examples=MAX_EXAMPLES, workdir=tmp_path,
-        publish_key=made["publish_key"], wallet_key=made["wallet_key"],
+        live_api.base_url,
+        headers=headers,
+        max_examples=MAX_EXAMPLES,
+        workdir=tmp_path,
+        publish_key=made["publish_key"],
+        wallet_key=made["wallet_key"],
     )
     with capsys.disabled():
         print()

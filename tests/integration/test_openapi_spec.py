@@ -14,8 +14,14 @@ from raregen.openapi import ERROR_CODES, build_spec
 from tests.vectors import REPO_ROOT
 
 #: path prefixes whose routes are JSON endpoints and must be in the document
-_JSON_ROUTES = ("/v1/", "/wallet/api/", "/internal/", "/healthz", "/metrics",
-                "/.well-known/raregen/")
+_JSON_ROUTES = (
+    "/v1/",
+    "/wallet/api/",
+    "/internal/",
+    "/healthz",
+    "/metrics",
+    "/.well-known/raregen/",
+)
 
 
 def test_the_document_is_valid_openapi_3_1() -> None:
@@ -84,7 +90,8 @@ def test_the_proof_file_schema_is_docs_schema_with_its_examples_valid() -> None:
     # a new publish's answer carries the receipt; the wallet's and the internal one do not
     published = spec["paths"]["/v1/publish"]["post"]["responses"]
     assert published["202"]["content"]["application/json"]["schema"]["allOf"][1] == {
-        "required": ["receipt"]}
+        "required": ["receipt"]
+    }
     assert "GetJobProof" in published["202"]["links"]
 
 
@@ -112,20 +119,28 @@ def test_served_document_covers_every_json_route(client) -> None:  # type: ignor
         for method in rule.methods - {"HEAD", "OPTIONS"}:
             assert (path, method) in documented, f"{method} {rule.rule} is not in the document"
     limit = client.application.config["MAX_PAYLOAD_BYTES"]
-    assert spec["components"]["schemas"]["PublishRequest"]["properties"]["signedPayload"][
-        "maxLength"] == limit
+    assert (
+        spec["components"]["schemas"]["PublishRequest"]["properties"]["signedPayload"]["maxLength"]
+        == limit
+    )
 
 
 def test_a_wallet_process_documents_only_what_it_serves(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from raregen import create_app
 
     monkeypatch.setenv("RAREGEN_INSTANCE_PATH", str(tmp_path))
-    app = create_app({
-        "TESTING": True, "ENV_NAME": "test", "ROLE": "wallet", "SECRET_KEY": "x",
-        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'w.sqlite'}",
-        "RATELIMIT_STORAGE_URI": "memory://", "PUBLISHER_URL": "http://127.0.0.1:9",
-        "SERVICE_TOKEN": "t",
-    })
+    app = create_app(
+        {
+            "TESTING": True,
+            "ENV_NAME": "test",
+            "ROLE": "wallet",
+            "SECRET_KEY": "x",
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'w.sqlite'}",
+            "RATELIMIT_STORAGE_URI": "memory://",
+            "PUBLISHER_URL": "http://127.0.0.1:9",
+            "SERVICE_TOKEN": "t",
+        }
+    )
     paths = app.test_client().get("/v1/openapi.json").json["paths"]
     assert "/wallet/api/me" in paths and "/v1/ping" in paths
     assert "/v1/publish" not in paths and "/internal/publish" not in paths
@@ -160,27 +175,56 @@ def test_the_webhook_schemas_hold_their_examples_and_a_real_event() -> None:
 
     spec = build_spec()
     schemas = spec["components"]["schemas"]
-    for name in ("WebhookEndpoint", "WebhookDelivery", "WebhookCommand",
-                 "WebhookCommandPayload", "WebhookCreate", "WebhookEvent"):
+    for name in (
+        "WebhookEndpoint",
+        "WebhookDelivery",
+        "WebhookCommand",
+        "WebhookCommandPayload",
+        "WebhookCreate",
+        "WebhookEvent",
+    ):
         for example in schemas[name]["examples"]:
             _validator(spec, name).validate(example)
-    job = SimpleNamespace(job_id="j-1", txid="ab" * 32, vout=0, block_hash="cd" * 32,
-                          block_height=7, error_code=None, error_detail=None)
+    job = SimpleNamespace(
+        job_id="j-1",
+        txid="ab" * 32,
+        vout=0,
+        block_hash="cd" * 32,
+        block_height=7,
+        error_code=None,
+        error_detail=None,
+    )
     for event_type in outbox.EVENT_TYPES:
         body = json.loads(outbox.event_body(event_type, job, utcnow()))
         _validator(spec, "WebhookEvent").validate(body)
     # the optional signature scheme of a signed body, the layout of a record read back
     for name in ("PublishRequest", "WebhookCommand"):
         scheme = schemas[name]["properties"]["signatureScheme"]
-        assert scheme["enum"] == ["der", "bsm"] and "signatureScheme" not in schemas[name][
-            "required"]
+        assert (
+            scheme["enum"] == ["der", "bsm"] and "signatureScheme" not in schemas[name]["required"]
+        )
     record = schemas["Record"]["properties"]
     assert record["version"]["enum"] == [1, 2, None]
     assert record["signatureScheme"]["enum"] == ["der", "bsm", None]
     command = spec["paths"]["/v1/webhooks"]["post"]["responses"]
-    assert {"200", "201", "400", "401", "403", "404", "409", "413", "415", "422", "429",
-            "503"} <= set(command)
-    assert {"UNKNOWN_OPERATION", "BAD_WEBHOOK_URL", "WEBHOOK_URL_FORBIDDEN",
-            "BAD_SIGNATURE_SCHEME"} <= set(command["400"]["content"]["application/json"][
-                "examples"])
+    assert {
+        "200",
+        "201",
+        "400",
+        "401",
+        "403",
+        "404",
+        "409",
+        "413",
+        "415",
+        "422",
+        "429",
+        "503",
+    } <= set(command)
+    assert {
+        "UNKNOWN_OPERATION",
+        "BAD_WEBHOOK_URL",
+        "WEBHOOK_URL_FORBIDDEN",
+        "BAD_SIGNATURE_SCHEME",
+    } <= set(command["400"]["content"]["application/json"]["examples"])
     assert "WEBHOOK_LIMIT" in command["409"]["content"]["application/json"]["examples"]

@@ -31,9 +31,16 @@ def _failed_job(key_id: int | None = None, code: str = "BROADCAST_REJECTED") -> 
     with transaction():
         db.session.add(
             PublishJob(
-                job_id=job_id, key_id=key_id, pubkey="02" + "11" * 32, nonce=uuid.uuid4().hex,
-                signed_payload="{}", signature="AA==", status="failed", error_code=code,
-                txid="ab" * 32, raw_tx="00",
+                job_id=job_id,
+                key_id=key_id,
+                pubkey="02" + "11" * 32,
+                nonce=uuid.uuid4().hex,
+                signed_payload="{}",
+                signature="AA==",
+                status="failed",
+                error_code=code,
+                txid="ab" * 32,
+                raw_tx="00",
             )
         )
     return job_id
@@ -50,7 +57,8 @@ def test_operator_command_grants_and_revokes(app) -> None:  # type: ignore[no-un
     db.session.expire_all()
     assert accounts.by_email("boss@example.org").is_operator is False
     assert [json.loads(e.detail)["operator"] for e in _entries("wallet:account:operator")] == [
-        True, False
+        True,
+        False,
     ]
     assert runner.invoke(args=["accounts", "operator", "nobody@example.org"]).exit_code == 1
 
@@ -99,22 +107,36 @@ def test_chart_data_buckets_rates_and_percentiles(app) -> None:  # type: ignore[
             created = now - timedelta(minutes=5)
             db.session.add(
                 PublishJob(
-                    job_id=str(uuid.uuid4()), pubkey="02" + "22" * 32, nonce=f"n{i:020d}",
-                    signed_payload="{}", signature="AA==", status="confirmed",
-                    created_at=created, sent_at=created + timedelta(seconds=wait),
+                    job_id=str(uuid.uuid4()),
+                    pubkey="02" + "22" * 32,
+                    nonce=f"n{i:020d}",
+                    signed_payload="{}",
+                    signature="AA==",
+                    status="confirmed",
+                    created_at=created,
+                    sent_at=created + timedelta(seconds=wait),
                     confirmed_at=created + timedelta(seconds=wait + 60),
                 )
             )
         db.session.add(
             PublishJob(
-                job_id=str(uuid.uuid4()), pubkey="02" + "22" * 32, nonce="f" * 20,
-                signed_payload="{}", signature="AA==", status="failed", error_code="BAD_RECORD",
+                job_id=str(uuid.uuid4()),
+                pubkey="02" + "22" * 32,
+                nonce="f" * 20,
+                signed_payload="{}",
+                signature="AA==",
+                status="failed",
+                error_code="BAD_RECORD",
             )
         )
         db.session.add(
             PublishJob(  # outside the hour
-                job_id=str(uuid.uuid4()), pubkey="02" + "22" * 32, nonce="o" * 20,
-                signed_payload="{}", signature="AA==", status="queued",
+                job_id=str(uuid.uuid4()),
+                pubkey="02" + "22" * 32,
+                nonce="o" * 20,
+                signed_payload="{}",
+                signature="AA==",
+                status="queued",
                 created_at=now - timedelta(hours=2),
             )
         )
@@ -138,8 +160,13 @@ def test_sample_pool_stores_and_prunes(app) -> None:  # type: ignore[no-untyped-
     with transaction():
         pool.add_utxo("ef" * 32, 0, 7000, SCRIPT)
         db.session.add(
-            PoolSample(sampled_at=utcnow() - timedelta(days=3), available_count=1,
-                       available_satoshis=1, reserved_count=0, dirty_count=0)
+            PoolSample(
+                sampled_at=utcnow() - timedelta(days=3),
+                available_count=1,
+                available_satoshis=1,
+                reserved_count=0,
+                dirty_count=0,
+            )
         )
     assert charts.sample_pool() == {"available": 1, "dirty": 0, "reserved": 0}
     rows = db.session.scalars(select(PoolSample)).all()
@@ -160,8 +187,10 @@ def _sign_in_client(app, email: str) -> object:  # type: ignore[no-untyped-def]
         token = uuid.uuid4().hex
         db.session.add(
             WalletSession(
-                id=hashlib.sha256(token.encode()).hexdigest(), account_id=account.id,
-                created_at=utcnow(), expires_at=utcnow() + timedelta(hours=1),
+                id=hashlib.sha256(token.encode()).hexdigest(),
+                account_id=account.id,
+                created_at=utcnow(),
+                expires_at=utcnow() + timedelta(hours=1),
             )
         )
         account_id = account.id

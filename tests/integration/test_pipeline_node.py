@@ -126,7 +126,11 @@ def test_record_signed_with_nodejs(node_app, regtest_node, author):  # type: ign
     request = {"privateKeyHex": key.secret.hex(), "record": {"title": "signed in JS", "n": 1.5}}
     out = subprocess.run(
         [node_bin, str(ROOT / "tests" / "js" / "sign_record.mjs")],
-        input=json.dumps(request), capture_output=True, text=True, check=True, timeout=30,
+        input=json.dumps(request),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
     )
     body = json.loads(out.stdout)
     job = _publish_and_confirm(node_app, regtest_node, body)
@@ -152,7 +156,8 @@ def test_outside_double_spend_marks_dirty_and_retries(node_app, regtest_node, au
         spendable = SpendableUtxo(row.txid, row.vout, row.satoshis, row.script_pub_key)
     # someone else (same key, outside RareGen) spends it first
     other = build_publish_tx(
-        services.server_wallet(), spendable,
+        services.server_wallet(),
+        spendable,
         [protocol.record_script(b"{}", b"\x30\x06\x02\x01\x01\x02\x01\x01", b"\x02" * 33)],
         services.fee_rate(),
     )

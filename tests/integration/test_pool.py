@@ -11,11 +11,11 @@ from datetime import timedelta
 
 from sqlalchemy import text
 
+from raregen import protocol
 from raregen.db import db, transaction, utcnow
 from raregen.publish import pipeline, pool, services
 from raregen.publish.models import AVAILABLE, RESERVED, Utxo
 from raregen.publish.txbuilder import SpendableUtxo, build_publish_tx, required_satoshis
-from raregen import protocol
 
 SCRIPT = "76a914" + "11" * 20 + "88ac"
 
@@ -157,7 +157,9 @@ def test_expired_reservation_released_unless_signed(app):  # type: ignore[no-unt
 def test_updated_at_trigger_on_raw_update(app):  # type: ignore[no-untyped-def]
     add(1)
     with transaction():
-        db.session.execute(text("UPDATE utxos SET updated_at = :t"), {"t": utcnow() - timedelta(days=1)})
+        db.session.execute(
+            text("UPDATE utxos SET updated_at = :t"), {"t": utcnow() - timedelta(days=1)}
+        )
     with transaction():
         before = db.session.execute(text("SELECT updated_at FROM utxos")).scalar()
         db.session.execute(text("UPDATE utxos SET satoshis = satoshis + 1"))

@@ -103,7 +103,9 @@ def test_packed_transaction_has_one_proof_for_all_its_records(chain_app, regtest
     _check_row(_proof(jobs[0].txid), jobs[0].txid, jobs[0].block_hash)
 
 
-def test_reorg_sends_the_job_back_and_it_confirms_with_the_new_block(chain_app, regtest_node, author):  # type: ignore[no-untyped-def]
+def test_reorg_sends_the_job_back_and_it_confirms_with_the_new_block(
+    chain_app, regtest_node, author
+):  # type: ignore[no-untyped-def]
     job = _publish_confirmed(chain_app, regtest_node, author)
     old_block = job.block_hash
     rpc = regtest_node.rpc
@@ -170,8 +172,13 @@ def test_arc_merkle_path_is_stored_with_the_nodes_header(chain_app, regtest_node
     # ARC's documented status answer for a mined transaction carries the BUMP
     arc_fake.routes[("GET", f"/v1/tx/{job.txid}")] = lambda r: (
         200,
-        arc_ok("MINED", txid=job.txid, blockHash=job.block_hash, blockHeight=block["height"],
-               merklePath=bump),
+        arc_ok(
+            "MINED",
+            txid=job.txid,
+            blockHash=job.block_hash,
+            blockHeight=block["height"],
+            merklePath=bump,
+        ),
     )
     arc = ARCBroadcaster(arc_fake.url, "k")
     node = services.broadcaster()
@@ -188,8 +195,13 @@ def test_arc_merkle_path_is_stored_with_the_nodes_header(chain_app, regtest_node
     )
     arc_fake.routes[("GET", f"/v1/tx/{job.txid}")] = lambda r: (
         200,
-        arc_ok("MINED", txid=job.txid, blockHash=job.block_hash, blockHeight=block["height"],
-               merklePath=wrong),
+        arc_ok(
+            "MINED",
+            txid=job.txid,
+            blockHash=job.block_hash,
+            blockHeight=block["height"],
+            merklePath=wrong,
+        ),
     )
     with transaction():
         db.session.execute(db.delete(TxProof))
@@ -217,7 +229,9 @@ class CountingRPC:
         return getattr(self.real, name)
 
 
-def test_a_block_of_many_of_our_transactions_is_captured_with_one_getblock(chain_app, regtest_node, author):  # type: ignore[no-untyped-def]
+def test_a_block_of_many_of_our_transactions_is_captured_with_one_getblock(
+    chain_app, regtest_node, author
+):  # type: ignore[no-untyped-def]
     """Batch mode: every record is its own transaction; one confirmation pass captures the
     proofs of all of them with one ``getblock`` and one header, no per-txid proof call."""
     chain_app.config.update(PUBLISH_MODE="batch")
@@ -233,7 +247,9 @@ def test_a_block_of_many_of_our_transactions_is_captured_with_one_getblock(chain
     finally:
         node.rpc = counting.real
     jobs = [_job(i) for i in ids]
-    assert {j.status for j in jobs} == {"confirmed"} and {j.block_hash for j in jobs} == {block_hash}
+    assert {j.status for j in jobs} == {"confirmed"} and {j.block_hash for j in jobs} == {
+        block_hash
+    }
     assert len({j.txid for j in jobs}) == 12
     assert counting.calls.count("getblock") == 1, counting.calls
     assert "getmerkleproof2" not in counting.calls

@@ -79,11 +79,14 @@ def test_publish_answers_a_signed_receipt_and_the_same_one_on_resubmission(chain
     assert again.status_code == 200 and again.json["receipt"] == signed
 
 
-def test_proof_pending_then_complete_and_the_cli_verifies_it(chain_app, regtest_node, author, tmp_path):  # type: ignore[no-untyped-def]
+def test_proof_pending_then_complete_and_the_cli_verifies_it(
+    chain_app, regtest_node, author, tmp_path
+):  # type: ignore[no-untyped-def]
     client = chain_app.test_client()
     work = b"the song, as a file\n"
-    job_id, made = _publish(client, author, {"title": "Song",
-                                             "contentHash": hashlib.sha256(work).hexdigest()})
+    job_id, made = _publish(
+        client, author, {"title": "Song", "contentHash": hashlib.sha256(work).hexdigest()}
+    )
     _conforms(client, "Published", made["answer"])
     resp = client.get(f"/v1/jobs/{job_id}/proof")
     assert resp.status_code == 409 and resp.json["error"]["code"] == "PROOF_NOT_READY"
@@ -117,13 +120,21 @@ def test_proof_pending_then_complete_and_the_cli_verifies_it(chain_app, regtest_
     out = _run("verify", "--proof", str(path), "--file", str(other))
     assert out.returncode == 1 and "FILE_HASH_MISMATCH" in out.stdout
     # the header sources the user names
-    node_args = ["--node-url", regtest_node.url, "--node-user", regtest_node.user,
-                 "--node-password", regtest_node.password]
+    node_args = [
+        "--node-url",
+        regtest_node.url,
+        "--node-user",
+        regtest_node.user,
+        "--node-password",
+        regtest_node.password,
+    ]
     out = _run("verify", "--proof", str(path), "--check-header", "node", *node_args)
     assert out.returncode == 0 and "header source: agrees" in out.stdout, out.stdout
 
 
-def test_proof_command_saves_the_file_from_a_running_server(chain_app, regtest_node, author, tmp_path):  # type: ignore[no-untyped-def]
+def test_proof_command_saves_the_file_from_a_running_server(
+    chain_app, regtest_node, author, tmp_path
+):  # type: ignore[no-untyped-def]
     job_id, _ = _publish(chain_app.test_client(), author, {"title": "saved"})
     _confirm(chain_app, regtest_node, job_id)
     server = make_server("127.0.0.1", 0, chain_app, threaded=True)
@@ -175,8 +186,9 @@ def test_proof_endpoint_errors(chain_app, author):  # type: ignore[no-untyped-de
     job_id, _ = _publish(client, author, {"title": "will fail"})
     with transaction():
         db.session.execute(
-            db.update(PublishJob).where(PublishJob.job_id == job_id).values(
-                status="failed", error_code="BROADCAST_REJECTED")
+            db.update(PublishJob)
+            .where(PublishJob.job_id == job_id)
+            .values(status="failed", error_code="BROADCAST_REJECTED")
         )
     resp = client.get(f"/v1/jobs/{job_id}/proof")
     assert resp.status_code == 409 and resp.json["error"]["code"] == "JOB_FAILED"
@@ -186,8 +198,10 @@ def test_cli_bad_input_is_a_coded_error_never_a_traceback(tmp_path):  # type: ig
     cases = {
         "not json": (b"hello", "PROOF_MALFORMED"),
         "truncated": (b'{"format": "raregen-proof", "version": 1, "rec', "PROOF_MALFORMED"),
-        "version 2": (json.dumps({"format": "raregen-proof", "version": 2}).encode(),
-                      "PROOF_UNSUPPORTED"),
+        "version 2": (
+            json.dumps({"format": "raregen-proof", "version": 2}).encode(),
+            "PROOF_UNSUPPORTED",
+        ),
         "other format": (json.dumps({"format": "x", "version": 1}).encode(), "PROOF_UNSUPPORTED"),
         "array": (b"[1, 2]", "PROOF_MALFORMED"),
         "not utf-8": (b"\xff\xfe{}", "PROOF_MALFORMED"),
@@ -214,8 +228,9 @@ class _HeadersService:
     def __call__(self, environ, start_response):  # type: ignore[no-untyped-def]
         block = Request(environ).path.rsplit("/", 1)[-1]
         if block in self.known:
-            resp = Response(json.dumps({"height": self.known[block]}), 200,
-                            content_type="application/json")
+            resp = Response(
+                json.dumps({"height": self.known[block]}), 200, content_type="application/json"
+            )
         else:
             resp = Response("{}", 404, content_type="application/json")
         return resp(environ, start_response)

@@ -35,7 +35,9 @@ def _rs(der: bytes) -> tuple[int, int]:
 
 
 def sign_raw(key: coincurve.PrivateKey, payload: str) -> str:
-    return base64.b64encode(key.sign(payload.encode(), hasher=lambda m: hashlib.sha256(m).digest())).decode()
+    return base64.b64encode(
+        key.sign(payload.encode(), hasher=lambda m: hashlib.sha256(m).digest())
+    ).decode()
 
 
 def body_for(key: coincurve.PrivateKey, payload_obj: dict, *, raw: str | None = None) -> dict:
@@ -49,7 +51,13 @@ def body_for(key: coincurve.PrivateKey, payload_obj: dict, *, raw: str | None = 
 
 def payload(**over: object) -> dict:
     now = int(time.time())
-    obj: dict = {"v": 1, "nonce": signing.new_nonce(), "iat": now, "exp": now + 600, "record": {"a": 1}}
+    obj: dict = {
+        "v": 1,
+        "nonce": signing.new_nonce(),
+        "iat": now,
+        "exp": now + 600,
+        "record": {"a": 1},
+    }
     obj.update(over)
     return obj
 
@@ -119,12 +127,22 @@ def test_rate_limit_headers_when_enabled(client, key, monkeypatch):  # type: ign
 
 
 def test_malformed_json(client, key):  # type: ignore[no-untyped-def]
-    expect(client.post("/v1/publish", data="{", content_type="application/json"), 400, "MALFORMED_JSON")
-    expect(client.post("/v1/publish", data="[1]", content_type="application/json"), 400, "MALFORMED_JSON")
+    expect(
+        client.post("/v1/publish", data="{", content_type="application/json"), 400, "MALFORMED_JSON"
+    )
+    expect(
+        client.post("/v1/publish", data="[1]", content_type="application/json"),
+        400,
+        "MALFORMED_JSON",
+    )
 
 
 def test_unsupported_media_type(client):  # type: ignore[no-untyped-def]
-    expect(client.post("/v1/publish", data="a=b", content_type="application/x-www-form-urlencoded"), 415, "UNSUPPORTED_MEDIA_TYPE")
+    expect(
+        client.post("/v1/publish", data="a=b", content_type="application/x-www-form-urlencoded"),
+        415,
+        "UNSUPPORTED_MEDIA_TYPE",
+    )
 
 
 @pytest.mark.parametrize(
@@ -199,7 +217,11 @@ def test_non_canonical_and_duplicates(client, key):  # type: ignore[no-untyped-d
     expect(post(client, body_for(key, p, raw=dup)), 400, "DUPLICATE_MEMBER")
     body = body_for(key, p)
     raw = json.dumps(body)[:-1] + ', "pubkey": "' + body["pubkey"] + '"}'
-    expect(client.post("/v1/publish", data=raw, content_type="application/json"), 400, "DUPLICATE_MEMBER")
+    expect(
+        client.post("/v1/publish", data=raw, content_type="application/json"),
+        400,
+        "DUPLICATE_MEMBER",
+    )
 
 
 @pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "9007199254740993", "1e400"])
@@ -226,7 +248,12 @@ def test_time_window(client, key):  # type: ignore[no-untyped-def]
 
 
 def test_legacy_contract(client, key):  # type: ignore[no-untyped-def]
-    legacy = {"publickey": key.public_key.format().hex(), "signature": "MEUC", "nonce": "1234567890", "record": {}}
+    legacy = {
+        "publickey": key.public_key.format().hex(),
+        "signature": "MEUC",
+        "nonce": "1234567890",
+        "record": {},
+    }
     resp = post(client, legacy)
     expect(resp, 400, "LEGACY_CONTRACT")
     assert "v1" in resp.json["error"]["message"] or "signedPayload" in resp.json["error"]["message"]
@@ -292,11 +319,17 @@ def test_payload_too_large(client, app, key):  # type: ignore[no-untyped-def]
     old = app.config["MAX_PAYLOAD_BYTES"]
     app.config["MAX_PAYLOAD_BYTES"] = 200
     try:
-        expect(post(client, body_for(key, payload(record={"x": "y" * 300}))), 413, "PAYLOAD_TOO_LARGE")
+        expect(
+            post(client, body_for(key, payload(record={"x": "y" * 300}))), 413, "PAYLOAD_TOO_LARGE"
+        )
     finally:
         app.config["MAX_PAYLOAD_BYTES"] = old
     huge = "x" * (app.config["MAX_CONTENT_LENGTH"] + 10)
-    expect(client.post("/v1/publish", data=huge, content_type="application/json"), 413, "PAYLOAD_TOO_LARGE")
+    expect(
+        client.post("/v1/publish", data=huge, content_type="application/json"),
+        413,
+        "PAYLOAD_TOO_LARGE",
+    )
 
 
 def test_rate_limited(client, app, key):  # type: ignore[no-untyped-def]
@@ -341,7 +374,9 @@ def test_random_bodies_never_500(client, key):  # type: ignore[no-untyped-def]
         else:
             s = json.dumps(good)
             pos = rng.randrange(len(s))
-            data = (s[:pos] + rng.choice(["}", "\\", '"', "\u0000", "\ud800"]) + s[pos + 1 :]).encode("utf-8", "surrogatepass")
+            data = (
+                s[:pos] + rng.choice(["}", "\\", '"', "\u0000", "\ud800"]) + s[pos + 1 :]
+            ).encode("utf-8", "surrogatepass")
         resp = client.post("/v1/publish", data=data, content_type="application/json")
         assert resp.status_code < 500, (data, resp.get_data(as_text=True))
         assert resp.is_json

@@ -815,8 +815,13 @@ def test_live_deliveries_distrusts_stale_redis_state(rec_app, author):  # type: 
     conn.zadd(registry, {rq_id: time.time() - 120})  # overdue: no scheduler moves it
     assert live_deliveries([rq_id]) == set()
     conn.zrem(registry, rq_id)
-    conn.hset(f"rq:job:{rq_id}", mapping={"status": "started",
-                                          "started_at": time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())})
+    conn.hset(
+        f"rq:job:{rq_id}",
+        mapping={
+            "status": "started",
+            "started_at": time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime()),
+        },
+    )
     assert live_deliveries([rq_id]) == {rq_id}
     conn.hset(f"rq:job:{rq_id}", "started_at", "2020-01-01T00:00:00.000000Z")  # worker long dead
     assert live_deliveries([rq_id]) == set()

@@ -193,12 +193,15 @@ def test_the_relaxation_is_accepted_only_as_documented_and_only_on_its_page() ->
     check_csp(DOCS_CSP, "/docs/api", "the documented exception")
     refused = {
         "elsewhere": (DOCS_CSP, "/signin"),
-        "inline script": (DOCS_CSP.replace("script-src 'self'", "script-src 'self' "
-                                           "'unsafe-inline'"), "/docs/api"),
-        "eval": (DOCS_CSP.replace("script-src 'self'", "script-src 'self' 'unsafe-eval'"),
-                 "/docs/api"),
-        "framing": (DOCS_CSP.replace("frame-ancestors 'none'", "frame-ancestors *"),
-                    "/docs/api"),
+        "inline script": (
+            DOCS_CSP.replace("script-src 'self'", "script-src 'self' 'unsafe-inline'"),
+            "/docs/api",
+        ),
+        "eval": (
+            DOCS_CSP.replace("script-src 'self'", "script-src 'self' 'unsafe-eval'"),
+            "/docs/api",
+        ),
+        "framing": (DOCS_CSP.replace("frame-ancestors 'none'", "frame-ancestors *"), "/docs/api"),
         "more than documented": (DOCS_CSP.replace("img-src 'self'", "img-src *"), "/docs/api"),
     }
     for name, (csp, path) in refused.items():

@@ -133,7 +133,9 @@ def test_healthz_is_503_with_queued_jobs_and_no_worker(clean_redis):  # type: ig
     resp = client.get("/healthz")
     assert resp.status_code == 503
     body = resp.json
-    assert body["status"] == "unavailable" and body["reasons"] == ["no live workers while jobs wait"]
+    assert body["status"] == "unavailable" and body["reasons"] == [
+        "no live workers while jobs wait"
+    ]
     details = body["details"]
     assert details["workers"] == 0 and details["jobs"]["queued"] == 1
     assert {"pool", "poolHealthy", "jobs", "queue"} <= set(details)

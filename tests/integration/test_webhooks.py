@@ -83,7 +83,9 @@ def fail_one(job_id: str) -> None:
 def test_no_webhooks_no_flag_no_events(client, author) -> None:  # type: ignore[no-untyped-def]
     job_id = publish(client, author)
     with transaction():
-        assert db.session.scalar(select(PublishJob.notify).where(PublishJob.job_id == job_id)) is False
+        assert (
+            db.session.scalar(select(PublishJob.notify).where(PublishJob.job_id == job_id)) is False
+        )
     fail_one(job_id)
     assert db.session.scalar(select(func.count()).select_from(WebhookEvent)) == 0
 
@@ -198,7 +200,9 @@ def test_removing_the_last_endpoint_clears_the_flag(client, author, receiver) ->
         assert db.session.scalar(select(RegisteredKey.webhooks)) is False
     job_id = publish(client, author)
     with transaction():
-        assert db.session.scalar(select(PublishJob.notify).where(PublishJob.job_id == job_id)) is False
+        assert (
+            db.session.scalar(select(PublishJob.notify).where(PublishJob.job_id == job_id)) is False
+        )
 
 
 # --- the signed command API -------------------------------------------------------------
@@ -247,9 +251,24 @@ def test_endpoint_limit(client, author, receiver, app, monkeypatch) -> None:  # 
 
 @pytest.mark.parametrize(
     "address",
-    ["127.0.0.1", "10.1.2.3", "192.168.0.1", "172.16.5.5", "169.254.169.254", "0.0.0.0",
-     "224.0.0.1", "240.0.0.1", "::1", "::", "fe80::1", "fc00::1", "ff02::1", "::ffff:127.0.0.1",
-     "2002:7f00:1::1", "100.64.0.1"],
+    [
+        "127.0.0.1",
+        "10.1.2.3",
+        "192.168.0.1",
+        "172.16.5.5",
+        "169.254.169.254",
+        "0.0.0.0",
+        "224.0.0.1",
+        "240.0.0.1",
+        "::1",
+        "::",
+        "fe80::1",
+        "fc00::1",
+        "ff02::1",
+        "::ffff:127.0.0.1",
+        "2002:7f00:1::1",
+        "100.64.0.1",
+    ],
 )
 def test_internal_addresses_are_refused(address: str) -> None:
     assert urls.forbidden_reason(address) is not None

@@ -84,8 +84,12 @@ def test_sigkill_after_commit_loses_nothing(pg_app) -> None:  # type: ignore[no-
         # carries the events to the restarted worker
         redis_connection().flushdb()
         done = subprocess.run(
-            [sys.executable, script, "deliver"], env=env, capture_output=True, text=True,
-            timeout=120, check=False,
+            [sys.executable, script, "deliver"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
         )
         assert done.returncode == 0, done.stderr[-2000:]
         events = receiver.wait_for(3)

@@ -99,8 +99,20 @@ class Net:
         _ip("-n", switch, "link", "set", "br0", "up")
         for i, host in enumerate(self.by_name.values()):
             port = f"p{i}"
-            _ip("link", "add", "eth0", "netns", host.ns, "type", "veth", "peer", "name", port,
-                "netns", switch)
+            _ip(
+                "link",
+                "add",
+                "eth0",
+                "netns",
+                host.ns,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                port,
+                "netns",
+                switch,
+            )
             _ip("-n", switch, "link", "set", port, "master", "br0")
             _ip("-n", switch, "link", "set", port, "up")
             _ip("-n", host.ns, "addr", "add", f"{host.address}/24", "dev", "eth0")
@@ -144,12 +156,23 @@ class Net:
         self.procs.append(proc)
         return proc
 
-    def run(self, host: str, cmd: Sequence[str], *, env: Mapping[str, str] | None = None,
-            cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    def run(
+        self,
+        host: str,
+        cmd: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+        timeout: float = 120,
+    ) -> subprocess.CompletedProcess[str]:
         """Run ``cmd`` in ``host`` to its end; its output is returned (not checked)."""
         return subprocess.run(
-            [*self.prefix_cmd(host), *cmd], env=None if env is None else dict(env), cwd=cwd,
-            capture_output=True, text=True, timeout=timeout,
+            [*self.prefix_cmd(host), *cmd],
+            env=None if env is None else dict(env),
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
         )
 
     @contextlib.contextmanager

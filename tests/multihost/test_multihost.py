@@ -65,8 +65,17 @@ from tests.plugins.node import services_required
 pytestmark = [pytest.mark.slow, pytest.mark.node, pytest.mark.postgres]
 
 HOSTS = {
-    "test": 2, "edge": 10, "web1": 11, "web2": 12, "work1": 21, "work2": 22, "cron": 30,
-    "data": 40, "client1": 51, "client2": 52, "one": 60,
+    "test": 2,
+    "edge": 10,
+    "web1": 11,
+    "web2": 12,
+    "work1": 21,
+    "work2": 22,
+    "cron": 30,
+    "data": 40,
+    "client1": 51,
+    "client2": 52,
+    "one": 60,
 }
 RECORDS = int(os.environ.get("RAREGEN_MULTIHOST_RECORDS", "300"))
 #: multi (CI), both or single: whether the single-host comparison runs (bench/multihost.py)
@@ -157,8 +166,10 @@ class Cluster:
         return path
 
     def env_of(self, host: str) -> dict[str, str]:
-        return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-                **read_env_file(self.host_dir(host) / "raregen.env")}
+        return {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            **read_env_file(self.host_dir(host) / "raregen.env"),
+        }
 
     def start_unit(self, host: str, unit: str, tag: str) -> subprocess.Popen[bytes]:
         argv, _env_file = unit_exec(unit)
@@ -206,7 +217,8 @@ class Cluster:
         plain.trust_env = False
         wait_for(
             lambda: plain.get(f"http://{address}:8000/v1/ping", timeout=2).ok,
-            90, f"gunicorn on {host}",
+            90,
+            f"gunicorn on {host}",
         )
 
     def job_counts(self) -> Counter:
@@ -245,8 +257,11 @@ def _check_tools() -> dict[str, str]:
     nginx = devrun.find_nginx()
     pg = sorted(glob.glob("/usr/lib/postgresql/*/bin/postgres"))
     for name, path in {
-        "ip": shutil.which("ip"), "openssl": shutil.which("openssl"), "nginx": nginx,
-        "redis-server": shutil.which("redis-server"), "setpriv": shutil.which("setpriv"),
+        "ip": shutil.which("ip"),
+        "openssl": shutil.which("openssl"),
+        "nginx": nginx,
+        "redis-server": shutil.which("redis-server"),
+        "setpriv": shutil.which("setpriv"),
         "postgres": pg[-1] if pg else None,
     }.items():
         if not path:
@@ -331,24 +346,81 @@ def _bring_up(
     pgdata.mkdir()
     shutil.chown(pgdata, "postgres", "postgres")
     as_postgres = ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups"]
-    init = net.run("data", [*as_postgres, str(pgbin / "initdb"), "-D", str(pgdata), "-U",
-                            "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"], timeout=120)
+    init = net.run(
+        "data",
+        [
+            *as_postgres,
+            str(pgbin / "initdb"),
+            "-D",
+            str(pgdata),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        ],
+        timeout=120,
+    )
     assert init.returncode == 0, init.stderr
     with open(pgdata / "pg_hba.conf", "a") as hba:
         hba.write(f"host all all {SUBNET}.0/24 trust\n")
-    pg = net.spawn("data", [*as_postgres, str(pgbin / "postgres"), "-D", str(pgdata), "-k",
-                            str(pgdata), "-h", addr["data"], "-p", "5432", "-c", "fsync=off",
-                            "-c", "synchronous_commit=off", "-c", "max_connections=200"],
-                   env={"PATH": "/usr/bin:/bin"}, log=data / "postgres.log")
+    pg = net.spawn(
+        "data",
+        [
+            *as_postgres,
+            str(pgbin / "postgres"),
+            "-D",
+            str(pgdata),
+            "-k",
+            str(pgdata),
+            "-h",
+            addr["data"],
+            "-p",
+            "5432",
+            "-c",
+            "fsync=off",
+            "-c",
+            "synchronous_commit=off",
+            "-c",
+            "max_connections=200",
+        ],
+        env={"PATH": "/usr/bin:/bin"},
+        log=data / "postgres.log",
+    )
     # Redis with the append-only file RQ needs (docs/DEPLOY.md)
     (data / "redis").mkdir()
-    net.spawn("data", [tools["redis-server"], "--bind", addr["data"], "--port", "6379",
-                       "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
-                       "--dir", str(data / "redis"), "--protected-mode", "no"],
-              env={"PATH": "/usr/bin:/bin"}, log=data / "redis.log")
-    node = RegtestNode(data / "node", rpc_port=RPC_PORT, p2p_port=18444, binary=binary,
-                       rpc_host=addr["data"], rpc_allow=[f"{SUBNET}.0/24"],
-                       launcher=net.prefix_cmd("data"))
+    net.spawn(
+        "data",
+        [
+            tools["redis-server"],
+            "--bind",
+            addr["data"],
+            "--port",
+            "6379",
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+            "--save",
+            "",
+            "--dir",
+            str(data / "redis"),
+            "--protected-mode",
+            "no",
+        ],
+        env={"PATH": "/usr/bin:/bin"},
+        log=data / "redis.log",
+    )
+    node = RegtestNode(
+        data / "node",
+        rpc_port=RPC_PORT,
+        p2p_port=18444,
+        binary=binary,
+        rpc_host=addr["data"],
+        rpc_allow=[f"{SUBNET}.0/24"],
+        launcher=net.prefix_cmd("data"),
+    )
     node.start()
     partial["node"] = node
     node.ensure_wallet_funds(100 * 100_000_000)
@@ -357,8 +429,11 @@ def _bring_up(
 
     def pg_ready() -> bool:
         assert pg.poll() is None, (data / "postgres.log").read_text()
-        with psycopg.connect(f"postgresql://postgres@{addr['data']}:5432/postgres",
-                             connect_timeout=2, autocommit=True) as conn:
+        with psycopg.connect(
+            f"postgresql://postgres@{addr['data']}:5432/postgres",
+            connect_timeout=2,
+            autocommit=True,
+        ) as conn:
             conn.execute("CREATE DATABASE raregen")
         return True
 
@@ -380,10 +455,27 @@ def _bring_up(
     edge_dir.mkdir()
     cert, key = edge_dir / "cert.pem", edge_dir / "key.pem"
     made = subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=raregen.test",
-         "-addext", f"subjectAltName=IP:{addr['edge']},DNS:raregen.test"],
-        capture_output=True, text=True, timeout=60,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-subj",
+            "/CN=raregen.test",
+            "-addext",
+            f"subjectAltName=IP:{addr['edge']},DNS:raregen.test",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert made.returncode == 0, made.stderr
 
@@ -417,8 +509,17 @@ def _bring_up(
         "RAREGEN_BATCH_WINDOW_SECONDS": "2",
         "WEB_CONCURRENCY": "1",
     }
-    cl = Cluster(net=net, tmp=tmp, base_env=base_env, cert=cert, node=node, app=None,
-                 mail=mail, metrics_token=metrics_token, authors=[])
+    cl = Cluster(
+        net=net,
+        tmp=tmp,
+        base_env=base_env,
+        cert=cert,
+        node=node,
+        app=None,
+        mail=mail,
+        metrics_token=metrics_token,
+        authors=[],
+    )
     cl._smtp = smtp  # type: ignore[attr-defined]
     for host in ("web1", "web2", "work1", "work2", "cron"):
         extra = {}
@@ -437,8 +538,14 @@ def _bring_up(
             shutil.copy2(cl.host_dir("cron") / name, cl.host_dir(host) / name)
 
     # this test's own view of the database (the checks; the pool's funding)
-    os.environ.update({**cl.env_of("cron"), "RAREGEN_ENV": "test", "RAREGEN_LOG_FORMAT": "text",
-                       "RAREGEN_INSTANCE_PATH": str(tmp / "test" / "instance")})
+    os.environ.update(
+        {
+            **cl.env_of("cron"),
+            "RAREGEN_ENV": "test",
+            "RAREGEN_LOG_FORMAT": "text",
+            "RAREGEN_INSTANCE_PATH": str(tmp / "test" / "instance"),
+        }
+    )
     from raregen import create_app
     from raregen.publish import tasks
 
@@ -497,16 +604,17 @@ def _start_edge(cl: Cluster, nginx: str, upstream: tuple[str, ...] = ("web1", "w
     (edge / "tmp").mkdir(exist_ok=True)
     site = (ROOT / "deploy" / "nginx" / "raregen.conf").read_text()
     upstreams = "".join(
-        f"    server {cl.net[h].address}:8000 max_fails=1 fail_timeout=5s;\n"
-        for h in upstream
+        f"    server {cl.net[h].address}:8000 max_fails=1 fail_timeout=5s;\n" for h in upstream
     )
     site, n = re.subn(r"(?m)^    server 10\.0\.0\.\d+:8000[^\n]*\n", "", site)
     assert n == 2, "the production upstream lists two example web machines"
     site = site.replace("upstream raregen_app {\n", "upstream raregen_app {\n" + upstreams)
-    site = site.replace("/etc/letsencrypt/live/raregen.example.org/fullchain.pem",
-                        str(edge / "cert.pem"))
-    site = site.replace("/etc/letsencrypt/live/raregen.example.org/privkey.pem",
-                        str(edge / "key.pem"))
+    site = site.replace(
+        "/etc/letsencrypt/live/raregen.example.org/fullchain.pem", str(edge / "cert.pem")
+    )
+    site = site.replace(
+        "/etc/letsencrypt/live/raregen.example.org/privkey.pem", str(edge / "key.pem")
+    )
     site = site.replace("/etc/nginx/snippets/", f"{ROOT}/deploy/nginx/")
     site = site.replace("/var/log/nginx/raregen.access.log", str(edge / "access.log"))
     (edge / "raregen.conf").write_text(site)
@@ -530,15 +638,21 @@ http {{
     cmd = [nginx, "-p", str(edge), "-e", str(edge / "error.log"), "-c", str(edge / "nginx.conf")]
     check = cl.net.run("edge", [*cmd, "-t", "-q"], timeout=30)
     assert check.returncode == 0, check.stderr
-    cl.procs["edge"] = [cl.net.spawn("edge", cmd, env={"PATH": "/usr/sbin:/usr/bin:/bin"},
-                                     log=edge / "nginx.out")]
+    cl.procs["edge"] = [
+        cl.net.spawn("edge", cmd, env={"PATH": "/usr/sbin:/usr/bin:/bin"}, log=edge / "nginx.out")
+    ]
 
 
 # -- publishing through the edge ------------------------------------------------------------
 
 
 def publish_through_edge(
-    cl: Cluster, client: str, count: int, tag: str, *, threads: int = 4,
+    cl: Cluster,
+    client: str,
+    count: int,
+    tag: str,
+    *,
+    threads: int = 4,
     halfway: Callable[[], None] | None = None,
 ) -> tuple[list[str], float]:
     """POST ``count`` signed records to https://edge/v1/publish from ``client`` (``threads``
@@ -625,14 +739,24 @@ def chain_check(cl: Cluster) -> dict[str, Any]:
         from fault_lib import Harness
     finally:
         sys.path.remove(str(ROOT / "bench"))
-    view = SimpleNamespace(app=cl.app, node=cl.node, start_height=cl.start_height,
-                           stats=Counter(), started=time.monotonic())
+    view = SimpleNamespace(
+        app=cl.app,
+        node=cl.node,
+        start_height=cl.start_height,
+        stats=Counter(),
+        started=time.monotonic(),
+    )
     return Harness.check(view)  # type: ignore[arg-type]
 
 
 def assert_no_loss(result: dict[str, Any]) -> None:
-    for key in ("records published twice", "UTXOs spent twice", "jobs not ended",
-                "reservations left past timeout", "jobs failed"):
+    for key in (
+        "records published twice",
+        "UTXOs spent twice",
+        "jobs not ended",
+        "reservations left past timeout",
+        "jobs failed",
+    ):
         assert result[key] == 0, (key, result)
     assert result["records published"] == result["records submitted"], result
 
@@ -655,8 +779,14 @@ def test_sign_in_session_holds_on_the_other_web_host(cluster: Cluster) -> None:
         page = note(http.get(f"{EDGE}/signin", timeout=10))
         assert page.status_code == 200
         token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
-        resp = note(http.post(f"{EDGE}/signin", data={"csrf_token": token, "email": email},
-                              allow_redirects=False, timeout=10))
+        resp = note(
+            http.post(
+                f"{EDGE}/signin",
+                data={"csrf_token": token, "email": email},
+                allow_redirects=False,
+                timeout=10,
+            )
+        )
         assert resp.status_code == 303, re.findall(r"<p[^>]*>([^<]+)", resp.text)
 
         def code() -> str | None:
@@ -669,9 +799,14 @@ def test_sign_in_session_holds_on_the_other_web_host(cluster: Cluster) -> None:
         sign_in_code = wait_for(code, 30, "the sign-in mail")
         page = note(http.get(f"{EDGE}/signin/code", timeout=10))
         token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
-        resp = note(http.post(f"{EDGE}/signin/code",
-                              data={"csrf_token": token, "code": sign_in_code},
-                              allow_redirects=False, timeout=10))
+        resp = note(
+            http.post(
+                f"{EDGE}/signin/code",
+                data={"csrf_token": token, "code": sign_in_code},
+                allow_redirects=False,
+                timeout=10,
+            )
+        )
         assert resp.status_code == 303, re.findall(r"<p[^>]*>([^<]+)", resp.text)
         signed_in_on = resp.headers["X-Request-ID"]
         mes = [note(http.get(f"{EDGE}/wallet/api/me", timeout=10)) for _ in range(4)]
@@ -728,8 +863,10 @@ def test_slow_clients_on_the_edge_leave_ping_fast(cluster: Cluster) -> None:
             raw = socket.create_connection((edge, 443), 5)
             sock = ctx.wrap_socket(raw, server_hostname=edge)
             socks.append(sock)
-            sock.sendall(b"POST /v1/publish HTTP/1.1\r\nHost: raregen.test\r\n"
-                         b"Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n ")
+            sock.sendall(
+                b"POST /v1/publish HTTP/1.1\r\nHost: raregen.test\r\n"
+                b"Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n "
+            )
             while not stop_flag.wait(2):
                 if i % 2 == 0:
                     sock.sendall(b" ")
@@ -805,8 +942,13 @@ def test_immediate_mode_with_a_worker_host_killed_and_a_migration(cluster: Clust
         kill["processes"] = cl.kill_host("work1")
         log(f"SIGKILL to all {kill['processes']} processes of work1")
         flask = [str(Path(sys.executable).parent / "flask"), "--app", "app"]
-        done = cl.net.run("cron", [*flask, "db", "upgrade", "-d", str(folder)],
-                          env=cl.env_of("cron"), cwd=ROOT, timeout=120)
+        done = cl.net.run(
+            "cron",
+            [*flask, "db", "upgrade", "-d", str(folder)],
+            env=cl.env_of("cron"),
+            cwd=ROOT,
+            timeout=120,
+        )
         kill["migration"] = (done.returncode, done.stderr[-500:])
         time.sleep(2)  # systemd's RestartSec
         cl.start_host("work1")
@@ -818,11 +960,15 @@ def test_immediate_mode_with_a_worker_host_killed_and_a_migration(cluster: Clust
     from raregen.db import db
 
     with cl.app.app_context():
-        last = db.session.execute(db.text(
-            "SELECT extract(epoch FROM max(confirmed_at)) FROM publish_jobs")).scalar()
-        column = db.session.execute(db.text(
-            "SELECT count(*) FROM information_schema.columns WHERE table_name = 'publish_jobs' "
-            "AND column_name = 'multihost_note'")).scalar()
+        last = db.session.execute(
+            db.text("SELECT extract(epoch FROM max(confirmed_at)) FROM publish_jobs")
+        ).scalar()
+        column = db.session.execute(
+            db.text(
+                "SELECT count(*) FROM information_schema.columns WHERE table_name = 'publish_jobs' "
+                "AND column_name = 'multihost_note'"
+            )
+        ).scalar()
         db.session.remove()
     assert column == 1
     result = chain_check(cl)
@@ -830,26 +976,37 @@ def test_immediate_mode_with_a_worker_host_killed_and_a_migration(cluster: Clust
     assert counts["confirmed"] == len(set(ids)) == RECORDS
     cl.figures["immediate: records"] = RECORDS
     cl.figures["immediate: accepted per second through nginx (2 web, 2 worker hosts)"] = round(
-        RECORDS / seconds, 1)
+        RECORDS / seconds, 1
+    )
     cl.figures["immediate: all confirmed, s after the last accept"] = round(
-        time.monotonic() - accepted_at, 1)
+        time.monotonic() - accepted_at, 1
+    )
     cl.figures["kill of work1: processes"] = kill["processes"]
     cl.figures["kill of work1 -> last record confirmed, s"] = round(float(last) - kill["time"], 1)
-    for key in ("records submitted", "records published", "records published twice",
-                "UTXOs spent twice", "jobs not ended"):
+    for key in (
+        "records submitted",
+        "records published",
+        "records published twice",
+        "UTXOs spent twice",
+        "jobs not ended",
+    ):
         cl.figures[f"after immediate: {key}"] = result[key]
 
     # one record's story over every host's logs: accepted on a web host, sent on a worker
     # host, with the same request id
     job = ids[len(ids) // 4]
-    lines = {name: [json.loads(x) for x in text.splitlines() if job in x and x.startswith("{")]
-             for name, text in cl.logs().items()}
+    lines = {
+        name: [json.loads(x) for x in text.splitlines() if job in x and x.startswith("{")]
+        for name, text in cl.logs().items()
+    }
     web_lines = [x for name, xs in lines.items() if name.startswith("web") for x in xs]
     worker_lines = [x for name, xs in lines.items() if name.startswith("work") for x in xs]
     assert any(x.get("job_id") == job and x.get("request_id") for x in web_lines), web_lines
     rid = next(x["request_id"] for x in web_lines if x.get("request_id"))
-    assert any(x.get("job_id") == job and x.get("request_id") == rid
-               and x.get("process") == "worker" for x in worker_lines), worker_lines
+    assert any(
+        x.get("job_id") == job and x.get("request_id") == rid and x.get("process") == "worker"
+        for x in worker_lines
+    ), worker_lines
     assert any("publish:tx:confirmed" in x.get("event", "") for x in worker_lines), worker_lines
     cl.figures["one job's log lines: web hosts, worker hosts"] = [len(web_lines), len(worker_lines)]
 
@@ -857,9 +1014,15 @@ def test_immediate_mode_with_a_worker_host_killed_and_a_migration(cluster: Clust
 def test_batch_mode_across_hosts(cluster: Cluster) -> None:
     cl = cluster
     for host in ("web1", "web2", "work1", "work2", "cron"):
-        cl.write_env(host, **(
-            {"GUNICORN_CMD_ARGS": f"--bind={cl.net[host].address}:8000 --no-control-socket"}
-            if host.startswith("web") else {}), RAREGEN_PUBLISH_MODE="batch")
+        cl.write_env(
+            host,
+            **(
+                {"GUNICORN_CMD_ARGS": f"--bind={cl.net[host].address}:8000 --no-control-socket"}
+                if host.startswith("web")
+                else {}
+            ),
+            RAREGEN_PUBLISH_MODE="batch",
+        )
     # a configuration change the way an operator makes it: stop, start, one host at a time
     for host in ("cron", "work1", "work2", "web1", "web2"):
         cl.stop_host(host)
@@ -875,16 +1038,23 @@ def test_batch_mode_across_hosts(cluster: Cluster) -> None:
     assert_no_loss(result)
     cl.figures["batch: accepted per second through nginx"] = round(RECORDS / seconds, 1)
     cl.figures["batch: all confirmed, s after the last accept"] = round(time.monotonic() - t0, 1)
-    for key in ("records submitted", "records published", "records published twice",
-                "UTXOs spent twice"):
+    for key in (
+        "records submitted",
+        "records published",
+        "records published twice",
+        "UTXOs spent twice",
+    ):
         cl.figures[f"after batch: {key}"] = result[key]
 
 
 def test_publish_rate_limit_counts_the_real_client_address(cluster: Cluster) -> None:
     cl = cluster
     for host in ("web1", "web2"):
-        cl.write_env(host, GUNICORN_CMD_ARGS=f"--bind={cl.net[host].address}:8000 "
-                     "--no-control-socket", RAREGEN_PUBLISH_RATE_LIMIT="20 per minute")
+        cl.write_env(
+            host,
+            GUNICORN_CMD_ARGS=f"--bind={cl.net[host].address}:8000 --no-control-socket",
+            RAREGEN_PUBLISH_RATE_LIMIT="20 per minute",
+        )
         cl.stop_host(host)
         cl.start_host(host)
         cl.wait_web(host)
@@ -895,8 +1065,12 @@ def test_publish_rate_limit_counts_the_real_client_address(cluster: Cluster) -> 
             http = cl.session()
             for i in range(n):
                 forged = {"X-Forwarded-For": f"203.0.113.{i % 250 + 1}"}
-                resp = http.post(f"{EDGE}/v1/publish", data=b"{bad", timeout=10,
-                                 headers={"Content-Type": "application/json", **forged})
+                resp = http.post(
+                    f"{EDGE}/v1/publish",
+                    data=b"{bad",
+                    timeout=10,
+                    headers={"Content-Type": "application/json", **forged},
+                )
                 out.append(resp.status_code)
         return out
 
@@ -935,14 +1109,16 @@ def _single_host_for_comparison(cluster: Cluster) -> None:
     rate = round(RECORDS / seconds, 1)
     cl.figures["single host: records"] = RECORDS
     cl.figures["single host: accepted per second through nginx (1 gunicorn, 4 workers, cron)"] = (
-        rate)
+        rate
+    )
     cl.figures["single host: all confirmed, s after the last accept"] = round(
-        time.monotonic() - t0, 1)
-    multi = cl.figures.get(
-        "immediate: accepted per second through nginx (2 web, 2 worker hosts)")
+        time.monotonic() - t0, 1
+    )
+    multi = cl.figures.get("immediate: accepted per second through nginx (2 web, 2 worker hosts)")
     if multi:
         cl.figures["immediate: multi-host / single-host accepted per second"] = round(
-            multi / rate, 2)
+            multi / rate, 2
+        )
 
 
 if TOPOLOGY in ("both", "single"):

@@ -69,8 +69,9 @@ def throwaway_database(tmp: Path, label: str) -> tuple[str, str | None]:
         psycopg.connect(dbplugin.PG_ADMIN_URL, connect_timeout=3).close()
     except psycopg.Error:
         if services_required():
-            pytest.fail(f"required service missing: PostgreSQL at {dbplugin.PG_ADMIN_URL}",
-                        pytrace=False)
+            pytest.fail(
+                f"required service missing: PostgreSQL at {dbplugin.PG_ADMIN_URL}", pytrace=False
+            )
         return f"sqlite:///{tmp / (label + '.sqlite')}", None
     name = f"raregen_{label}_{uuid.uuid4().hex[:10]}"
     return dbplugin._pg_database(name), name
@@ -88,8 +89,15 @@ def serve(app: Any) -> tuple[Any, str]:
 
 @contextmanager
 def funded_app_with_worker(
-    url: str, pg_name: str | None, instance: Path, redis_url: str, config: dict[str, Any],
-    regtest_node: Any, *, utxos: int, actor: str,
+    url: str,
+    pg_name: str | None,
+    instance: Path,
+    redis_url: str,
+    config: dict[str, Any],
+    regtest_node: Any,
+    *,
+    utxos: int,
+    actor: str,
 ) -> Iterator[Any]:
     """The migrated app of ``config`` with a pool of ``utxos`` confirmed UTXOs funded from
     the regtest node, and one real RQ worker process (``worker.py``) on its queue; on exit
@@ -119,7 +127,10 @@ def funded_app_with_worker(
     log = open(instance / "worker.log", "wb")  # noqa: SIM115
     worker = subprocess.Popen(
         [sys.executable, str(REPO / "worker.py")],
-        env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+        env=env,
+        cwd=REPO,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         yield app
@@ -168,8 +179,11 @@ def live_api(
         server, base_url = serve(app)
         try:
             yield LiveAPI(
-                base_url=base_url, app=app, node=regtest_node,
-                service_token=service_token, instance=instance,
+                base_url=base_url,
+                app=app,
+                node=regtest_node,
+                service_token=service_token,
+                instance=instance,
             )
         finally:
             server.shutdown()

@@ -188,7 +188,10 @@ def test_layout_v2_round_trip_and_tamper() -> None:
     tampered = protocol.RecordOutput(2, text.encode() + b" ", sig, parsed.pubkey33)
     assert protocol.verify_record(0, tampered).valid is False
     stranger = coincurve.PrivateKey().public_key.format()
-    assert protocol.verify_record(0, protocol.RecordOutput(2, text.encode(), sig, stranger)).valid is False
+    assert (
+        protocol.verify_record(0, protocol.RecordOutput(2, text.encode(), sig, stranger)).valid
+        is False
+    )
     # v1 is unchanged
     der = base64.b64decode(signing.sign_payload(key, text))
     v1 = protocol.record_script(text.encode(), der, key.public_key.format())

@@ -42,5 +42,8 @@ def test_browser_verifier_agrees() -> None:
         {"file": name, "proofBase64": base64.b64encode(_crafted(name)).decode()}
         for name in sorted(CASES)
     ]
-    got = {r["file"]: (r["verdict"], r["reason"]) for r in run_js("proof_vectors.mjs", "-", requests=requests)}
+    got = {
+        r["file"]: (r["verdict"], r["reason"])
+        for r in run_js("proof_vectors.mjs", "-", requests=requests)
+    }
     assert got == {name: ("could-not-check", "PROOF_MALFORMED") for name in CASES}

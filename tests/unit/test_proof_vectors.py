@@ -18,8 +18,14 @@ INDEX = json.loads((HERE / "index.json").read_text())
 def test_the_index_covers_every_case_of_the_spec() -> None:
     reasons = {v["reason"] for v in INDEX["vectors"]}
     assert {
-        "SIGNATURE_INVALID", "RECORD_MISMATCH", "MERKLE_ROOT_MISMATCH", "MERKLE_PATH_OTHER_TX",
-        "HEADER_POW_INVALID", "HEADER_CHAIN_BROKEN", "FILE_HASH_MISMATCH", None,
+        "SIGNATURE_INVALID",
+        "RECORD_MISMATCH",
+        "MERKLE_ROOT_MISMATCH",
+        "MERKLE_PATH_OTHER_TX",
+        "HEADER_POW_INVALID",
+        "HEADER_CHAIN_BROKEN",
+        "FILE_HASH_MISMATCH",
+        None,
     } <= reasons
     files = {v["file"] for v in INDEX["vectors"]}
     assert files == {p.name for p in HERE.glob("*.json")} - {"index.json"}

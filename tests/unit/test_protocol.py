@@ -262,7 +262,13 @@ def test_record_tx_round_trip_valid() -> None:
     assert rec.payload is not None and rec.payload.nonce == "n" * 20
     d = rec.to_dict()
     assert set(d) == {
-        "vout", "version", "signatureScheme", "signedPayload", "signature", "pubkey", "valid",
+        "vout",
+        "version",
+        "signatureScheme",
+        "signedPayload",
+        "signature",
+        "pubkey",
+        "valid",
         "error",
     }
     assert (d["version"], d["signatureScheme"]) == (1, "der")

@@ -15,9 +15,11 @@ FORBIDDEN = ["../" + "shared", "shared/" + "DESIGN", "shared/" + "vectors"]
 
 # Every file a unit test opens through tests.vectors (relative to the vectors folder).
 USED_VECTORS = [
-    *(f"jcs/{kind}/{name}.{ext}"
-      for name in ("arrays", "french", "structures", "unicode", "values", "weird")
-      for kind, ext in (("input", "json"), ("output", "json"), ("outhex", "txt"))),
+    *(
+        f"jcs/{kind}/{name}.{ext}"
+        for name in ("arrays", "french", "structures", "unicode", "values", "weird")
+        for kind, ext in (("input", "json"), ("output", "json"), ("outhex", "txt"))
+    ),
     "jcs/numbers/rfc8785-appendix-b.csv",
     "jcs/numbers/es6testfile-sample-lines.csv",
     "wycheproof/ecdsa_secp256k1_sha256_test.json",

@@ -14,7 +14,6 @@ from raregen.audit import audit
 from raregen.db import db, utcnow
 from raregen.publish import credits, pool
 from raregen.publish.batch.common import JOB_COLUMNS, Job, id_in, ours
-from raregen.webhooks import outbox
 from raregen.publish.models import (
     AVAILABLE,
     FAILED,
@@ -26,6 +25,7 @@ from raregen.publish.models import (
     PublishJob,
     Utxo,
 )
+from raregen.webhooks import outbox
 
 
 def utxo_row(

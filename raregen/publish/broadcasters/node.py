@@ -481,9 +481,7 @@ class SVNodeBroadcaster:
             raws = self.rpc.batch([("getblockheader", [x, False]) for _, x in found])
         except RPCTransportError as exc:
             raise BroadcasterUnavailable(self.name, str(exc)) from None
-        return {
-            h: (x, str(raw)) for (h, x), raw in zip(found, raws) if isinstance(raw, str)
-        }
+        return {h: (x, str(raw)) for (h, x), raw in zip(found, raws) if isinstance(raw, str)}
 
     def output_status(self, txid: str, vout: int) -> OutputState:
         """State of output ``txid:vout`` from ``gettxout txid vout true`` (mempool spends

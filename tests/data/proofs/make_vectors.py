@@ -35,15 +35,26 @@ ORIGINAL = b"RareGen test work: a short song, as the bytes of a file.\n"
 OTHER = b"Some other file.\n"
 
 
-def _write(name: str, doc: Any, entries: list[dict[str, Any]], description: str,
-           verdict: str, reason: str | None, original: bytes | None = None,
-           raw: bytes | None = None) -> None:
+def _write(
+    name: str,
+    doc: Any,
+    entries: list[dict[str, Any]],
+    description: str,
+    verdict: str,
+    reason: str | None,
+    original: bytes | None = None,
+    raw: bytes | None = None,
+) -> None:
     data = raw if raw is not None else (json.dumps(doc, indent=1) + "\n").encode()
     (HERE / name).write_bytes(data)
     result = proofs.verify_proof_bytes(data, original=original)
     assert (result.verdict, result.reason) == (verdict, reason), (name, result.to_dict())
-    entry: dict[str, Any] = {"file": name, "description": description,
-                             "verdict": verdict, "reason": reason}
+    entry: dict[str, Any] = {
+        "file": name,
+        "description": description,
+        "verdict": verdict,
+        "reason": reason,
+    }
     if original is not None:
         entry["originalBase64"] = base64.b64encode(original).decode()
     entries.append(entry)
@@ -64,15 +75,23 @@ def _make(tmp: Path) -> tuple[dict, dict, dict, dict]:
     try:
         node.ensure_wallet_funds(10 * 100_000_000)
         os.environ["RAREGEN_INSTANCE_PATH"] = str(tmp / "instance")
-        app = create_app({
-            "TESTING": True, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp / 'v.sqlite'}",
-            "RATELIMIT_STORAGE_URI": "memory://", "RATELIMIT_ENABLED": False,
-            "SERVER_WIF": ServerWallet.generate("regtest").to_wif(), "SECRET_KEY": "vectors",
-            "NODE_RPC_URL": node.url, "NODE_RPC_USER": node.user,
-            "NODE_RPC_PASSWORD": node.password, "POOL_TARGET_COUNT": 6, "POOL_LOW_WATER": 0,
-            "REDIS_URL": os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/9"),
-            "QUEUE_NAME": "proof-vectors",
-        })
+        app = create_app(
+            {
+                "TESTING": True,
+                "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp / 'v.sqlite'}",
+                "RATELIMIT_STORAGE_URI": "memory://",
+                "RATELIMIT_ENABLED": False,
+                "SERVER_WIF": ServerWallet.generate("regtest").to_wif(),
+                "SECRET_KEY": "vectors",
+                "NODE_RPC_URL": node.url,
+                "NODE_RPC_USER": node.user,
+                "NODE_RPC_PASSWORD": node.password,
+                "POOL_TARGET_COUNT": 6,
+                "POOL_LOW_WATER": 0,
+                "REDIS_URL": os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/9"),
+                "QUEUE_NAME": "proof-vectors",
+            }
+        )
         with app.app_context():
             upgrade()
             funding.fund_dev(20_000_000)
@@ -95,8 +114,13 @@ def _make(tmp: Path) -> tuple[dict, dict, dict, dict]:
                 assert resp.status_code == 200, resp.json
                 return resp.json  # type: ignore[no-any-return]
 
-            one = publish({"title": "Test song", "creator": "Vectors",
-                           "contentHash": hashlib.sha256(ORIGINAL).hexdigest()})
+            one = publish(
+                {
+                    "title": "Test song",
+                    "creator": "Vectors",
+                    "contentHash": hashlib.sha256(ORIGINAL).hexdigest(),
+                }
+            )
             assert pipeline.process_job(one).action == "sent"
             one_pending = proof(one)
             node.mine(1)
@@ -133,63 +157,187 @@ def main() -> None:
     assert one["blockHash"] != packed["blockHash"]
     entries: list[dict[str, Any]] = []
     w = _write
-    w("valid-one-pending.json", one_pending, entries, "one-record transaction, not yet in a "
-      "block (valid, with its acceptance receipt)", "valid", None)
-    w("valid-one-complete.json", one, entries, "one-record transaction in a block, 6 headers "
-      "after it", "valid", None)
-    w("valid-one-complete-with-file.json", one, entries, "as valid-one-complete, checked with "
-      "the original file (originalBase64)", "valid", None, original=ORIGINAL)
-    w("valid-packed-pending.json", packed_pending, entries, "record 1 of a packed transaction "
-      "of 3 records, not yet in a block", "valid", None)
-    w("valid-packed-complete.json", packed, entries, "record 1 of a packed transaction of 3 "
-      "records, in a block", "valid", None)
+    w(
+        "valid-one-pending.json",
+        one_pending,
+        entries,
+        "one-record transaction, not yet in a block (valid, with its acceptance receipt)",
+        "valid",
+        None,
+    )
+    w(
+        "valid-one-complete.json",
+        one,
+        entries,
+        "one-record transaction in a block, 6 headers after it",
+        "valid",
+        None,
+    )
+    w(
+        "valid-one-complete-with-file.json",
+        one,
+        entries,
+        "as valid-one-complete, checked with the original file (originalBase64)",
+        "valid",
+        None,
+        original=ORIGINAL,
+    )
+    w(
+        "valid-packed-pending.json",
+        packed_pending,
+        entries,
+        "record 1 of a packed transaction of 3 records, not yet in a block",
+        "valid",
+        None,
+    )
+    w(
+        "valid-packed-complete.json",
+        packed,
+        entries,
+        "record 1 of a packed transaction of 3 records, in a block",
+        "valid",
+        None,
+    )
 
     doc = json.loads(json.dumps(one))
     payload = doc["record"]["signedPayload"]
     doc["record"]["signedPayload"] = payload.replace("Test song", "Test sonG")
-    w("tampered-payload-byte.json", doc, entries, "one byte of signedPayload changed",
-      "invalid", "SIGNATURE_INVALID")
+    w(
+        "tampered-payload-byte.json",
+        doc,
+        entries,
+        "one byte of signedPayload changed",
+        "invalid",
+        "SIGNATURE_INVALID",
+    )
     doc = dict(one, txid="ab" * 32)
-    w("tampered-txid.json", doc, entries, "txid is not the hash of rawTx", "invalid",
-      "TXID_MISMATCH")
+    w(
+        "tampered-txid.json",
+        doc,
+        entries,
+        "txid is not the hash of rawTx",
+        "invalid",
+        "TXID_MISMATCH",
+    )
     doc = dict(packed, vout=(packed["vout"] + 1) % 3)
-    w("tampered-wrong-vout-packed.json", doc, entries, "vout names another record of the "
-      "packed transaction", "invalid", "RECORD_MISMATCH")
+    w(
+        "tampered-wrong-vout-packed.json",
+        doc,
+        entries,
+        "vout names another record of the packed transaction",
+        "invalid",
+        "RECORD_MISMATCH",
+    )
     doc = dict(one, vout=1)
-    w("tampered-wrong-vout.json", doc, entries, "vout names the change output", "invalid",
-      "RECORD_MISMATCH")
+    w(
+        "tampered-wrong-vout.json",
+        doc,
+        entries,
+        "vout names the change output",
+        "invalid",
+        "RECORD_MISMATCH",
+    )
     doc = dict(one, merklePath=_tamper_sibling(one["merklePath"], one["txid"]))
-    w("tampered-merkle-sibling.json", doc, entries, "one sibling hash of the merkle path "
-      "changed", "invalid", "MERKLE_ROOT_MISMATCH")
+    w(
+        "tampered-merkle-sibling.json",
+        doc,
+        entries,
+        "one sibling hash of the merkle path changed",
+        "invalid",
+        "MERKLE_ROOT_MISMATCH",
+    )
     doc = dict(one, merklePath=packed["merklePath"])
-    w("tampered-merkle-other-tx.json", doc, entries, "the merkle path of another "
-      "transaction (the packed one, in another block)", "invalid", "MERKLE_PATH_OTHER_TX")
+    w(
+        "tampered-merkle-other-tx.json",
+        doc,
+        entries,
+        "the merkle path of another transaction (the packed one, in another block)",
+        "invalid",
+        "MERKLE_PATH_OTHER_TX",
+    )
     doc = dict(one, blockHeight=one["blockHeight"] + 1)
-    w("tampered-block-height.json", doc, entries, "blockHeight differs from the merkle "
-      "path's height", "invalid", "MERKLE_ROOT_MISMATCH")
+    w(
+        "tampered-block-height.json",
+        doc,
+        entries,
+        "blockHeight differs from the merkle path's height",
+        "invalid",
+        "MERKLE_ROOT_MISMATCH",
+    )
     header = bytearray(bytes.fromhex(one["blockHeader"]))
     header[72:76] = (0x1D00FFFF).to_bytes(4, "little")  # a real difficulty the hash misses
     doc = dict(one, blockHeader=header.hex())
-    w("tampered-header-pow.json", doc, entries, "the block header's bits set to 0x1d00ffff: "
-      "its hash misses that target", "invalid", "HEADER_POW_INVALID")
+    w(
+        "tampered-header-pow.json",
+        doc,
+        entries,
+        "the block header's bits set to 0x1d00ffff: its hash misses that target",
+        "invalid",
+        "HEADER_POW_INVALID",
+    )
     doc = dict(one, headers=one["headers"][1:])
-    w("tampered-header-chain.json", doc, entries, "the first following header removed: the "
-      "next one does not build on the block", "invalid", "HEADER_CHAIN_BROKEN")
+    w(
+        "tampered-header-chain.json",
+        doc,
+        entries,
+        "the first following header removed: the next one does not build on the block",
+        "invalid",
+        "HEADER_CHAIN_BROKEN",
+    )
     doc = json.loads(json.dumps(one))
     doc["acceptance"]["receipt"]["acceptedAt"] = "2020-01-01T00:00:00Z"
-    w("tampered-receipt.json", doc, entries, "the receipt's acceptedAt changed after "
-      "signing", "invalid", "RECEIPT_INVALID")
-    w("tampered-file-hash.json", one, entries, "a valid proof checked with another file "
-      "(originalBase64)", "invalid", "FILE_HASH_MISMATCH", original=OTHER)
-    w("bad-not-json.json", None, entries, "not JSON", "could-not-check", "PROOF_MALFORMED",
-      raw=b"this is not a proof\n")
+    w(
+        "tampered-receipt.json",
+        doc,
+        entries,
+        "the receipt's acceptedAt changed after signing",
+        "invalid",
+        "RECEIPT_INVALID",
+    )
+    w(
+        "tampered-file-hash.json",
+        one,
+        entries,
+        "a valid proof checked with another file (originalBase64)",
+        "invalid",
+        "FILE_HASH_MISMATCH",
+        original=OTHER,
+    )
+    w(
+        "bad-not-json.json",
+        None,
+        entries,
+        "not JSON",
+        "could-not-check",
+        "PROOF_MALFORMED",
+        raw=b"this is not a proof\n",
+    )
     text = (json.dumps(one) + "\n").encode()
-    w("bad-truncated.json", None, entries, "a complete proof cut in the middle",
-      "could-not-check", "PROOF_MALFORMED", raw=text[: len(text) // 2])
-    w("bad-missing-member.json", {k: v for k, v in one.items() if k != "rawTx"}, entries,
-      "rawTx missing", "could-not-check", "PROOF_MALFORMED")
-    w("bad-version.json", dict(one, version=2), entries, "version 2", "could-not-check",
-      "PROOF_UNSUPPORTED")
+    w(
+        "bad-truncated.json",
+        None,
+        entries,
+        "a complete proof cut in the middle",
+        "could-not-check",
+        "PROOF_MALFORMED",
+        raw=text[: len(text) // 2],
+    )
+    w(
+        "bad-missing-member.json",
+        {k: v for k, v in one.items() if k != "rawTx"},
+        entries,
+        "rawTx missing",
+        "could-not-check",
+        "PROOF_MALFORMED",
+    )
+    w(
+        "bad-version.json",
+        dict(one, version=2),
+        entries,
+        "version 2",
+        "could-not-check",
+        "PROOF_UNSUPPORTED",
+    )
     index = {
         "format": "raregen-proof",
         "version": 1,

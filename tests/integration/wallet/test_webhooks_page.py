@@ -32,7 +32,9 @@ def test_page_needs_a_session_and_csrf(wallet: WalletClient) -> None:
         assert db.session.scalar(select(WebhookEndpoint)) is None
 
 
-def test_add_events_remove_and_disable_notice(signed_in: WalletClient, app: Any, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_add_events_remove_and_disable_notice(
+    signed_in: WalletClient, app: Any, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setitem(app.config, "WEBHOOK_DISABLE_AFTER_FAILURES", 1)
     identity = coincurve.PrivateKey()
     assert register_keys(signed_in, {"identity": identity}).status_code in (200, 201)
@@ -45,15 +47,18 @@ def test_add_events_remove_and_disable_notice(signed_in: WalletClient, app: Any,
         listing = signed_in.get("/wallet/webhooks").get_data(as_text=True)
         assert receiver.url in listing and "whsec_" not in listing  # shown once only
         bad = signed_in.form("/wallet/webhooks", {"url": "javascript:alert(1)"})
-        assert bad.status_code == 400 and 'data-code="BAD_WEBHOOK_URL"' in bad.get_data(as_text=True)
+        assert bad.status_code == 400 and 'data-code="BAD_WEBHOOK_URL"' in bad.get_data(
+            as_text=True
+        )
 
         resp = signed_in.post("/wallet/api/publish", publish_body(identity))
         assert resp.status_code == 202, resp.get_data(as_text=True)
         job_id = resp.json["jobId"]
         with transaction():
-            assert db.session.scalar(
-                select(PublishJob.notify).where(PublishJob.job_id == job_id)
-            ) is True
+            assert (
+                db.session.scalar(select(PublishJob.notify).where(PublishJob.job_id == job_id))
+                is True
+            )
         job = pipeline.claim(job_id)
         assert job is not None
         pipeline.settle(
@@ -66,7 +71,9 @@ def test_add_events_remove_and_disable_notice(signed_in: WalletClient, app: Any,
         # a failing endpoint is disabled and the account told by mail
         receiver.status = 500
         with transaction():
-            db.session.execute(update(WebhookEvent).values(status="pending", next_attempt_at=utcnow()))
+            db.session.execute(
+                update(WebhookEvent).values(status="pending", next_attempt_at=utcnow())
+            )
         delivery.deliver_due()
         with transaction():
             endpoint = db.session.scalar(select(WebhookEndpoint))
@@ -121,8 +128,10 @@ def test_wallet_json_api(signed_in: WalletClient, wallet: WalletClient, app: Any
         # the body is {url, description?}: another member is refused, nothing stored
         extra = signed_in.post("/wallet/api/webhooks", {"url": receiver.url, "secret": "x"})
         assert extra.status_code == 400 and extra.json["error"] == {
-            "code": "UNKNOWN_FIELD", "message": extra.json["error"]["message"],
-            "field": "secret"}
+            "code": "UNKNOWN_FIELD",
+            "message": extra.json["error"]["message"],
+            "field": "secret",
+        }
         assert len(signed_in.get("/wallet/api/webhooks").json["endpoints"]) == 1
         resp = signed_in.post(f"/wallet/api/webhooks/{endpoint['id']}/enable")
         assert resp.status_code == 200 and resp.json["endpoint"]["status"] == "enabled"
