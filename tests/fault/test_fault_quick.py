@@ -45,7 +45,7 @@ def postgres_up() -> None:
 @pytest.mark.parametrize(
     "script", ["fault_crash.py", "fault_redis.py", "fault_outage.py", "fault_race.py"]
 )
-def test_quick_fault_run(script: str, postgres_up: None, node_binary) -> None:  # type: ignore[no-untyped-def]
+def test_quick_fault_run(script: str, postgres_up: None, node_binary) -> None:
     env = dict(os.environ, RAREGEN_BITCOIND=str(node_binary), PYTHONUNBUFFERED="1")
     proc = subprocess.run(
         [

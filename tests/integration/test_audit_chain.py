@@ -51,7 +51,7 @@ def _restore_triggers() -> None:
         db.session.execute(text(mig._SQLITE_APPEND_ONLY))
 
 
-def _migration():  # type: ignore[no-untyped-def]
+def _migration():
     import importlib.util
 
     from raregen import ROOT
@@ -64,7 +64,7 @@ def _migration():  # type: ignore[no-untyped-def]
     return module
 
 
-def _cli(app, *args: str):  # type: ignore[no-untyped-def]
+def _cli(app, *args: str):
     return app.test_cli_runner().invoke(args=["audit", *args])
 
 
@@ -79,7 +79,7 @@ def _rows() -> list:
     return rows
 
 
-def test_clean_chain_verifies(app):  # type: ignore[no-untyped-def]
+def test_clean_chain_verifies(app):
     result = _cli(app, "verify")
     assert result.exit_code == 0, result.output
     assert "0 entries" in result.output
@@ -95,7 +95,7 @@ def test_clean_chain_verifies(app):  # type: ignore[no-untyped-def]
     assert _cli(app, "verify", "--anchor", f"3:{rows[2].hash}").exit_code == 0
 
 
-def test_python_and_database_agree_on_the_hash(app):  # type: ignore[no-untyped-def]
+def test_python_and_database_agree_on_the_hash(app):
     _write(2)
     with transaction():
         created = (
@@ -117,7 +117,7 @@ def test_python_and_database_agree_on_the_hash(app):  # type: ignore[no-untyped-
         )
 
 
-def test_writer_values_for_the_chain_are_ignored_and_updates_refused(app):  # type: ignore[no-untyped-def]
+def test_writer_values_for_the_chain_are_ignored_and_updates_refused(app):
     _write(1)
     forged = text(
         "INSERT INTO audit_log (actor, action, created_at, seq, prev_hash, hash) "
@@ -139,7 +139,7 @@ def test_writer_values_for_the_chain_are_ignored_and_updates_refused(app):  # ty
     assert _cli(app, "verify").exit_code == 0
 
 
-def _expect(app, kind: str, entry_id: int) -> str:  # type: ignore[no-untyped-def]
+def _expect(app, kind: str, entry_id: int) -> str:
     result = _cli(app, "verify")
     assert result.exit_code != 0, result.output
     lines = [line for line in result.output.splitlines() if line.strip()]
@@ -148,14 +148,14 @@ def _expect(app, kind: str, entry_id: int) -> str:  # type: ignore[no-untyped-de
     return lines[0]
 
 
-def test_edited_field_is_found(app):  # type: ignore[no-untyped-def]
+def test_edited_field_is_found(app):
     _write(6)
     victim = _rows()[3]
     _exec("UPDATE audit_log SET detail = :d WHERE id = :i", {"d": '{"n": 99}', "i": victim.id})
     _expect(app, "edited", victim.id)
 
 
-def test_deleted_middle_entry_is_found(app):  # type: ignore[no-untyped-def]
+def test_deleted_middle_entry_is_found(app):
     _write(6)
     rows = _rows()
     _exec("DELETE FROM audit_log WHERE id = :i", {"i": rows[2].id})
@@ -163,7 +163,7 @@ def test_deleted_middle_entry_is_found(app):  # type: ignore[no-untyped-def]
     assert "seq 3 missing" in line
 
 
-def test_forged_entry_outside_the_chain_is_found(app):  # type: ignore[no-untyped-def]
+def test_forged_entry_outside_the_chain_is_found(app):
     _write(4)
     _exec(
         "INSERT INTO audit_log (actor, action, subject, created_at) "
@@ -174,7 +174,7 @@ def test_forged_entry_outside_the_chain_is_found(app):  # type: ignore[no-untype
     _expect(app, "inserted", forged)
 
 
-def test_forged_entry_chained_in_the_middle_is_found(app):  # type: ignore[no-untyped-def]
+def test_forged_entry_chained_in_the_middle_is_found(app):
     """A forger who hashes a new entry right after seq 2 and moves the later ones up."""
     _write(5)
     rows = _rows()
@@ -191,7 +191,7 @@ def test_forged_entry_chained_in_the_middle_is_found(app):  # type: ignore[no-un
     _expect(app, "inserted", new_id)
 
 
-def test_swapped_entries_are_found(app):  # type: ignore[no-untyped-def]
+def test_swapped_entries_are_found(app):
     _write(6)
     rows = _rows()
     a, b = rows[1], rows[4]
@@ -201,7 +201,7 @@ def test_swapped_entries_are_found(app):  # type: ignore[no-untyped-def]
     _expect(app, "reordered", b.id)
 
 
-def test_swapped_contents_are_found(app):  # type: ignore[no-untyped-def]
+def test_swapped_contents_are_found(app):
     _write(6)
     rows = _rows()
     a, b = rows[1], rows[4]
@@ -214,7 +214,7 @@ def test_swapped_contents_are_found(app):  # type: ignore[no-untyped-def]
     _expect(app, "edited", a.id)
 
 
-def test_truncated_tail_is_found_with_an_anchor(app):  # type: ignore[no-untyped-def]
+def test_truncated_tail_is_found_with_an_anchor(app):
     _write(5)
     rows = _rows()
     _exec("DELETE FROM audit_log WHERE seq >= 4")
@@ -223,7 +223,7 @@ def test_truncated_tail_is_found_with_an_anchor(app):  # type: ignore[no-untyped
     assert result.exit_code != 0 and "truncated" in result.output
 
 
-def test_tail(app):  # type: ignore[no-untyped-def]
+def test_tail(app):
     _write(5)
     result = _cli(app, "tail", "-n", "2", "--json")
     assert result.exit_code == 0, result.output
@@ -234,7 +234,7 @@ def test_tail(app):  # type: ignore[no-untyped-def]
     assert plain.exit_code == 0 and plain.output.count("test:entry:made") == 5
 
 
-def test_rolled_back_change_leaves_no_entry(app):  # type: ignore[no-untyped-def]
+def test_rolled_back_change_leaves_no_entry(app):
     with pytest.raises(RuntimeError), transaction():
         audit("cli", "test:entry:made", "gone")
         assert audit_mod.pending_count() == 1
@@ -249,7 +249,7 @@ def test_rolled_back_change_leaves_no_entry(app):  # type: ignore[no-untyped-def
     assert audit_mod.pending_count() == 0
 
 
-def test_parallel_writers_keep_one_chain(pg_app):  # type: ignore[no-untyped-def]
+def test_parallel_writers_keep_one_chain(pg_app):
     """8 threads, each with its own connection, 50 committed entries each."""
     errors: list[BaseException] = []
 

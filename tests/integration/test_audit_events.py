@@ -32,7 +32,7 @@ def _chain_intact() -> None:
     assert report.problem is None, report.problem
 
 
-def test_batch_settlement_lists_the_jobs_sent(chain_app, author):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_batch_settlement_lists_the_jobs_sent(chain_app, author):
     chain_app.config.update(PUBLISH_MODE="batch")
     ids = _submit(chain_app.test_client(), author, 3)
     assert sorted(s for s, _ in _entries("publish:job:accepted")) == sorted(ids)
@@ -43,7 +43,7 @@ def test_batch_settlement_lists_the_jobs_sent(chain_app, author):  # type: ignor
     _chain_intact()
 
 
-def test_packed_settlement_and_confirmation_list_their_jobs(chain_app, author, regtest_node):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_packed_settlement_and_confirmation_list_their_jobs(chain_app, author, regtest_node):
     chain_app.config.update(PUBLISH_MODE="packed")
     ids = _submit(chain_app.test_client(), author, 4)
     report = batch.collect_packed()

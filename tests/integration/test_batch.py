@@ -22,7 +22,7 @@ from raregen.publish.txbuilder import SpendableUtxo, build_publish_tx, required_
 
 
 @pytest.fixture
-def chain_app(app, regtest_node):  # type: ignore[no-untyped-def]
+def chain_app(app, regtest_node):
     """The app wired to the regtest node, with a funded pool of 12 UTXOs and RQ queues of its
     own (Redis is shared with other test runs: nothing here flushes it)."""
     saved = dict(app.config)
@@ -47,7 +47,7 @@ def chain_app(app, regtest_node):  # type: ignore[no-untyped-def]
     app.extensions.pop("raregen.services", None)
 
 
-def _drop_queues(app) -> None:  # type: ignore[no-untyped-def]
+def _drop_queues(app) -> None:
     from rq import Queue
 
     from raregen.queue import batch_queue_name, periodic_queue_name, redis_connection
@@ -61,7 +61,7 @@ def _drop_queues(app) -> None:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def author(chain_app):  # type: ignore[no-untyped-def]
+def author(chain_app):
     key = coincurve.PrivateKey()
     keys.register_key(key.public_key.format().hex())
     return key
@@ -70,31 +70,31 @@ def author(chain_app):  # type: ignore[no-untyped-def]
 class SpyBroadcaster:
     """The real broadcaster, counting calls; single broadcasts are refused in batch tests."""
 
-    def __init__(self, real, *, allow_single: bool = False):  # type: ignore[no-untyped-def]
+    def __init__(self, real, *, allow_single: bool = False):
         self.real = real
         self.name = real.name
         self.many_calls: list[int] = []
         self.allow_single = allow_single
 
-    def broadcast(self, raw_hex):  # type: ignore[no-untyped-def]
+    def broadcast(self, raw_hex):
         assert self.allow_single, "batch mode must broadcast through broadcast_many"
         return self.real.broadcast(raw_hex)
 
-    def broadcast_many(self, raws):  # type: ignore[no-untyped-def]
+    def broadcast_many(self, raws):
         self.many_calls.append(len(raws))
         return self.real.broadcast_many(raws)
 
-    def __getattr__(self, name):  # type: ignore[no-untyped-def]
+    def __getattr__(self, name):
         return getattr(self.real, name)
 
 
-def _spy(app, **kw) -> SpyBroadcaster:  # type: ignore[no-untyped-def]
+def _spy(app, **kw) -> SpyBroadcaster:
     spy = SpyBroadcaster(services.broadcaster(), **kw)
     app.extensions["raregen.services"]["broadcaster"] = spy
     return spy
 
 
-def _submit(client, author, n: int, tag: str = "r") -> list[str]:  # type: ignore[no-untyped-def]
+def _submit(client, author, n: int, tag: str = "r") -> list[str]:
     ids = []
     for i in range(n):
         resp = client.post("/v1/publish", json=signing.make_request(author, {tag: i}))
@@ -119,7 +119,7 @@ def _batch_row(batch_id: str) -> PublishBatch:
         return row
 
 
-def test_batch_collector_publishes_in_one_call(chain_app, regtest_node, author):  # type: ignore[no-untyped-def]
+def test_batch_collector_publishes_in_one_call(chain_app, regtest_node, author):
     chain_app.config.update(PUBLISH_MODE="batch")
     from raregen.queue import publish_queue
 
@@ -159,7 +159,7 @@ def test_batch_collector_publishes_in_one_call(chain_app, regtest_node, author):
     assert [r["valid"] for r in view["records"]] == [True]
 
 
-def test_batch_with_one_conflict_publishes_the_others(chain_app, regtest_node, author):  # type: ignore[no-untyped-def]
+def test_batch_with_one_conflict_publishes_the_others(chain_app, regtest_node, author):
     chain_app.config.update(PUBLISH_MODE="batch")
     ids = _submit(chain_app.test_client(), author, 4)
     jobs = _jobs(ids)
@@ -210,7 +210,7 @@ def test_batch_with_one_conflict_publishes_the_others(chain_app, regtest_node, a
     )
 
 
-def test_packed_mode_gives_each_job_its_own_vout(chain_app, regtest_node, author):  # type: ignore[no-untyped-def]
+def test_packed_mode_gives_each_job_its_own_vout(chain_app, regtest_node, author):
     chain_app.config.update(PUBLISH_MODE="packed")
     client = chain_app.test_client()
     bodies = [signing.make_request(author, {"packed": i, "title": f"work {i}"}) for i in range(5)]
@@ -256,7 +256,7 @@ def test_packed_mode_gives_each_job_its_own_vout(chain_app, regtest_node, author
         assert len(change) == 1 and change[0].status == "available" and change[0].vout == 5
 
 
-def test_packed_size_limit_splits_transactions(chain_app, regtest_node, author):  # type: ignore[no-untyped-def]
+def test_packed_size_limit_splits_transactions(chain_app, regtest_node, author):
     chain_app.config.update(PUBLISH_MODE="packed", PACKED_MAX_BYTES=1200)
     ids = _submit(chain_app.test_client(), author, 5)
     totals = batch.run_collector(budget_seconds=30)
@@ -269,13 +269,13 @@ def test_packed_size_limit_splits_transactions(chain_app, regtest_node, author):
         assert len(raw) // 2 <= 1200
 
 
-def test_packed_transient_failure_is_resent_not_resigned(chain_app, regtest_node, author):  # type: ignore[no-untyped-def]
+def test_packed_transient_failure_is_resent_not_resigned(chain_app, regtest_node, author):
     chain_app.config.update(PUBLISH_MODE="packed")
     ids = _submit(chain_app.test_client(), author, 3)
     real = services.broadcaster()
 
     class Down(SpyBroadcaster):
-        def broadcast_many(self, raws):  # type: ignore[no-untyped-def]
+        def broadcast_many(self, raws):
             return [BroadcastResult("", Outcome.TRANSIENT, "node down", "node") for _ in raws]
 
     chain_app.extensions["raregen.services"]["broadcaster"] = Down(real)
@@ -300,14 +300,14 @@ def test_packed_transient_failure_is_resent_not_resigned(chain_app, regtest_node
 
 def test_batch_job_left_processing_is_recovered_by_the_reaper(
     chain_app, regtest_node, author, monkeypatch
-):  # type: ignore[no-untyped-def]
+):
     chain_app.config.update(PUBLISH_MODE="batch")
     ids = _submit(chain_app.test_client(), author, 2)
 
     class Crash(BaseException):
         pass
 
-    def crash(raws):  # type: ignore[no-untyped-def]
+    def crash(raws):
         raise Crash()
 
     monkeypatch.setattr(batch_mode, "broadcast_many", crash)
@@ -329,7 +329,7 @@ def test_batch_job_left_processing_is_recovered_by_the_reaper(
     assert batch.resume_stale(now=utcnow() + timedelta(seconds=3600)) == 1
 
 
-def test_trigger_enqueues_one_collector_and_publishes(chain_app, regtest_node, author):  # type: ignore[no-untyped-def]
+def test_trigger_enqueues_one_collector_and_publishes(chain_app, regtest_node, author):
     from rq import Queue, SimpleWorker
 
     from raregen.queue import batch_queue_name, redis_connection
@@ -349,7 +349,7 @@ def test_trigger_enqueues_one_collector_and_publishes(chain_app, regtest_node, a
 
 
 @pytest.mark.parametrize("mode", ["immediate", "batch", "packed"])
-def test_api_answers_the_same_in_every_mode(chain_app, author, mode):  # type: ignore[no-untyped-def]
+def test_api_answers_the_same_in_every_mode(chain_app, author, mode):
     chain_app.config.update(PUBLISH_MODE=mode)
     client = chain_app.test_client()
     body = signing.make_request(author, {"mode": mode})
@@ -364,14 +364,14 @@ def test_api_answers_the_same_in_every_mode(chain_app, author, mode):  # type: i
     assert view["status"] == "queued" and view["jobId"] == first.json["jobId"]
 
 
-def test_fee_rate_from_policy_cached_with_floor(chain_app, monkeypatch):  # type: ignore[no-untyped-def]
+def test_fee_rate_from_policy_cached_with_floor(chain_app, monkeypatch):
     calls: list[int] = []
 
     class Policy:
         name = "stub"
         answer: int | None = 7
 
-        def fee_rate_sat_per_kb(self):  # type: ignore[no-untyped-def]
+        def fee_rate_sat_per_kb(self):
             calls.append(1)
             return self.answer
 
@@ -397,7 +397,7 @@ def test_fee_rate_from_policy_cached_with_floor(chain_app, monkeypatch):  # type
         chain_app.extensions["raregen.services"].pop("fee_policy", None)
 
 
-def test_node_policy_rate_and_pool_utxo_size(chain_app, regtest_node):  # type: ignore[no-untyped-def]
+def test_node_policy_rate_and_pool_utxo_size(chain_app, regtest_node):
     chain_app.config.update(FEE_RATE_SOURCE="policy")
     try:
         # the regtest node's -minminingtxfee is 50 sat/kB
@@ -411,7 +411,7 @@ def test_node_policy_rate_and_pool_utxo_size(chain_app, regtest_node):  # type: 
     assert funding.default_utxo_sats() == 100_000
 
 
-def test_batch_crash_before_storing_leaves_the_jobs_queued(  # type: ignore[no-untyped-def]
+def test_batch_crash_before_storing_leaves_the_jobs_queued(
     chain_app, regtest_node, author, monkeypatch
 ):
     chain_app.config.update(PUBLISH_MODE="batch")
@@ -420,7 +420,7 @@ def test_batch_crash_before_storing_leaves_the_jobs_queued(  # type: ignore[no-u
     class Crash(BaseException):
         pass
 
-    def crash(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def crash(*args, **kwargs):
         raise Crash()
 
     monkeypatch.setattr(batch_mode, "build_publish_tx", crash)
@@ -441,7 +441,7 @@ def test_batch_crash_before_storing_leaves_the_jobs_queued(  # type: ignore[no-u
     assert {j.status for j in jobs} == {"sent"} and {j.attempts for j in jobs} == {1}
 
 
-def test_batch_claim_writes_each_job_and_input_once(chain_app, regtest_node, author):  # type: ignore[no-untyped-def]
+def test_batch_claim_writes_each_job_and_input_once(chain_app, regtest_node, author):
     """Claim, sign and store are one write per job row and per input (before the broadcast);
     the settle is the second. Counted with a trigger-free look at the row versions: every
     UPDATE of a row bumps PostgreSQL's xmin; on SQLite the statements are counted."""
@@ -451,7 +451,7 @@ def test_batch_claim_writes_each_job_and_input_once(chain_app, regtest_node, aut
 
     statements: list[str] = []
 
-    def count(conn, cursor, statement, params, context, executemany):  # type: ignore[no-untyped-def]
+    def count(conn, cursor, statement, params, context, executemany):
         if statement.lstrip().upper().startswith("UPDATE"):
             statements.append(statement)
 
@@ -460,7 +460,7 @@ def test_batch_claim_writes_each_job_and_input_once(chain_app, regtest_node, aut
     try:
         spy = _spy(chain_app)
 
-        def check(raws):  # type: ignore[no-untyped-def]
+        def check(raws):
             # before the broadcast: each job holds its transaction, each input is signed
             jobs = _jobs(ids)
             assert {j.status for j in jobs} == {"processing"}
@@ -486,7 +486,7 @@ def test_batch_claim_writes_each_job_and_input_once(chain_app, regtest_node, aut
     assert len(utxo_updates) <= 3, utxo_updates
 
 
-def _packed_signed_not_sent(chain_app, author, monkeypatch, count: int = 4) -> list[str]:  # type: ignore[no-untyped-def]
+def _packed_signed_not_sent(chain_app, author, monkeypatch, count: int = 4) -> list[str]:
     """Packed mode: ``count`` records submitted, their transaction signed and stored, then the
     collector dies before the broadcast (a crash: BaseException). Returns the job ids."""
     chain_app.config.update(PUBLISH_MODE="packed")
@@ -495,7 +495,7 @@ def _packed_signed_not_sent(chain_app, author, monkeypatch, count: int = 4) -> l
     class Crash(BaseException):
         pass
 
-    def crash(raws):  # type: ignore[no-untyped-def]
+    def crash(raws):
         raise Crash()
 
     monkeypatch.setattr(packed, "broadcast_many", crash)
@@ -505,7 +505,7 @@ def _packed_signed_not_sent(chain_app, author, monkeypatch, count: int = 4) -> l
     return ids
 
 
-def test_packed_crash_after_signing_is_resent_by_resume(  # type: ignore[no-untyped-def]
+def test_packed_crash_after_signing_is_resent_by_resume(
     chain_app, regtest_node, author, monkeypatch
 ):
     ids = _packed_signed_not_sent(chain_app, author, monkeypatch)
@@ -520,7 +520,7 @@ def test_packed_crash_after_signing_is_resent_by_resume(  # type: ignore[no-unty
     assert jobs[0].txid in set(regtest_node.rpc.call("getrawmempool"))
 
 
-def test_packed_crash_before_signing_leaves_the_jobs_queued(  # type: ignore[no-untyped-def]
+def test_packed_crash_before_signing_leaves_the_jobs_queued(
     chain_app, regtest_node, author, monkeypatch
 ):
     chain_app.config.update(PUBLISH_MODE="packed")
@@ -529,7 +529,7 @@ def test_packed_crash_before_signing_leaves_the_jobs_queued(  # type: ignore[no-
     class Crash(BaseException):
         pass
 
-    def crash(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def crash(*args, **kwargs):
         raise Crash()
 
     monkeypatch.setattr(packed, "build_packed_tx", crash)
@@ -549,13 +549,13 @@ def test_packed_crash_before_signing_leaves_the_jobs_queued(  # type: ignore[no-
 class Swallow(SpyBroadcaster):
     """Answers "accepted" without sending anything: a transaction the network then lost."""
 
-    def broadcast_many(self, raws):  # type: ignore[no-untyped-def]
+    def broadcast_many(self, raws):
         from raregen.publish.broadcasters.base import txid_of
 
         return [BroadcastResult(txid_of(r), Outcome.ACCEPTED, "swallowed", "node") for r in raws]
 
 
-def test_confirm_limit_counts_transactions_not_jobs(chain_app, regtest_node, author):  # type: ignore[no-untyped-def]
+def test_confirm_limit_counts_transactions_not_jobs(chain_app, regtest_node, author):
     chain_app.config.update(PUBLISH_MODE="packed", PACKED_MAX_RECORDS=3)
     ids = _submit(chain_app.test_client(), author, 6)
     assert batch.run_collector(budget_seconds=30).get("sent") == 6
@@ -566,7 +566,7 @@ def test_confirm_limit_counts_transactions_not_jobs(chain_app, regtest_node, aut
     assert {j.status for j in _jobs(ids)} == {"confirmed"}
 
 
-def test_confirm_limit_one_transaction_confirms_all_its_jobs(chain_app, regtest_node, author):  # type: ignore[no-untyped-def]
+def test_confirm_limit_one_transaction_confirms_all_its_jobs(chain_app, regtest_node, author):
     chain_app.config.update(PUBLISH_MODE="packed", PACKED_MAX_RECORDS=3)
     ids = _submit(chain_app.test_client(), author, 6)
     assert batch.run_collector(budget_seconds=30).get("sent") == 6
@@ -576,7 +576,7 @@ def test_confirm_limit_one_transaction_confirms_all_its_jobs(chain_app, regtest_
     assert {j.status for j in _jobs(ids)} == {"confirmed"}
 
 
-def test_confirm_rebroadcasts_a_lost_packed_transaction(chain_app, regtest_node, author):  # type: ignore[no-untyped-def]
+def test_confirm_rebroadcasts_a_lost_packed_transaction(chain_app, regtest_node, author):
     chain_app.config.update(PUBLISH_MODE="packed")
     ids = _submit(chain_app.test_client(), author, 3)
     real = services.broadcaster()
@@ -594,7 +594,7 @@ def test_confirm_rebroadcasts_a_lost_packed_transaction(chain_app, regtest_node,
     assert confirm.confirm_sent() == 3
 
 
-def test_packed_job_with_expired_lease_is_resent_with_its_batch(  # type: ignore[no-untyped-def]
+def test_packed_job_with_expired_lease_is_resent_with_its_batch(
     chain_app, regtest_node, author, monkeypatch
 ):
     ids = _packed_signed_not_sent(chain_app, author, monkeypatch)
@@ -627,7 +627,7 @@ def test_packed_job_with_expired_lease_is_resent_with_its_batch(  # type: ignore
 
 
 @pytest.mark.parametrize(("max_attempts", "status"), [(1, "failed"), (2, "queued")])
-def test_batch_conflict_counts_the_attempt_just_signed(  # type: ignore[no-untyped-def]
+def test_batch_conflict_counts_the_attempt_just_signed(
     chain_app, regtest_node, author, max_attempts, status
 ):
     chain_app.config.update(PUBLISH_MODE="batch", MAX_ATTEMPTS=max_attempts)
@@ -635,7 +635,7 @@ def test_batch_conflict_counts_the_attempt_just_signed(  # type: ignore[no-untyp
     real = services.broadcaster()
 
     class Conflict(SpyBroadcaster):
-        def broadcast_many(self, raws):  # type: ignore[no-untyped-def]
+        def broadcast_many(self, raws):
             from raregen.publish.broadcasters.base import txid_of
 
             detail = "258: txn-mempool-conflict"

@@ -61,7 +61,7 @@ class FakeHTTP:
     requests: list[dict[str, Any]] = field(default_factory=list)
     url: str = ""
 
-    def __call__(self, environ, start_response):  # type: ignore[no-untyped-def]
+    def __call__(self, environ, start_response):
         request = Request(environ)
         body = request.get_data(as_text=True)
         self.requests.append(
@@ -642,7 +642,7 @@ def test_fee_policies_are_cached(fake: FakeHTTP) -> None:
     assert len([r for r in fake.requests if r["path"] == "/v1/policy"]) == 2
 
 
-def _signed_tx(n_inputs: int = 2):  # type: ignore[no-untyped-def]
+def _signed_tx(n_inputs: int = 2):
     """A signed transaction spending ``n_inputs`` outputs of one parent, and that parent."""
     from bsv import P2PKH, PrivateKey, Script, Transaction, TransactionInput, TransactionOutput
 

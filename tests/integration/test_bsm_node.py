@@ -23,7 +23,7 @@ pytestmark = pytest.mark.node
 
 
 @pytest.mark.parametrize("mode", ["immediate", "packed"])
-def test_bsm_record_on_chain(chain_app, regtest_node, mode: str) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_bsm_record_on_chain(chain_app, regtest_node, mode: str) -> None:
     chain_app.config.update(PUBLISH_MODE=mode)
     client = chain_app.test_client()
     wallet_key = BsvPrivateKey()

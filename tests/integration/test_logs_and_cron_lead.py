@@ -55,7 +55,7 @@ def test_json_lines_carry_bound_ids(capsys: pytest.CaptureFixture[str]) -> None:
     assert logs.current_request_id() is None
 
 
-def test_app_echoes_the_request_id(app) -> None:  # type: ignore[no-untyped-def]
+def test_app_echoes_the_request_id(app) -> None:
     client = app.test_client()
     resp = client.get("/v1/ping", headers={"X-Request-ID": "nginx-given-1"})
     assert resp.headers["X-Request-ID"] == "nginx-given-1"

@@ -39,14 +39,14 @@ def no_scrape(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(metrics._Collector, "collect", boom)
 
 
-def test_without_token_loopback_clients_are_served(sqlite_app, monkeypatch):  # type: ignore[no-untyped-def]
+def test_without_token_loopback_clients_are_served(sqlite_app, monkeypatch):
     monkeypatch.setitem(sqlite_app.config, "METRICS_TOKEN", None)
     for ip in ("127.0.0.1", "127.8.9.10", "::1", "::ffff:127.0.0.1"):
         assert _served(_get(sqlite_app, ip)), ip
 
 
 @pytest.mark.usefixtures("no_scrape")
-def test_without_token_other_clients_are_forbidden(sqlite_app, monkeypatch):  # type: ignore[no-untyped-def]
+def test_without_token_other_clients_are_forbidden(sqlite_app, monkeypatch):
     monkeypatch.setitem(sqlite_app.config, "METRICS_TOKEN", "")
     for ip in ("10.0.0.5", "192.0.2.1", "2001:db8::1", "::ffff:10.0.0.5", "", "not-an-ip"):
         err = _refused(_get(sqlite_app, ip), 403, "FORBIDDEN")
@@ -56,7 +56,7 @@ def test_without_token_other_clients_are_forbidden(sqlite_app, monkeypatch):  # 
 
 
 @pytest.mark.usefixtures("no_scrape")
-def test_without_token_proxied_requests_are_not_loopback(sqlite_app, monkeypatch):  # type: ignore[no-untyped-def]
+def test_without_token_proxied_requests_are_not_loopback(sqlite_app, monkeypatch):
     """A reverse proxy on the same host connects from 127.0.0.1 for every client."""
     monkeypatch.setitem(sqlite_app.config, "METRICS_TOKEN", None)
     for name, value in (
@@ -68,7 +68,7 @@ def test_without_token_proxied_requests_are_not_loopback(sqlite_app, monkeypatch
         _refused(_get(sqlite_app, "127.0.0.1", **{name: value}), 403, "FORBIDDEN")
 
 
-def test_with_token_the_bearer_token_is_required(sqlite_app, monkeypatch):  # type: ignore[no-untyped-def]
+def test_with_token_the_bearer_token_is_required(sqlite_app, monkeypatch):
     monkeypatch.setitem(sqlite_app.config, "METRICS_TOKEN", TOKEN)
     assert _served(_get(sqlite_app, "10.0.0.5", Authorization=f"Bearer {TOKEN}"))
     assert _served(_get(sqlite_app, "2001:db8::1", Authorization=f"bearer  {TOKEN} "))
@@ -76,7 +76,7 @@ def test_with_token_the_bearer_token_is_required(sqlite_app, monkeypatch):  # ty
 
 
 @pytest.mark.usefixtures("no_scrape")
-def test_with_token_anything_else_is_401(sqlite_app, monkeypatch):  # type: ignore[no-untyped-def]
+def test_with_token_anything_else_is_401(sqlite_app, monkeypatch):
     monkeypatch.setitem(sqlite_app.config, "METRICS_TOKEN", TOKEN)
     # no credentials, loopback included: the challenge without an error (RFC 6750 §3.1)
     for ip in ("127.0.0.1", "10.0.0.5"):
@@ -92,7 +92,7 @@ def test_with_token_anything_else_is_401(sqlite_app, monkeypatch):  # type: igno
         assert resp.headers["WWW-Authenticate"] == expected, header
 
 
-def test_token_setting_from_the_environment(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+def test_token_setting_from_the_environment(tmp_path, monkeypatch):
     monkeypatch.delenv("RAREGEN_METRICS_TOKEN", raising=False)
     assert load_settings(str(tmp_path))["METRICS_TOKEN"] is None
     monkeypatch.setenv("RAREGEN_METRICS_TOKEN", TOKEN)

@@ -85,7 +85,7 @@ def _trigger_names() -> set[str]:
     return names
 
 
-def test_0005_backfills_from_the_ledger_and_back(fresh_app):  # type: ignore[no-untyped-def]
+def test_0005_backfills_from_the_ledger_and_back(fresh_app):
     upgrade(revision="0004")
     assert "credit_balance" not in _account_columns()
     triggers = _trigger_names()

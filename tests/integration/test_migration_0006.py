@@ -18,7 +18,7 @@ def _tables() -> set[str]:
     return set(inspect(db.engine).get_table_names())
 
 
-def test_0006_creates_wallet_sessions_and_back(fresh_app):  # type: ignore[no-untyped-def]
+def test_0006_creates_wallet_sessions_and_back(fresh_app):
     upgrade(revision="0005")
     before = _tables()
     assert "wallet_sessions" not in before

@@ -43,7 +43,7 @@ def _triggers() -> set[str]:
     return names
 
 
-def test_0007_chains_existing_rows_and_back(fresh_app):  # type: ignore[no-untyped-def]
+def test_0007_chains_existing_rows_and_back(fresh_app):
     upgrade(revision="0006")
     before = _triggers()
     with transaction():

@@ -17,7 +17,7 @@ def _columns(table: str) -> set[str]:
     return {c["name"] for c in inspect(db.engine).get_columns(table)}
 
 
-def test_0008_up_and_down(fresh_app):  # type: ignore[no-untyped-def]
+def test_0008_up_and_down(fresh_app):
     upgrade(revision="0007")
     with transaction():
         db.session.execute(

@@ -17,7 +17,7 @@ from tests.plugins.db import _drop_pg_database, _pg_database, backends
 
 
 @pytest.fixture(params=backends())
-def fresh_app(request, tmp_path, redis_url):  # type: ignore[no-untyped-def]
+def fresh_app(request, tmp_path, redis_url):
     import os
 
     from raregen import create_app
@@ -54,7 +54,7 @@ def _tables() -> set[str]:
     return set(inspect(db.engine).get_table_names()) - {"alembic_version"}
 
 
-def test_upgrade_downgrade_upgrade(fresh_app):  # type: ignore[no-untyped-def]
+def test_upgrade_downgrade_upgrade(fresh_app):
     upgrade()
     first = _tables()
     assert {"publish_jobs", "utxos", "publish_batches", "registered_keys", "audit_log"} <= first
@@ -64,7 +64,7 @@ def test_upgrade_downgrade_upgrade(fresh_app):  # type: ignore[no-untyped-def]
     assert _tables() == first
 
 
-def test_autogenerate_finds_nothing(fresh_app):  # type: ignore[no-untyped-def]
+def test_autogenerate_finds_nothing(fresh_app):
     upgrade()
     with db.engine.connect() as conn:
         ctx = MigrationContext.configure(conn, opts={"compare_type": True})
@@ -80,7 +80,7 @@ def test_single_head() -> None:
     assert len(ScriptDirectory.from_config(cfg).get_heads()) == 1
 
 
-def test_0004_drops_the_jobs_batch_index_and_back(fresh_app):  # type: ignore[no-untyped-def]
+def test_0004_drops_the_jobs_batch_index_and_back(fresh_app):
     from sqlalchemy import inspect
 
     def job_indexes() -> set[str]:

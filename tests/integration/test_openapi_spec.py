@@ -95,14 +95,14 @@ def test_the_proof_file_schema_is_docs_schema_with_its_examples_valid() -> None:
     assert "GetJobProof" in published["202"]["links"]
 
 
-def test_the_receipt_key_document_matches_its_schema(client) -> None:  # type: ignore[no-untyped-def]
+def test_the_receipt_key_document_matches_its_schema(client) -> None:
     spec = client.get("/v1/openapi.json").json
     resp = client.get("/.well-known/raregen/receipt-key")
     assert resp.status_code == 200 and resp.mimetype == "application/json"
     _validator(spec, "ReceiptKey").validate(resp.json)
 
 
-def test_served_document_covers_every_json_route(client) -> None:  # type: ignore[no-untyped-def]
+def test_served_document_covers_every_json_route(client) -> None:
     resp = client.get("/v1/openapi.json")
     assert resp.status_code == 200 and resp.mimetype == "application/json"
     spec = resp.json
@@ -125,7 +125,7 @@ def test_served_document_covers_every_json_route(client) -> None:  # type: ignor
     )
 
 
-def test_a_wallet_process_documents_only_what_it_serves(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_wallet_process_documents_only_what_it_serves(tmp_path, monkeypatch) -> None:
     from raregen import create_app
 
     monkeypatch.setenv("RAREGEN_INSTANCE_PATH", str(tmp_path))
@@ -146,7 +146,7 @@ def test_a_wallet_process_documents_only_what_it_serves(tmp_path, monkeypatch) -
     assert "/v1/publish" not in paths and "/internal/publish" not in paths
 
 
-def test_reference_page_loads_redoc_from_static_without_inline_script(client) -> None:  # type: ignore[no-untyped-def]
+def test_reference_page_loads_redoc_from_static_without_inline_script(client) -> None:
     resp = client.get("/docs/api")
     assert resp.status_code == 200 and resp.mimetype == "text/html"
     html = resp.get_data(as_text=True)

@@ -46,7 +46,7 @@ def _failed_job(key_id: int | None = None, code: str = "BROADCAST_REJECTED") -> 
     return job_id
 
 
-def test_operator_command_grants_and_revokes(app) -> None:  # type: ignore[no-untyped-def]
+def test_operator_command_grants_and_revokes(app) -> None:
     with transaction():
         accounts.get_or_create("boss@example.org")
     runner = app.test_cli_runner()
@@ -63,7 +63,7 @@ def test_operator_command_grants_and_revokes(app) -> None:  # type: ignore[no-un
     assert runner.invoke(args=["accounts", "operator", "nobody@example.org"]).exit_code == 1
 
 
-def test_jobs_retry_requeues_and_takes_a_key_credit(app) -> None:  # type: ignore[no-untyped-def]
+def test_jobs_retry_requeues_and_takes_a_key_credit(app) -> None:
     pubkey = ServerWallet.generate("regtest").public_key_hex
     keys.register_key(pubkey, credits=2)
     key_id = db.session.scalar(select(RegisteredKey.id))
@@ -82,7 +82,7 @@ def test_jobs_retry_requeues_and_takes_a_key_credit(app) -> None:  # type: ignor
     assert "NOT_FOUND" in app.test_cli_runner().invoke(args=["jobs", "retry", "x"]).output
 
 
-def test_release_dirty_and_bad_outpoints(app) -> None:  # type: ignore[no-untyped-def]
+def test_release_dirty_and_bad_outpoints(app) -> None:
     with transaction():
         utxo = pool.add_utxo("cd" * 32, 1, 5000, SCRIPT)
         pool.mark_dirty(utxo, "MEMPOOL_CONFLICT: test")
@@ -98,7 +98,7 @@ def test_release_dirty_and_bad_outpoints(app) -> None:  # type: ignore[no-untype
     assert "NOT_FOUND" in runner.invoke(args=["pool", "release-dirty", f"{'cd' * 32}:1"]).output
 
 
-def test_chart_data_buckets_rates_and_percentiles(app) -> None:  # type: ignore[no-untyped-def]
+def test_chart_data_buckets_rates_and_percentiles(app) -> None:
     from raregen.ops import charts
 
     now = utcnow().replace(second=30, microsecond=0)
@@ -154,7 +154,7 @@ def test_chart_data_buckets_rates_and_percentiles(app) -> None:  # type: ignore[
     assert charts.percentile([5, 1, 3], 50) == 3 and charts.percentile([], 99) is None
 
 
-def test_sample_pool_stores_and_prunes(app) -> None:  # type: ignore[no-untyped-def]
+def test_sample_pool_stores_and_prunes(app) -> None:
     from raregen.ops import charts
 
     with transaction():
@@ -173,14 +173,14 @@ def test_sample_pool_stores_and_prunes(app) -> None:  # type: ignore[no-untyped-
     assert [(r.available_count, r.available_satoshis) for r in rows] == [(1, 7000)]
 
 
-def test_the_pool_sample_task_stores_a_sample(app) -> None:  # type: ignore[no-untyped-def]
+def test_the_pool_sample_task_stores_a_sample(app) -> None:
     from raregen.publish import tasks
 
     assert tasks.sample_pool() == {"available": 0, "dirty": 0, "reserved": 0}
     assert db.session.scalar(select(PoolSample.available_count)) == 0
 
 
-def _sign_in_client(app, email: str) -> object:  # type: ignore[no-untyped-def]
+def _sign_in_client(app, email: str) -> object:
     """A test client signed in as ``email`` (a stored session row, as sign-in makes)."""
     with transaction():
         account = accounts.get_or_create(email)
@@ -201,7 +201,7 @@ def _sign_in_client(app, email: str) -> object:  # type: ignore[no-untyped-def]
     return client
 
 
-def test_console_access_and_csrf(app) -> None:  # type: ignore[no-untyped-def]
+def test_console_access_and_csrf(app) -> None:
     anonymous = app.test_client()
     assert anonymous.get("/ops").status_code == 403
     assert anonymous.post("/ops/actions/replenish").status_code == 403  # 403 before CSRF

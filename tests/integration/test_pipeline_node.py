@@ -20,7 +20,7 @@ from raregen.publish.txbuilder import SpendableUtxo, build_publish_tx
 
 
 @pytest.fixture
-def node_app(app, regtest_node):  # type: ignore[no-untyped-def]
+def node_app(app, regtest_node):
     """The app wired to the regtest node, with a funded pool of 10 UTXOs."""
     app.config.update(
         NODE_RPC_URL=regtest_node.url,
@@ -40,13 +40,13 @@ def node_app(app, regtest_node):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def author(node_app):  # type: ignore[no-untyped-def]
+def author(node_app):
     key = coincurve.PrivateKey()
     keys.register_key(key.public_key.format().hex())
     return key
 
 
-def _submit(client, body: dict) -> str:  # type: ignore[no-untyped-def]
+def _submit(client, body: dict) -> str:
     resp = client.post("/v1/publish", json=body)
     assert resp.status_code == 202, resp.json
     return str(resp.json["jobId"])
@@ -59,7 +59,7 @@ def _job(job_id: str) -> PublishJob:
         return job
 
 
-def _publish_and_confirm(node_app, regtest_node, body: dict) -> PublishJob:  # type: ignore[no-untyped-def]
+def _publish_and_confirm(node_app, regtest_node, body: dict) -> PublishJob:
     client = node_app.test_client()
     job_id = _submit(client, body)
     step = pipeline.process_job(job_id)
@@ -72,7 +72,7 @@ def _publish_and_confirm(node_app, regtest_node, body: dict) -> PublishJob:  # t
     return job
 
 
-def test_publish_confirm_and_verify(node_app, regtest_node, author):  # type: ignore[no-untyped-def]
+def test_publish_confirm_and_verify(node_app, regtest_node, author):
     body = signing.make_request(author, {"title": "Lion", "contentHash": "ab" * 32}, "work")
     job = _publish_and_confirm(node_app, regtest_node, body)
     client = node_app.test_client()
@@ -107,7 +107,7 @@ def test_publish_confirm_and_verify(node_app, regtest_node, author):  # type: ig
     assert "VALID" in result.output and "INVALID" not in result.output
 
 
-def test_second_delivery_does_nothing_and_resend_is_success(node_app, regtest_node, author):  # type: ignore[no-untyped-def]
+def test_second_delivery_does_nothing_and_resend_is_success(node_app, regtest_node, author):
     client = node_app.test_client()
     job_id = _submit(client, signing.make_request(author, {"n": 1}))
     assert pipeline.process_job(job_id).action == "sent"
@@ -117,7 +117,7 @@ def test_second_delivery_does_nothing_and_resend_is_success(node_app, regtest_no
     assert again.ok  # "already in the mempool" counts as success
 
 
-def test_record_signed_with_nodejs(node_app, regtest_node, author):  # type: ignore[no-untyped-def]
+def test_record_signed_with_nodejs(node_app, regtest_node, author):
     node_bin = shutil.which("node")
     if node_bin is None or not (ROOT / "node_modules" / "@noble" / "curves").exists():
         pytest.fail("Node.js and the npm packages are needed: run scripts/test (it runs npm ci)")
@@ -139,7 +139,7 @@ def test_record_signed_with_nodejs(node_app, regtest_node, author):  # type: ign
     assert rec["records"][0]["signedPayload"] == body["signedPayload"]
 
 
-def test_outside_double_spend_marks_dirty_and_retries(node_app, regtest_node, author):  # type: ignore[no-untyped-def]
+def test_outside_double_spend_marks_dirty_and_retries(node_app, regtest_node, author):
     client = node_app.test_client()
     job_id = _submit(client, signing.make_request(author, {"n": "double"}))
     # the UTXO the job would take next: the smallest clean one that covers the fee
@@ -180,7 +180,7 @@ def test_outside_double_spend_marks_dirty_and_retries(node_app, regtest_node, au
         assert db.session.get(Utxo, victim).status == "spent"
 
 
-def test_real_rq_worker_publishes(node_app, regtest_node, author):  # type: ignore[no-untyped-def]
+def test_real_rq_worker_publishes(node_app, regtest_node, author):
     from rq import Queue, SimpleWorker
 
     from raregen.queue import redis_connection
@@ -197,7 +197,7 @@ def test_real_rq_worker_publishes(node_app, regtest_node, author):  # type: igno
     assert len({_job(j).txid for j in job_ids}) == 3
 
 
-def test_pool_commands(node_app, regtest_node):  # type: ignore[no-untyped-def]
+def test_pool_commands(node_app, regtest_node):
     runner = node_app.test_cli_runner()
     out = runner.invoke(args=["pool", "status"])
     assert out.exit_code == 0 and "available" in out.output

@@ -26,7 +26,7 @@ def add(n: int, sats: int = 10_000, start: int = 0) -> None:
             pool.add_utxo(f"{i:064x}", 0, sats, SCRIPT)
 
 
-def test_twenty_reservers_five_utxos_postgres(pg_app):  # type: ignore[no-untyped-def]
+def test_twenty_reservers_five_utxos_postgres(pg_app):
     add(5)
     barrier = threading.Barrier(20)
     winners: list[int] = []
@@ -60,7 +60,7 @@ def test_twenty_reservers_five_utxos_postgres(pg_app):  # type: ignore[no-untype
         assert db.session.scalar(text("SELECT count(*) FROM utxos WHERE status = 'reserved'")) == 5
 
 
-def _sqlite_reserver(url: str, instance: str, wif: str, start_at: float, out) -> None:  # type: ignore[no-untyped-def]
+def _sqlite_reserver(url: str, instance: str, wif: str, start_at: float, out) -> None:
     os.environ["RAREGEN_INSTANCE_PATH"] = instance
     from raregen import create_app
 
@@ -81,7 +81,7 @@ def _sqlite_reserver(url: str, instance: str, wif: str, start_at: float, out) ->
             out.put(utxo.id if utxo else None)
 
 
-def test_two_processes_one_utxo_sqlite(sqlite_app):  # type: ignore[no-untyped-def]
+def test_two_processes_one_utxo_sqlite(sqlite_app):
     add(1)
     url = sqlite_app.config["SQLALCHEMY_DATABASE_URI"]
     ctx = multiprocessing.get_context("spawn")
@@ -102,7 +102,7 @@ def test_two_processes_one_utxo_sqlite(sqlite_app):  # type: ignore[no-untyped-d
     assert sorted(r is not None for r in results) == [False, True]
 
 
-def test_exact_fee_utxo_no_change_and_one_short_never_chosen(app):  # type: ignore[no-untyped-def]
+def test_exact_fee_utxo_no_change_and_one_short_never_chosen(app):
     wallet = services.server_wallet()
     record = protocol.record_script(b'{"v":1}', b"\x30" * 70, b"\x02" * 33)
     rate = services.fee_rate()
@@ -122,7 +122,7 @@ def test_exact_fee_utxo_no_change_and_one_short_never_chosen(app):  # type: igno
     assert pipeline.outputs_to(built.raw_hex, wallet.locking_script_hex) == []
 
 
-def test_smallest_covering_utxo_is_taken(app):  # type: ignore[no-untyped-def]
+def test_smallest_covering_utxo_is_taken(app):
     with transaction():
         pool.add_utxo("01" * 32, 0, 500, SCRIPT)
         pool.add_utxo("02" * 32, 0, 5_000, SCRIPT)
@@ -131,7 +131,7 @@ def test_smallest_covering_utxo_is_taken(app):  # type: ignore[no-untyped-def]
         assert got is not None and got.satoshis == 900
 
 
-def test_dirty_and_deep_utxos_are_skipped(app):  # type: ignore[no-untyped-def]
+def test_dirty_and_deep_utxos_are_skipped(app):
     with transaction():
         dirty = pool.add_utxo("04" * 32, 0, 1000, SCRIPT)
         pool.mark_dirty(dirty, "test")
@@ -139,7 +139,7 @@ def test_dirty_and_deep_utxos_are_skipped(app):  # type: ignore[no-untyped-def]
         assert pool.reserve(1, "job", max_depth=20) is None
 
 
-def test_expired_reservation_released_unless_signed(app):  # type: ignore[no-untyped-def]
+def test_expired_reservation_released_unless_signed(app):
     add(2)
     with transaction():
         a = pool.reserve(1, "job-a", timeout_seconds=1)
@@ -154,7 +154,7 @@ def test_expired_reservation_released_unless_signed(app):  # type: ignore[no-unt
         assert summary["reserved_past_timeout"] == 1
 
 
-def test_updated_at_trigger_on_raw_update(app):  # type: ignore[no-untyped-def]
+def test_updated_at_trigger_on_raw_update(app):
     add(1)
     with transaction():
         db.session.execute(
@@ -171,7 +171,7 @@ def test_updated_at_trigger_on_raw_update(app):  # type: ignore[no-untyped-def]
         assert after > before
 
 
-def test_prevouts_resolves_pool_outpoints_for_arc_extended_format(app, monkeypatch):  # type: ignore[no-untyped-def]
+def test_prevouts_resolves_pool_outpoints_for_arc_extended_format(app, monkeypatch):
     """ARC gets Extended Format: the pool answers each input's satoshis and locking script."""
     add(3, sats=12_345)
     with transaction():

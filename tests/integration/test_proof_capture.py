@@ -25,7 +25,7 @@ from tests.integration.test_broadcasters_http import FakeHTTP, arc_ok
 pytestmark = pytest.mark.node
 
 
-def _submit(client, body: dict) -> str:  # type: ignore[no-untyped-def]
+def _submit(client, body: dict) -> str:
     resp = client.post("/v1/publish", json=body)
     assert resp.status_code == 202, resp.json
     return str(resp.json["jobId"])
@@ -54,7 +54,7 @@ def _check_row(row: TxProof, txid: str, block_hash: str) -> None:
     assert path.compute_root(txid) == header.merkle_root
 
 
-def _mine_elsewhere(node) -> str:  # type: ignore[no-untyped-def]
+def _mine_elsewhere(node) -> str:
     """Mine one block paying a fresh address, so it cannot be a copy of an invalidated one
     (same transactions, time and coinbase would make the very block the node refused)."""
     from bsv import PrivateKey
@@ -63,7 +63,7 @@ def _mine_elsewhere(node) -> str:  # type: ignore[no-untyped-def]
     return str(node.mine(1, address=PrivateKey(network=Network.TESTNET).address())[0])
 
 
-def _publish_confirmed(app, node, author) -> PublishJob:  # type: ignore[no-untyped-def]
+def _publish_confirmed(app, node, author) -> PublishJob:
     job_id = _submit(app.test_client(), signing.make_request(author, {"title": "proof"}))
     assert pipeline.process_job(job_id).action == "sent"
     node.mine(1)
@@ -73,14 +73,14 @@ def _publish_confirmed(app, node, author) -> PublishJob:  # type: ignore[no-unty
     return job
 
 
-def test_confirmation_stores_a_checked_merkle_proof(chain_app, regtest_node, author):  # type: ignore[no-untyped-def]
+def test_confirmation_stores_a_checked_merkle_proof(chain_app, regtest_node, author):
     job = _publish_confirmed(chain_app, regtest_node, author)
     row = _proof(job.txid)
     assert row is not None and row.block_height == job.block_height
     _check_row(row, job.txid, job.block_hash)
 
 
-def test_capture_off_stores_nothing_and_the_recheck_fills_it_in(chain_app, regtest_node, author):  # type: ignore[no-untyped-def]
+def test_capture_off_stores_nothing_and_the_recheck_fills_it_in(chain_app, regtest_node, author):
     chain_app.config["PROOF_CAPTURE"] = False
     job = _publish_confirmed(chain_app, regtest_node, author)
     assert _proof(job.txid) is None
@@ -89,7 +89,7 @@ def test_capture_off_stores_nothing_and_the_recheck_fills_it_in(chain_app, regte
     _check_row(_proof(job.txid), job.txid, job.block_hash)
 
 
-def test_packed_transaction_has_one_proof_for_all_its_records(chain_app, regtest_node, author):  # type: ignore[no-untyped-def]
+def test_packed_transaction_has_one_proof_for_all_its_records(chain_app, regtest_node, author):
     chain_app.config.update(PUBLISH_MODE="packed")
     client = chain_app.test_client()
     ids = [_submit(client, signing.make_request(author, {"packed": i})) for i in range(4)]
@@ -105,7 +105,7 @@ def test_packed_transaction_has_one_proof_for_all_its_records(chain_app, regtest
 
 def test_reorg_sends_the_job_back_and_it_confirms_with_the_new_block(
     chain_app, regtest_node, author
-):  # type: ignore[no-untyped-def]
+):
     job = _publish_confirmed(chain_app, regtest_node, author)
     old_block = job.block_hash
     rpc = regtest_node.rpc
@@ -130,7 +130,7 @@ def test_reorg_sends_the_job_back_and_it_confirms_with_the_new_block(
         pass
 
 
-def test_reorg_seen_by_a_backend_that_cannot_judge_blocks(chain_app, regtest_node, author):  # type: ignore[no-untyped-def]
+def test_reorg_seen_by_a_backend_that_cannot_judge_blocks(chain_app, regtest_node, author):
     """Without ``block_state`` (e.g. ARC alone) the re-check asks for the transactions."""
     job = _publish_confirmed(chain_app, regtest_node, author)
     real = services.broadcaster()
@@ -138,7 +138,7 @@ def test_reorg_seen_by_a_backend_that_cannot_judge_blocks(chain_app, regtest_nod
     class TxOnly:
         name = "tx-only"
 
-        def tx_status(self, txid):  # type: ignore[no-untyped-def]
+        def tx_status(self, txid):
             return real.tx_status(txid)
 
     regtest_node.rpc.call("invalidateblock", job.block_hash)
@@ -164,7 +164,7 @@ def arc_fake() -> Iterator[FakeHTTP]:
         thread.join(5)
 
 
-def test_arc_merkle_path_is_stored_with_the_nodes_header(chain_app, regtest_node, author, arc_fake):  # type: ignore[no-untyped-def]
+def test_arc_merkle_path_is_stored_with_the_nodes_header(chain_app, regtest_node, author, arc_fake):
     chain_app.config["PROOF_CAPTURE"] = False
     job = _publish_confirmed(chain_app, regtest_node, author)
     block = regtest_node.rpc.call("getblock", job.block_hash, 1)
@@ -212,26 +212,26 @@ def test_arc_merkle_path_is_stored_with_the_nodes_header(chain_app, regtest_node
 class CountingRPC:
     """The real node RPC client, counting the methods called (a batch counts each call)."""
 
-    def __init__(self, real):  # type: ignore[no-untyped-def]
+    def __init__(self, real):
         self.real = real
         self.calls: list[str] = []
 
-    def call(self, method, *params, **kw):  # type: ignore[no-untyped-def]
+    def call(self, method, *params, **kw):
         self.calls.append(method)
         return self.real.call(method, *params, **kw)
 
-    def batch(self, calls, **kw):  # type: ignore[no-untyped-def]
+    def batch(self, calls, **kw):
         calls = list(calls)
         self.calls.extend(m for m, _ in calls)
         return self.real.batch(calls, **kw)
 
-    def __getattr__(self, name):  # type: ignore[no-untyped-def]
+    def __getattr__(self, name):
         return getattr(self.real, name)
 
 
 def test_a_block_of_many_of_our_transactions_is_captured_with_one_getblock(
     chain_app, regtest_node, author
-):  # type: ignore[no-untyped-def]
+):
     """Batch mode: every record is its own transaction; one confirmation pass captures the
     proofs of all of them with one ``getblock`` and one header, no per-txid proof call."""
     chain_app.config.update(PUBLISH_MODE="batch")
@@ -257,7 +257,7 @@ def test_a_block_of_many_of_our_transactions_is_captured_with_one_getblock(
         _check_row(_proof(job.txid), job.txid, block_hash)
 
 
-def test_block_capture_refuses_a_path_that_is_not_the_blocks(chain_app, regtest_node, author):  # type: ignore[no-untyped-def]
+def test_block_capture_refuses_a_path_that_is_not_the_blocks(chain_app, regtest_node, author):
     """A status naming the wrong block height stores nothing for that txid, the others of
     the block are stored."""
     chain_app.config["PROOF_CAPTURE"] = False

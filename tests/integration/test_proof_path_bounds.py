@@ -20,12 +20,12 @@ TXID = "ab" * 32
         f"/v1/records/{TXID}/{2**70}/proof",
     ],
 )
-def test_values_the_database_cannot_hold_are_not_found(client, url: str) -> None:  # type: ignore[no-untyped-def]
+def test_values_the_database_cannot_hold_are_not_found(client, url: str) -> None:
     resp = client.get(url)
     assert resp.status_code == 404, resp.data
     assert resp.json["error"]["code"] == "NOT_FOUND"
 
 
-def test_the_largest_stored_vout_is_still_looked_up(client) -> None:  # type: ignore[no-untyped-def]
+def test_the_largest_stored_vout_is_still_looked_up(client) -> None:
     resp = client.get(f"/v1/records/{TXID}/{2**31 - 1}/proof")
     assert resp.status_code == 404 and resp.json["error"]["field"] == "txid"

@@ -31,7 +31,7 @@ pytestmark = pytest.mark.node
 CLI = [sys.executable, "-m", "raregen.client.cli"]
 
 
-def _publish(client, author, record) -> tuple[str, dict]:  # type: ignore[no-untyped-def]
+def _publish(client, author, record) -> tuple[str, dict]:
     body = signing.make_request(author, record, "work")
     raw = json.dumps(body).encode()
     resp = client.post("/v1/publish", data=raw, content_type="application/json")
@@ -48,7 +48,7 @@ def _conforms(client, name: str, doc: dict) -> None:  # type: ignore[no-untyped-
     jsonschema.Draft202012Validator(root).validate(doc)
 
 
-def _confirm(app, node, job_id: str) -> None:  # type: ignore[no-untyped-def]
+def _confirm(app, node, job_id: str) -> None:
     assert pipeline.process_job(job_id).action == "sent"
     node.mine(1)
     confirm.confirm_sent()
@@ -58,7 +58,7 @@ def _run(*args: str, **kw) -> subprocess.CompletedProcess:  # type: ignore[no-un
     return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=60, **kw)
 
 
-def test_publish_answers_a_signed_receipt_and_the_same_one_on_resubmission(chain_app, author):  # type: ignore[no-untyped-def]
+def test_publish_answers_a_signed_receipt_and_the_same_one_on_resubmission(chain_app, author):
     client = chain_app.test_client()
     body = signing.make_request(author, {"title": "receipt"})
     raw = json.dumps(body, indent=1).encode()
@@ -81,7 +81,7 @@ def test_publish_answers_a_signed_receipt_and_the_same_one_on_resubmission(chain
 
 def test_proof_pending_then_complete_and_the_cli_verifies_it(
     chain_app, regtest_node, author, tmp_path
-):  # type: ignore[no-untyped-def]
+):
     client = chain_app.test_client()
     work = b"the song, as a file\n"
     job_id, made = _publish(
@@ -134,7 +134,7 @@ def test_proof_pending_then_complete_and_the_cli_verifies_it(
 
 def test_proof_command_saves_the_file_from_a_running_server(
     chain_app, regtest_node, author, tmp_path
-):  # type: ignore[no-untyped-def]
+):
     job_id, _ = _publish(chain_app.test_client(), author, {"title": "saved"})
     _confirm(chain_app, regtest_node, job_id)
     server = make_server("127.0.0.1", 0, chain_app, threaded=True)
@@ -156,7 +156,7 @@ def test_proof_command_saves_the_file_from_a_running_server(
         thread.join(5)
 
 
-def test_packed_record_proof(chain_app, regtest_node, author):  # type: ignore[no-untyped-def]
+def test_packed_record_proof(chain_app, regtest_node, author):
     chain_app.config.update(PUBLISH_MODE="packed")
     client = chain_app.test_client()
     ids = [_publish(client, author, {"packed": i})[0] for i in range(3)]
@@ -175,7 +175,7 @@ def test_packed_record_proof(chain_app, regtest_node, author):  # type: ignore[n
     assert (result.verdict, result.reason) == ("invalid", "RECORD_MISMATCH")
 
 
-def test_proof_endpoint_errors(chain_app, author):  # type: ignore[no-untyped-def]
+def test_proof_endpoint_errors(chain_app, author):
     client = chain_app.test_client()
     resp = client.get("/v1/jobs/00000000-0000-4000-8000-000000000000/proof")
     assert resp.status_code == 404 and resp.json["error"]["code"] == "NOT_FOUND"
@@ -194,7 +194,7 @@ def test_proof_endpoint_errors(chain_app, author):  # type: ignore[no-untyped-de
     assert resp.status_code == 409 and resp.json["error"]["code"] == "JOB_FAILED"
 
 
-def test_cli_bad_input_is_a_coded_error_never_a_traceback(tmp_path):  # type: ignore[no-untyped-def]
+def test_cli_bad_input_is_a_coded_error_never_a_traceback(tmp_path):
     cases = {
         "not json": (b"hello", "PROOF_MALFORMED"),
         "truncated": (b'{"format": "raregen-proof", "version": 1, "rec', "PROOF_MALFORMED"),
@@ -225,7 +225,7 @@ class _HeadersService:
     def __init__(self, known: dict[str, int]):
         self.known = known
 
-    def __call__(self, environ, start_response):  # type: ignore[no-untyped-def]
+    def __call__(self, environ, start_response):
         block = Request(environ).path.rsplit("/", 1)[-1]
         if block in self.known:
             resp = Response(
@@ -237,7 +237,7 @@ class _HeadersService:
 
 
 @pytest.fixture
-def complete_proof(chain_app, regtest_node, author, tmp_path) -> Iterator[tuple[Path, dict]]:  # type: ignore[no-untyped-def]
+def complete_proof(chain_app, regtest_node, author, tmp_path) -> Iterator[tuple[Path, dict]]:
     job_id, _ = _publish(chain_app.test_client(), author, {"title": "headers"})
     _confirm(chain_app, regtest_node, job_id)
     resp = chain_app.test_client().get(f"/v1/jobs/{job_id}/proof")
@@ -246,7 +246,7 @@ def complete_proof(chain_app, regtest_node, author, tmp_path) -> Iterator[tuple[
     yield path, resp.json
 
 
-def test_check_header_with_a_headers_service(complete_proof):  # type: ignore[no-untyped-def]
+def test_check_header_with_a_headers_service(complete_proof):
     path, doc = complete_proof
     service = _HeadersService({doc["blockHash"]: doc["blockHeight"]})
     server = make_server("127.0.0.1", 0, service, threaded=True)

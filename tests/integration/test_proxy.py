@@ -6,7 +6,7 @@ import pytest
 from flask import request
 
 
-def _client(tmp_path, monkeypatch, redis_url, proxies: int):  # type: ignore[no-untyped-def]
+def _client(tmp_path, monkeypatch, redis_url, proxies: int):
     """A fresh app (routes can only be added before its first request) with a route that
     answers the client address the app sees."""
     from raregen import create_app
@@ -24,7 +24,7 @@ def _client(tmp_path, monkeypatch, redis_url, proxies: int):  # type: ignore[no-
     )
 
     @app.get("/_peer_for_test")
-    def peer():  # type: ignore[no-untyped-def]
+    def peer():
         return {"ip": request.remote_addr}
 
     return app.test_client()
@@ -37,9 +37,7 @@ def _client(tmp_path, monkeypatch, redis_url, proxies: int):  # type: ignore[no-
         (1, "203.0.113.9"),  # the proxy appends the real peer; only the nearest hop counts
     ],
 )
-def test_client_address_from_trusted_proxies(  # type: ignore[no-untyped-def]
-    tmp_path, monkeypatch, redis_url, proxies, expected
-):
+def test_client_address_from_trusted_proxies(tmp_path, monkeypatch, redis_url, proxies, expected):
     client = _client(tmp_path, monkeypatch, redis_url, proxies)
     got = client.get("/_peer_for_test", headers={"X-Forwarded-For": "198.51.100.1, 203.0.113.9"})
     assert got.get_json() == {"ip": expected}

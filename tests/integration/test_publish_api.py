@@ -63,17 +63,17 @@ def payload(**over: object) -> dict:
 
 
 @pytest.fixture
-def key(app):  # type: ignore[no-untyped-def]
+def key(app):
     k = coincurve.PrivateKey()
     keys.register_key(k.public_key.format().hex())
     return k
 
 
-def post(client, body, **kw):  # type: ignore[no-untyped-def]
+def post(client, body, **kw):
     return client.post("/v1/publish", json=body, **kw)
 
 
-def expect(resp, status: int, code: str) -> None:  # type: ignore[no-untyped-def]
+def expect(resp, status: int, code: str) -> None:
     assert resp.status_code == status, resp.get_data(as_text=True)
     assert resp.is_json
     assert resp.json["error"]["code"] == code
@@ -91,7 +91,7 @@ def _audit_subjects(action: str) -> list[str]:
     return list(rows)
 
 
-def test_accepts_and_replays(client, key):  # type: ignore[no-untyped-def]
+def test_accepts_and_replays(client, key):
     body = body_for(key, payload())
     first = post(client, body)
     assert first.status_code == 202
@@ -106,14 +106,14 @@ def test_accepts_and_replays(client, key):  # type: ignore[no-untyped-def]
     assert _audit_subjects("publish:job:accepted") == [first.json["jobId"]]
 
 
-def test_no_rate_limit_headers_by_default(client, key):  # type: ignore[no-untyped-def]
+def test_no_rate_limit_headers_by_default(client, key):
     # X-RateLimit-* headers would cost two more limiter storage round trips per request
     resp = post(client, body_for(key, payload()))
     assert resp.status_code == 202
     assert not [h for h in resp.headers if h[0].lower().startswith("x-ratelimit")]
 
 
-def test_rate_limit_headers_when_enabled(client, key, monkeypatch):  # type: ignore[no-untyped-def]
+def test_rate_limit_headers_when_enabled(client, key, monkeypatch):
     # RATELIMIT_HEADERS_ENABLED=1 (read by the process's first app): the view counts its own
     # limit, and Flask-Limiter's after_request hook still writes the headers from it
     from raregen.extensions import limiter
@@ -126,7 +126,7 @@ def test_rate_limit_headers_when_enabled(client, key, monkeypatch):  # type: ign
     assert int(resp.headers["X-RateLimit-Reset"]) > 0
 
 
-def test_malformed_json(client, key):  # type: ignore[no-untyped-def]
+def test_malformed_json(client, key):
     expect(
         client.post("/v1/publish", data="{", content_type="application/json"), 400, "MALFORMED_JSON"
     )
@@ -137,7 +137,7 @@ def test_malformed_json(client, key):  # type: ignore[no-untyped-def]
     )
 
 
-def test_unsupported_media_type(client):  # type: ignore[no-untyped-def]
+def test_unsupported_media_type(client):
     expect(
         client.post("/v1/publish", data="a=b", content_type="application/x-www-form-urlencoded"),
         415,
@@ -157,7 +157,7 @@ def test_unsupported_media_type(client):  # type: ignore[no-untyped-def]
         "application/json; charset=latin-1; charset=utf-8",
     ],
 )
-def test_charset_other_than_utf8_is_415(client, key, content_type):  # type: ignore[no-untyped-def]
+def test_charset_other_than_utf8_is_415(client, key, content_type):
     # a body declared in another encoding is refused, not read as UTF-8 (RFC 8259 §8.1)
     body = json.dumps(body_for(key, payload())).encode()
     resp = client.post("/v1/publish", data=body, headers={"Content-Type": content_type})
@@ -173,13 +173,13 @@ def test_charset_other_than_utf8_is_415(client, key, content_type):  # type: ign
         'Application/JSON; charset="utf-8"',
     ],
 )
-def test_utf8_charset_is_accepted(client, key, content_type):  # type: ignore[no-untyped-def]
+def test_utf8_charset_is_accepted(client, key, content_type):
     body = json.dumps(body_for(key, payload())).encode()
     resp = client.post("/v1/publish", data=body, headers={"Content-Type": content_type})
     assert resp.status_code == 202, resp.get_data(as_text=True)
 
 
-def test_missing_and_unknown_field(client, key):  # type: ignore[no-untyped-def]
+def test_missing_and_unknown_field(client, key):
     body = body_for(key, payload())
     del body["signature"]
     expect(post(client, body), 400, "MISSING_FIELD")
@@ -192,7 +192,7 @@ def test_missing_and_unknown_field(client, key):  # type: ignore[no-untyped-def]
     expect(post(client, body_for(key, p)), 400, "MISSING_FIELD")
 
 
-def test_bad_pubkey(client, key):  # type: ignore[no-untyped-def]
+def test_bad_pubkey(client, key):
     body = body_for(key, payload())
     body["pubkey"] = "02" + "00" * 32
     expect(post(client, body), 400, "BAD_PUBKEY")
@@ -200,7 +200,7 @@ def test_bad_pubkey(client, key):  # type: ignore[no-untyped-def]
     expect(post(client, body), 400, "BAD_PUBKEY")
 
 
-def test_bad_signature_encoding(client, key):  # type: ignore[no-untyped-def]
+def test_bad_signature_encoding(client, key):
     body = body_for(key, payload())
     body["signature"] = "not base64!"
     expect(post(client, body), 400, "BAD_SIGNATURE_ENCODING")
@@ -208,7 +208,7 @@ def test_bad_signature_encoding(client, key):  # type: ignore[no-untyped-def]
     expect(post(client, body), 400, "BAD_SIGNATURE_ENCODING")
 
 
-def test_non_canonical_and_duplicates(client, key):  # type: ignore[no-untyped-def]
+def test_non_canonical_and_duplicates(client, key):
     p = payload()
     spaced = json.dumps(p, indent=1)
     expect(post(client, body_for(key, p, raw=spaced)), 400, "NON_CANONICAL_PAYLOAD")
@@ -225,7 +225,7 @@ def test_non_canonical_and_duplicates(client, key):  # type: ignore[no-untyped-d
 
 
 @pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "9007199254740993", "1e400"])
-def test_unrepresentable_numbers_are_400(client, key, literal):  # type: ignore[no-untyped-def]
+def test_unrepresentable_numbers_are_400(client, key, literal):
     p = payload()
     canon = signing.canonicalize(p).replace('{"a":1}', '{"a":' + literal + "}")
     resp = post(client, body_for(key, p, raw=canon))
@@ -233,7 +233,7 @@ def test_unrepresentable_numbers_are_400(client, key, literal):  # type: ignore[
     assert resp.json["error"]["code"] in ("MALFORMED_JSON", "NON_CANONICAL_PAYLOAD")
 
 
-def test_bad_nonce_and_timestamps(client, key):  # type: ignore[no-untyped-def]
+def test_bad_nonce_and_timestamps(client, key):
     expect(post(client, body_for(key, payload(nonce="short"))), 400, "BAD_NONCE")
     expect(post(client, body_for(key, payload(nonce="x" * 20 + "!"))), 400, "BAD_NONCE")
     now = int(time.time())
@@ -241,13 +241,13 @@ def test_bad_nonce_and_timestamps(client, key):  # type: ignore[no-untyped-def]
     expect(post(client, body_for(key, payload(iat=now, exp=now + 7200))), 400, "BAD_TIMESTAMPS")
 
 
-def test_time_window(client, key):  # type: ignore[no-untyped-def]
+def test_time_window(client, key):
     now = int(time.time())
     expect(post(client, body_for(key, payload(iat=now - 1000, exp=now - 10))), 422, "EXPIRED")
     expect(post(client, body_for(key, payload(iat=now + 600, exp=now + 900))), 422, "NOT_YET_VALID")
 
 
-def test_legacy_contract(client, key):  # type: ignore[no-untyped-def]
+def test_legacy_contract(client, key):
     legacy = {
         "publickey": key.public_key.format().hex(),
         "signature": "MEUC",
@@ -259,7 +259,7 @@ def test_legacy_contract(client, key):  # type: ignore[no-untyped-def]
     assert "v1" in resp.json["error"]["message"] or "signedPayload" in resp.json["error"]["message"]
 
 
-def test_signature_invalid_and_high_s(client, key):  # type: ignore[no-untyped-def]
+def test_signature_invalid_and_high_s(client, key):
     other = coincurve.PrivateKey()
     body = body_for(key, payload())
     body["signature"] = sign_raw(other, body["signedPayload"])
@@ -271,14 +271,14 @@ def test_signature_invalid_and_high_s(client, key):  # type: ignore[no-untyped-d
     expect(resp, 401, "HIGH_S_SIGNATURE")
 
 
-def test_key_not_registered_and_revoked(client, key):  # type: ignore[no-untyped-def]
+def test_key_not_registered_and_revoked(client, key):
     stranger = coincurve.PrivateKey()
     expect(post(client, body_for(stranger, payload())), 403, "KEY_NOT_REGISTERED")
     keys.revoke_key(key.public_key.format().hex())
     expect(post(client, body_for(key, payload())), 403, "KEY_REVOKED")
 
 
-def test_uncompressed_key_stored_compressed(client, app):  # type: ignore[no-untyped-def]
+def test_uncompressed_key_stored_compressed(client, app):
     k = coincurve.PrivateKey()
     keys.register_key(k.public_key.format(compressed=False).hex())
     body = body_for(k, payload())
@@ -297,7 +297,7 @@ def _key_credits(pubkey: str) -> int | None:
     return value
 
 
-def test_no_credits(client, app):  # type: ignore[no-untyped-def]
+def test_no_credits(client, app):
     k = coincurve.PrivateKey()
     keys.register_key(k.public_key.format().hex(), credits=1)
     assert post(client, body_for(k, payload())).status_code == 202
@@ -308,14 +308,14 @@ def test_no_credits(client, app):  # type: ignore[no-untyped-def]
     assert _key_credits(k.public_key.format().hex()) == 0
 
 
-def test_nonce_reused(client, key):  # type: ignore[no-untyped-def]
+def test_nonce_reused(client, key):
     p = payload()
     assert post(client, body_for(key, p)).status_code == 202
     p2 = dict(p, record={"other": True})
     expect(post(client, body_for(key, p2)), 409, "NONCE_REUSED")
 
 
-def test_payload_too_large(client, app, key):  # type: ignore[no-untyped-def]
+def test_payload_too_large(client, app, key):
     old = app.config["MAX_PAYLOAD_BYTES"]
     app.config["MAX_PAYLOAD_BYTES"] = 200
     try:
@@ -332,7 +332,7 @@ def test_payload_too_large(client, app, key):  # type: ignore[no-untyped-def]
     )
 
 
-def test_rate_limited(client, app, key):  # type: ignore[no-untyped-def]
+def test_rate_limited(client, app, key):
     from raregen.extensions import limiter
 
     old = app.config["PUBLISH_RATE_LIMIT"]
@@ -350,14 +350,14 @@ def test_rate_limited(client, app, key):  # type: ignore[no-untyped-def]
         limiter.reset()
 
 
-def test_unknown_job_and_bad_record_txid(client):  # type: ignore[no-untyped-def]
+def test_unknown_job_and_bad_record_txid(client):
     expect(client.get("/v1/jobs/does-not-exist"), 404, "NOT_FOUND")
     expect(client.get("/v1/records/nothex"), 400, "MALFORMED_JSON")
     expect(client.get("/v1/nowhere"), 404, "NOT_FOUND")
     expect(client.put("/v1/publish"), 405, "METHOD_NOT_ALLOWED")
 
 
-def test_random_bodies_never_500(client, key):  # type: ignore[no-untyped-def]
+def test_random_bodies_never_500(client, key):
     import random
 
     rng = random.Random(7)
@@ -382,7 +382,7 @@ def test_random_bodies_never_500(client, key):  # type: ignore[no-untyped-def]
         assert resp.is_json
 
 
-def test_cut_off_body_is_413_not_400(client, app):  # type: ignore[no-untyped-def]
+def test_cut_off_body_is_413_not_400(client, app):
     # a chunked body is cut at MAX_CONTENT_LENGTH by the WSGI layer: it must still be a 413
     import io
 
@@ -397,12 +397,12 @@ def test_cut_off_body_is_413_not_400(client, app):  # type: ignore[no-untyped-de
     expect(resp, 413, "PAYLOAD_TOO_LARGE")
 
 
-def test_health_errors_are_json(client):  # type: ignore[no-untyped-def]
+def test_health_errors_are_json(client):
     resp = client.post("/healthz")
     assert resp.status_code == 405 and resp.is_json
 
 
-def _concurrently(client, bodies):  # type: ignore[no-untyped-def]
+def _concurrently(client, bodies):
     """POST every body at once from its own thread; the answers in the same order."""
     import threading
 
@@ -421,7 +421,7 @@ def _concurrently(client, bodies):  # type: ignore[no-untyped-def]
     return answers
 
 
-def test_concurrent_resubmissions_store_one_job(app, client, key):  # type: ignore[no-untyped-def]
+def test_concurrent_resubmissions_store_one_job(app, client, key):
     body = body_for(key, payload())
     answers = _concurrently(client, [body] * 6)
     codes = sorted(a.status_code for a in answers)
@@ -430,7 +430,7 @@ def test_concurrent_resubmissions_store_one_job(app, client, key):  # type: igno
     assert _audit_subjects("publish:job:accepted") == [answers[0].json["jobId"]]
 
 
-def test_concurrent_publishes_take_the_last_credit_once(app, client):  # type: ignore[no-untyped-def]
+def test_concurrent_publishes_take_the_last_credit_once(app, client):
     k = coincurve.PrivateKey()
     keys.register_key(k.public_key.format().hex(), credits=1)
     answers = _concurrently(client, [body_for(k, payload()) for _ in range(6)])
@@ -441,7 +441,7 @@ def test_concurrent_publishes_take_the_last_credit_once(app, client):  # type: i
     assert len(_audit_subjects("publish:job:accepted")) == 1
 
 
-def _own_pg_app(pg_app, **config):  # type: ignore[no-untyped-def]
+def _own_pg_app(pg_app, **config):
     """A new app on the PostgreSQL test database (its own pools); ``config`` on top."""
     from raregen import create_app
     from raregen.db import db
@@ -467,7 +467,7 @@ def _own_pg_app(pg_app, **config):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def no_ping_app(pg_app):  # type: ignore[no-untyped-def]
+def no_ping_app(pg_app):
     """The PostgreSQL test database behind an app whose pool does not ping connections
     before use (``RAREGEN_DB_POOL_PRE_PING=0``). No app context stays pushed, so every
     request has its own, as under gunicorn (its end removes the request's session)."""
@@ -475,12 +475,12 @@ def no_ping_app(pg_app):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def default_pool_app(pg_app):  # type: ignore[no-untyped-def]
+def default_pool_app(pg_app):
     """As ``no_ping_app`` with the shipped pool settings (pre-ping on)."""
     yield from _own_pg_app(pg_app)
 
 
-def _drop_connections(app) -> int:  # type: ignore[no-untyped-def]
+def _drop_connections(app) -> int:
     """End every other connection to the app's database, as a PostgreSQL restart does."""
     import psycopg
     from sqlalchemy.engine import make_url
@@ -494,7 +494,7 @@ def _drop_connections(app) -> int:  # type: ignore[no-untyped-def]
     return len(rows)
 
 
-def test_dropped_connections_without_pre_ping(no_ping_app):  # type: ignore[no-untyped-def]
+def test_dropped_connections_without_pre_ping(no_ping_app):
     """After PostgreSQL drops the pooled connections (a restart), a publish still succeeds
     (its one statement is retried once on a new connection: safe, a replay answers the same
     job) and any other request gets JSON, never a 500 with a stack trace."""
@@ -522,7 +522,7 @@ def test_dropped_connections_without_pre_ping(no_ping_app):  # type: ignore[no-u
     assert post(client, body_for(k, payload())).status_code == 202
 
 
-def test_dropped_connections_with_default_pool(default_pool_app):  # type: ignore[no-untyped-def]
+def test_dropped_connections_with_default_pool(default_pool_app):
     """With the shipped settings too, a publish after PostgreSQL dropped the connections is
     accepted: its one statement runs on a pool without pre-ping (one round trip less per
     publish) and is retried once on a new connection; reads that follow reconnect."""
@@ -547,12 +547,12 @@ def test_dropped_connections_with_default_pool(default_pool_app):  # type: ignor
     }
 
 
-def _audit_subjects_in(app, action: str) -> set[str]:  # type: ignore[no-untyped-def]
+def _audit_subjects_in(app, action: str) -> set[str]:
     with app.app_context():
         return set(_audit_subjects(action))
 
 
-def test_batch_trigger_counts_in_steps(app, monkeypatch):  # type: ignore[no-untyped-def]
+def test_batch_trigger_counts_in_steps(app, monkeypatch):
     """notify_queued adds a process's jobs to the Redis count in steps (a twentieth of a full
     batch, at most 25): one round trip per step, and the crossing of a full batch is still
     seen (a collector run enqueued)."""

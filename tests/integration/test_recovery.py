@@ -37,7 +37,7 @@ pytestmark = pytest.mark.node
 # ---------------------------------------------------------------------------------------
 
 
-def wire(app, node: RegtestNode, monkeypatch, utxos: int = 6, sats: int = 20_000, **cfg):  # type: ignore[no-untyped-def]
+def wire(app, node: RegtestNode, monkeypatch, utxos: int = 6, sats: int = 20_000, **cfg):
     """Point ``app`` at ``node``, fund a pool of ``utxos`` confirmed UTXOs."""
     settings = {
         "NODE_RPC_URL": node.url,
@@ -66,20 +66,20 @@ def wire(app, node: RegtestNode, monkeypatch, utxos: int = 6, sats: int = 20_000
 
 
 @pytest.fixture
-def rec_app(app, regtest_node, monkeypatch):  # type: ignore[no-untyped-def]
+def rec_app(app, regtest_node, monkeypatch):
     wire(app, regtest_node, monkeypatch)
     yield app
     app.extensions.pop("raregen.services", None)
 
 
 @pytest.fixture
-def author(rec_app):  # type: ignore[no-untyped-def]
+def author(rec_app):
     key = coincurve.PrivateKey()
     keys.register_key(key.public_key.format().hex())
     return key
 
 
-def submit(app, author, n: int = 1) -> list[str]:  # type: ignore[no-untyped-def]
+def submit(app, author, n: int = 1) -> list[str]:
     client = app.test_client()
     ids = []
     for i in range(n):
@@ -123,7 +123,7 @@ def expire(job_id: str) -> None:
         )
 
 
-def claim_and_sign(job_id: str):  # type: ignore[no-untyped-def]
+def claim_and_sign(job_id: str):
     claimed = pipeline.claim(job_id)
     assert claimed is not None
     assert isinstance(pipeline._sign(job_id, claimed.lease_until), tuple)
@@ -151,7 +151,7 @@ def nonce_of(job_id: str) -> tuple[str, str]:
 # ---------------------------------------------------------------------------------------
 
 
-def test_crash_after_signing_before_broadcast_rebroadcasts_same_tx(rec_app, regtest_node, author):  # type: ignore[no-untyped-def]
+def test_crash_after_signing_before_broadcast_rebroadcasts_same_tx(rec_app, regtest_node, author):
     start = int(regtest_node.rpc.call("getblockcount"))
     (job_id,) = submit(rec_app, author)
     signed = claim_and_sign(job_id)
@@ -171,7 +171,7 @@ def test_crash_after_signing_before_broadcast_rebroadcasts_same_tx(rec_app, regt
 
 def test_crash_after_broadcast_before_settle_marks_sent_without_rebroadcast(
     rec_app, regtest_node, author, monkeypatch
-):  # type: ignore[no-untyped-def]
+):
     (job_id,) = submit(rec_app, author)
     signed = claim_and_sign(job_id)
     regtest_node.rpc.call("sendrawtransaction", signed.raw_tx)  # sent, then the worker died
@@ -187,7 +187,7 @@ def test_crash_after_broadcast_before_settle_marks_sent_without_rebroadcast(
     assert change.status == "available" and change.depth == 1  # its input was mined
 
 
-def test_crash_after_broadcast_and_mined_is_confirmed_by_the_reaper(rec_app, regtest_node, author):  # type: ignore[no-untyped-def]
+def test_crash_after_broadcast_and_mined_is_confirmed_by_the_reaper(rec_app, regtest_node, author):
     (job_id,) = submit(rec_app, author)
     signed = claim_and_sign(job_id)
     regtest_node.rpc.call("sendrawtransaction", signed.raw_tx)
@@ -199,7 +199,7 @@ def test_crash_after_broadcast_and_mined_is_confirmed_by_the_reaper(rec_app, reg
     assert utxo_at(signed.txid, 1).depth == 0
 
 
-def test_input_spent_elsewhere_marks_dirty_and_requeues(rec_app, regtest_node, author):  # type: ignore[no-untyped-def]
+def test_input_spent_elsewhere_marks_dirty_and_requeues(rec_app, regtest_node, author):
     start = int(regtest_node.rpc.call("getblockcount"))
     (job_id,) = submit(rec_app, author)
     signed = claim_and_sign(job_id)
@@ -227,7 +227,7 @@ def test_input_spent_elsewhere_marks_dirty_and_requeues(rec_app, regtest_node, a
     assert records_on_chain(regtest_node, start)[nonce_of(job_id)] == 1
 
 
-def test_crash_after_reserving_before_signing_releases_and_requeues(rec_app, author):  # type: ignore[no-untyped-def]
+def test_crash_after_reserving_before_signing_releases_and_requeues(rec_app, author):
     (job_id,) = submit(rec_app, author)
     claimed = pipeline.claim(job_id)
     assert claimed is not None
@@ -244,7 +244,7 @@ def test_crash_after_reserving_before_signing_releases_and_requeues(rec_app, aut
     assert pipeline.process_job(job_id).action == "sent"
 
 
-def test_crash_after_claim_requeues(rec_app, author):  # type: ignore[no-untyped-def]
+def test_crash_after_claim_requeues(rec_app, author):
     (job_id,) = submit(rec_app, author)
     assert pipeline.claim(job_id) is not None
     expire(job_id)
@@ -257,7 +257,7 @@ def test_crash_after_claim_requeues(rec_app, author):  # type: ignore[no-untyped
 # ---------------------------------------------------------------------------------------
 
 
-def test_stale_worker_cannot_store_a_second_transaction(rec_app, regtest_node, author):  # type: ignore[no-untyped-def]
+def test_stale_worker_cannot_store_a_second_transaction(rec_app, regtest_node, author):
     start = int(regtest_node.rpc.call("getblockcount"))
     (job_id,) = submit(rec_app, author)
     stale = pipeline.claim(job_id)
@@ -275,7 +275,7 @@ def test_stale_worker_cannot_store_a_second_transaction(rec_app, regtest_node, a
     assert records_on_chain(regtest_node, start)[nonce_of(job_id)] == 1
 
 
-def test_stale_settle_is_ignored_and_sent_never_fails(rec_app, author):  # type: ignore[no-untyped-def]
+def test_stale_settle_is_ignored_and_sent_never_fails(rec_app, author):
     from raregen.publish.broadcasters import BroadcastResult, Outcome
 
     (job_id,) = submit(rec_app, author)
@@ -304,7 +304,7 @@ def test_stale_settle_is_ignored_and_sent_never_fails(rec_app, author):  # type:
 # ---------------------------------------------------------------------------------------
 
 
-def test_redis_flush_sweeper_reenqueues_then_worker_publishes(rec_app, regtest_node, author):  # type: ignore[no-untyped-def]
+def test_redis_flush_sweeper_reenqueues_then_worker_publishes(rec_app, regtest_node, author):
     from rq import Queue, SimpleWorker
 
     start = int(regtest_node.rpc.call("getblockcount"))
@@ -342,7 +342,7 @@ def test_redis_flush_sweeper_reenqueues_then_worker_publishes(rec_app, regtest_n
 
 
 @pytest.fixture(scope="module")
-def short_chain_node(node_binary, tmp_path_factory):  # type: ignore[no-untyped-def]
+def short_chain_node(node_binary, tmp_path_factory):
     """A second regtest node refusing transactions with 3 or more unconfirmed ancestors."""
     node = RegtestNode(
         tmp_path_factory.mktemp("short-chain"), binary=node_binary, limit_ancestor_count=3
@@ -355,7 +355,7 @@ def short_chain_node(node_binary, tmp_path_factory):  # type: ignore[no-untyped-
         node.stop()
 
 
-def test_too_long_chain_waits_and_resends_the_same_tx(app, short_chain_node, monkeypatch):  # type: ignore[no-untyped-def]
+def test_too_long_chain_waits_and_resends_the_same_tx(app, short_chain_node, monkeypatch):
     node = short_chain_node
     wire(app, node, monkeypatch, utxos=1, sats=50_000, MAX_UNCONFIRMED_DEPTH=10)
     key = coincurve.PrivateKey()
@@ -377,7 +377,7 @@ def test_too_long_chain_waits_and_resends_the_same_tx(app, short_chain_node, mon
     assert job(ids[3]).txid == waiting.txid  # the same stored transaction, not re-signed
 
 
-def test_pool_depth_limit_waits_for_a_block(app, short_chain_node, monkeypatch):  # type: ignore[no-untyped-def]
+def test_pool_depth_limit_waits_for_a_block(app, short_chain_node, monkeypatch):
     node = short_chain_node
     wire(app, node, monkeypatch, utxos=1, sats=50_000, MAX_UNCONFIRMED_DEPTH=3)
     key = coincurve.PrivateKey()
@@ -400,7 +400,7 @@ def test_pool_depth_limit_waits_for_a_block(app, short_chain_node, monkeypatch):
     assert pipeline.process_job(ids[3]).action == "sent"
 
 
-def test_settle_dirty_returns_unspent_and_spends_spent(rec_app, regtest_node):  # type: ignore[no-untyped-def]
+def test_settle_dirty_returns_unspent_and_spends_spent(rec_app, regtest_node):
     with transaction():
         rows = list(
             db.session.scalars(
@@ -423,7 +423,7 @@ def test_settle_dirty_returns_unspent_and_spends_spent(rec_app, regtest_node):  
     assert (utxo_at(*b).status, utxo_at(*b).dirty) == ("spent", False)
 
 
-def test_replenish_under_low_water_and_health_reports_it(rec_app, regtest_node, monkeypatch):  # type: ignore[no-untyped-def]
+def test_replenish_under_low_water_and_health_reports_it(rec_app, regtest_node, monkeypatch):
     monkeypatch.setitem(rec_app.config, "POOL_LOW_WATER", 10)
     monkeypatch.setitem(rec_app.config, "POOL_TARGET_COUNT", 15)
     monkeypatch.setitem(rec_app.config, "POOL_UTXO_SATS", 5_000)
@@ -440,7 +440,7 @@ def test_replenish_under_low_water_and_health_reports_it(rec_app, regtest_node, 
     assert health["poolHealthy"] is True and health["jobs"]["processingOverdue"] == 0
 
 
-def test_abandoned_split_reservation_is_settled(rec_app, regtest_node, monkeypatch):  # type: ignore[no-untyped-def]
+def test_abandoned_split_reservation_is_settled(rec_app, regtest_node, monkeypatch):
     from raregen.publish.broadcasters import BroadcastResult, Outcome
 
     chain = services.broadcaster()
@@ -471,7 +471,7 @@ def test_abandoned_split_reservation_is_settled(rec_app, regtest_node, monkeypat
     assert pool.status_summary()["reserved_past_timeout"] == 0
 
 
-def test_metrics_exposes_states_pool_outcomes_and_latency(rec_app, author):  # type: ignore[no-untyped-def]
+def test_metrics_exposes_states_pool_outcomes_and_latency(rec_app, author):
     ids = submit(rec_app, author, 2)
     for job_id in ids:
         assert pipeline.process_job(job_id).action == "sent"
@@ -491,7 +491,7 @@ def test_metrics_exposes_states_pool_outcomes_and_latency(rec_app, author):  # t
 
 
 @pytest.mark.parametrize("mode", ["immediate", "batch", "packed"])
-def test_requeue_enqueues_an_rq_job_only_in_immediate_mode(rec_app, author, monkeypatch, mode):  # type: ignore[no-untyped-def]
+def test_requeue_enqueues_an_rq_job_only_in_immediate_mode(rec_app, author, monkeypatch, mode):
     """In batch and packed modes a re-queued job is only set back to ``queued``: the
     collector takes it from the database (an RQ publish job would publish it outside its
     batch)."""
@@ -520,7 +520,7 @@ def test_requeue_enqueues_an_rq_job_only_in_immediate_mode(rec_app, author, monk
     assert job(job_id).status == "sent"
 
 
-def test_workers_listen_to_the_collector_queue_first(rec_app):  # type: ignore[no-untyped-def]
+def test_workers_listen_to_the_collector_queue_first(rec_app):
     import importlib.util
 
     from rq import SimpleWorker, Worker
@@ -541,7 +541,7 @@ def test_workers_listen_to_the_collector_queue_first(rec_app):  # type: ignore[n
     assert simple.queue_names() == [f"{name}-batch", f"{name}-periodic", name]
 
 
-def test_in_process_worker_reuses_one_pool_and_enforces_job_timeouts(rec_app, author):  # type: ignore[no-untyped-def]
+def test_in_process_worker_reuses_one_pool_and_enforces_job_timeouts(rec_app, author):
     """``worker.py``'s SimpleWorker: publish jobs run in this process on pooled database
     connections (no new connection per job), and RQ's death penalty still stops a job that
     outlives its ``job_timeout``; the worker goes on with the next job."""
@@ -575,7 +575,7 @@ def test_in_process_worker_reuses_one_pool_and_enforces_job_timeouts(rec_app, au
     assert engine.pool.checkedout() == 0
 
 
-def test_a_forked_child_starts_with_empty_pools(rec_app):  # type: ignore[no-untyped-def]
+def test_a_forked_child_starts_with_empty_pools(rec_app):
     """RQ's scheduler process (and a ``--fork`` work horse) is forked from a worker whose
     pool holds open connections: the child gets empty pools, the parent keeps its own."""
     with transaction():
@@ -596,7 +596,7 @@ def test_a_forked_child_starts_with_empty_pools(rec_app):  # type: ignore[no-unt
         assert db.session.execute(db.text("SELECT 1")).scalar() == 1
 
 
-def test_cron_registers_the_periodic_table(rec_app, monkeypatch):  # type: ignore[no-untyped-def]
+def test_cron_registers_the_periodic_table(rec_app, monkeypatch):
     from raregen.publish import schedule
 
     name = rec_app.config["QUEUE_NAME"]
@@ -641,7 +641,7 @@ def test_cron_registers_the_periodic_table(rec_app, monkeypatch):  # type: ignor
 # ---------------------------------------------------------------------------------------
 
 
-def _worker_env(app, **extra: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def _worker_env(app, **extra: str) -> dict[str, str]:
     cfg = app.config
     env = dict(os.environ)
     env.update(
@@ -660,7 +660,7 @@ def _worker_env(app, **extra: str) -> dict[str, str]:  # type: ignore[no-untyped
     return env
 
 
-def _start_worker(app, *, fork: bool = False, **extra: str) -> subprocess.Popen:  # type: ignore[no-untyped-def]
+def _start_worker(app, *, fork: bool = False, **extra: str) -> subprocess.Popen:
     """``python worker.py`` (jobs in-process) or, with ``fork``, ``worker.py --fork``."""
     return subprocess.Popen(
         [sys.executable, str(ROOT / "worker.py"), *(["--fork"] if fork else [])],
@@ -671,7 +671,7 @@ def _start_worker(app, *, fork: bool = False, **extra: str) -> subprocess.Popen:
     )
 
 
-def _wait(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+def _wait(predicate, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
@@ -687,14 +687,14 @@ def _statuses(ids: list[str]) -> Counter:
 
 
 @pytest.fixture
-def pg_rec_app(pg_app, regtest_node, monkeypatch):  # type: ignore[no-untyped-def]
+def pg_rec_app(pg_app, regtest_node, monkeypatch):
     wire(pg_app, regtest_node, monkeypatch, utxos=12)
     yield pg_app
     pg_app.extensions.pop("raregen.services", None)
 
 
 @pytest.mark.parametrize("fork", [False, True], ids=["in-process", "fork"])
-def test_sigterm_finishes_the_current_job_and_loses_nothing(pg_rec_app, regtest_node, fork):  # type: ignore[no-untyped-def]
+def test_sigterm_finishes_the_current_job_and_loses_nothing(pg_rec_app, regtest_node, fork):
     app = pg_rec_app
     start = int(regtest_node.rpc.call("getblockcount"))
     key = coincurve.PrivateKey()
@@ -728,14 +728,14 @@ def test_sigterm_finishes_the_current_job_and_loses_nothing(pg_rec_app, regtest_
     assert sorted(found[(key.public_key.format().hex(), job(j).nonce)] for j in ids) == [1] * 30
 
 
-def _hanging_arc():  # type: ignore[no-untyped-def]
+def _hanging_arc():
     """An ARC endpoint that answers nothing for 20 s (a broadcast that hangs)."""
     import threading
 
     from werkzeug.serving import make_server
     from werkzeug.wrappers import Response
 
-    def hanging(environ, start_response):  # type: ignore[no-untyped-def]
+    def hanging(environ, start_response):
         time.sleep(20)
         return Response("{}", 503)(environ, start_response)
 
@@ -747,7 +747,7 @@ def _hanging_arc():  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize(
     "how", ["kill-9", "kill-9-fork", "sigterm-twice"], ids=["kill-9", "kill-9-fork", "cold"]
 )
-def test_stop_mid_broadcast_is_settled_by_the_reaper(pg_rec_app, regtest_node, monkeypatch, how):  # type: ignore[no-untyped-def]
+def test_stop_mid_broadcast_is_settled_by_the_reaper(pg_rec_app, regtest_node, monkeypatch, how):
     """The worker's broadcast hangs (an ARC that never answers in time); the worker is
     stopped hard while the job is ``processing`` with its transaction stored: ``kill -9`` of
     the worker and its children (in-process worker, or ``--fork`` with its horse), or a cold
@@ -794,7 +794,7 @@ def test_stop_mid_broadcast_is_settled_by_the_reaper(pg_rec_app, regtest_node, m
     assert stuck.txid in regtest_node.rpc.call("getrawmempool")
 
 
-def test_live_deliveries_distrusts_stale_redis_state(rec_app, author):  # type: ignore[no-untyped-def]
+def test_live_deliveries_distrusts_stale_redis_state(rec_app, author):
     """A delivery counts as alive only if RQ will really run it: listed in the queue, due in
     the scheduled registry (not long overdue: no scheduler runs), or started just now."""
     from rq import Queue

@@ -95,13 +95,13 @@ def walk(app: Any, send: Any, production: bool) -> dict[str, int]:
 
 
 @pytest.fixture(params=["development", "production"])
-def env_name(request, sqlite_app, monkeypatch) -> Iterator[str]:  # type: ignore[no-untyped-def]
+def env_name(request, sqlite_app, monkeypatch) -> Iterator[str]:
     """The app's ENV_NAME (read per answer by the header hook)."""
     monkeypatch.setitem(sqlite_app.config, "ENV_NAME", request.param)
     yield request.param
 
 
-def test_every_route_anonymous_and_signed_in(sqlite_app, env_name):  # type: ignore[no-untyped-def]
+def test_every_route_anonymous_and_signed_in(sqlite_app, env_name):
     production = env_name == "production"
     anonymous = sqlite_app.test_client()
     seen = walk(sqlite_app, lambda m, p: anonymous.open(p, method=m), production)
@@ -118,7 +118,7 @@ def test_every_route_anonymous_and_signed_in(sqlite_app, env_name):  # type: ign
 
 
 @pytest.mark.parametrize("role", ["publisher", "wallet"])
-def test_every_route_of_the_split_roles(sqlite_app, tmp_path, monkeypatch, role):  # type: ignore[no-untyped-def]
+def test_every_route_of_the_split_roles(sqlite_app, tmp_path, monkeypatch, role):
     from raregen import create_app
 
     monkeypatch.setenv("RAREGEN_INSTANCE_PATH", str(tmp_path))
@@ -144,7 +144,7 @@ def test_every_route_of_the_split_roles(sqlite_app, tmp_path, monkeypatch, role)
         assert seen.get("application/json", 0) >= 3, seen
 
 
-def test_errors_static_and_not_found(sqlite_app, env_name, monkeypatch):  # type: ignore[no-untyped-def]
+def test_errors_static_and_not_found(sqlite_app, env_name, monkeypatch):
     production = env_name == "production"
     client = sqlite_app.test_client()
     html = {"Accept": "text/html"}

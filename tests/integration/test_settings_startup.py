@@ -64,7 +64,7 @@ def base_env(tmp_path: Path) -> dict[str, str]:
 
 @pytest.mark.parametrize("entry", ["flask routes", "worker.py"])
 @pytest.mark.parametrize(("name", "value", "allowed"), KINDS, ids=[k[0] for k in KINDS])
-def test_invalid_value_refused_by_every_entry_point(base_env, entry, name, value, allowed):  # type: ignore[no-untyped-def]
+def test_invalid_value_refused_by_every_entry_point(base_env, entry, name, value, allowed):
     cmd = [*FLASK, "routes"] if entry == "flask routes" else WORKER
     done = run(cmd, {**base_env, "RAREGEN_ENV": "development", name: value})
     assert done.returncode == EXIT_CONFIG
@@ -72,7 +72,7 @@ def test_invalid_value_refused_by_every_entry_point(base_env, entry, name, value
     assert line == f"raregen: invalid setting {name}={value!r} (allowed values: {allowed})"
 
 
-def test_misspelt_role_no_longer_builds_a_bare_app(base_env):  # type: ignore[no-untyped-def]
+def test_misspelt_role_no_longer_builds_a_bare_app(base_env):
     """Regression: ``RAREGEN_ROLE=pubisher`` served only /healthz, /metrics and /v1/ping."""
     done = run(
         [*FLASK, "routes"], {**base_env, "RAREGEN_ENV": "development", "RAREGEN_ROLE": "pubisher"}
@@ -81,7 +81,7 @@ def test_misspelt_role_no_longer_builds_a_bare_app(base_env):  # type: ignore[no
     assert_refused(done, "RAREGEN_ROLE='pubisher'")
 
 
-def test_cron_and_dev_run_refuse(base_env):  # type: ignore[no-untyped-def]
+def test_cron_and_dev_run_refuse(base_env):
     env = {**base_env, "RAREGEN_PUBLISH_MODE": "bogus", "RAREGEN_ENV": "development"}
     assert_refused(run([*WORKER, "--cron"], env), "RAREGEN_PUBLISH_MODE='bogus'")
     # scripts/run is `scripts/setup` then this: it refuses before starting anything
@@ -91,7 +91,7 @@ def test_cron_and_dev_run_refuse(base_env):  # type: ignore[no-untyped-def]
     assert not (Path(base_env["RAREGEN_INSTANCE_PATH"]) / "node").exists()
 
 
-def test_gunicorn_stops_instead_of_restarting_workers(base_env):  # type: ignore[no-untyped-def]
+def test_gunicorn_stops_instead_of_restarting_workers(base_env):
     gunicorn = str(Path(sys.executable).parent / "gunicorn")
     cmd = [
         gunicorn,
@@ -112,7 +112,7 @@ def test_gunicorn_stops_instead_of_restarting_workers(base_env):  # type: ignore
     assert "App failed to load" in done.stderr  # gunicorn's arbiter stopped
 
 
-def test_production_refuses_to_start_unconfigured(base_env):  # type: ignore[no-untyped-def]
+def test_production_refuses_to_start_unconfigured(base_env):
     """The default environment is production: a bare start names all that is missing."""
     done = run([*FLASK, "routes"], base_env)
     assert done.returncode == EXIT_CONFIG
@@ -128,7 +128,7 @@ def test_production_refuses_to_start_unconfigured(base_env):  # type: ignore[no-
     assert_refused(run(WORKER, base_env), "RAREGEN_SECRET_KEY")
 
 
-def test_server_key_new_then_production_starts(base_env, tmp_path):  # type: ignore[no-untyped-def]
+def test_server_key_new_then_production_starts(base_env, tmp_path):
     key_file = tmp_path / "keys" / "server.key"
     env = {
         **base_env,
@@ -172,7 +172,7 @@ def test_server_key_new_then_production_starts(base_env, tmp_path):  # type: ign
     assert_refused(bad, "RAREGEN_NETWORK='bitcoin'")
 
 
-def test_production_sqlite_serves_one_process(base_env, tmp_path):  # type: ignore[no-untyped-def]
+def test_production_sqlite_serves_one_process(base_env, tmp_path):
     from raregen.publish.txbuilder import ServerWallet
 
     url = f"sqlite:///{tmp_path / 'prod.sqlite'}"

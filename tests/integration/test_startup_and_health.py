@@ -47,13 +47,13 @@ def rq_job_exists(job_id: str) -> bool:
 
 
 @pytest.fixture
-def clean_redis(app):  # type: ignore[no-untyped-def]
+def clean_redis(app):
     redis_connection().flushdb()
     yield app
     redis_connection().flushdb()
 
 
-def test_recover_at_start_reenqueues_jobs_queued_before_the_restart(clean_redis):  # type: ignore[no-untyped-def]
+def test_recover_at_start_reenqueues_jobs_queued_before_the_restart(clean_redis):
     old = add_queued(600)  # queued long before the restart: Redis (empty now) lost its job
     recent = add_queued(10)  # submitted seconds before a quick stop and start
     fresh = add_queued(0)  # stored this instant: its web process is enqueueing it
@@ -64,14 +64,14 @@ def test_recover_at_start_reenqueues_jobs_queued_before_the_restart(clean_redis)
     assert tasks.recover_at_start(pause_seconds=0) == 0  # carried now: not enqueued twice
 
 
-def test_recover_at_start_does_nothing_in_batch_mode(clean_redis, monkeypatch):  # type: ignore[no-untyped-def]
+def test_recover_at_start_does_nothing_in_batch_mode(clean_redis, monkeypatch):
     monkeypatch.setitem(clean_redis.config, "PUBLISH_MODE", "batch")
     old = add_queued(600)
     assert tasks.recover_at_start(pause_seconds=0) == 0  # the collector reads the database
     assert not rq_job_exists(old)
 
 
-def _cron_env(app) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def _cron_env(app) -> dict[str, str]:
     cfg = app.config
     env = dict(os.environ)
     env.update(
@@ -86,7 +86,7 @@ def _cron_env(app) -> dict[str, str]:  # type: ignore[no-untyped-def]
     return env
 
 
-def test_cron_process_reenqueues_at_start_and_stops_quietly(clean_redis):  # type: ignore[no-untyped-def]
+def test_cron_process_reenqueues_at_start_and_stops_quietly(clean_redis):
     old = add_queued(600)
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "worker.py"), "--cron"],
@@ -120,7 +120,7 @@ def test_cron_process_reenqueues_at_start_and_stops_quietly(clean_redis):  # typ
 # ---------------------------------------------------------------------------------------
 
 
-def test_healthz_is_503_with_queued_jobs_and_no_worker(clean_redis):  # type: ignore[no-untyped-def]
+def test_healthz_is_503_with_queued_jobs_and_no_worker(clean_redis):
     from rq import SimpleWorker
 
     client = clean_redis.test_client()  # a direct loopback client: sees the details
@@ -158,7 +158,7 @@ def test_healthz_is_503_with_queued_jobs_and_no_worker(clean_redis):  # type: ig
     assert client.get("/healthz").json["details"]["workers"] == 0
 
 
-def test_healthz_workers_is_null_when_redis_is_down(clean_redis, monkeypatch):  # type: ignore[no-untyped-def]
+def test_healthz_workers_is_null_when_redis_is_down(clean_redis, monkeypatch):
     from raregen.web import health
 
     def down() -> int:
@@ -178,11 +178,11 @@ def test_healthz_workers_is_null_when_redis_is_down(clean_redis, monkeypatch):  
 TOKEN = "health-token-0123456789abcdef"
 
 
-def _health(app, ip: str = "127.0.0.1", **headers: str):  # type: ignore[no-untyped-def]
+def _health(app, ip: str = "127.0.0.1", **headers: str):
     return app.test_client().get("/healthz", environ_base={"REMOTE_ADDR": ip}, headers=headers)
 
 
-def _public(resp) -> dict:  # type: ignore[no-untyped-def]
+def _public(resp) -> dict:
     """The body, checked to say only ok / not ok and why."""
     body = resp.json
     assert set(body) <= {"status", "reasons"}, body
@@ -191,7 +191,7 @@ def _public(resp) -> dict:  # type: ignore[no-untyped-def]
     return dict(body)
 
 
-def test_healthz_public_answer_has_no_numbers(clean_redis, monkeypatch):  # type: ignore[no-untyped-def]
+def test_healthz_public_answer_has_no_numbers(clean_redis, monkeypatch):
     monkeypatch.setitem(clean_redis.config, "METRICS_TOKEN", None)
     for ip, headers in (
         ("203.0.113.7", {}),
@@ -209,7 +209,7 @@ def test_healthz_public_answer_has_no_numbers(clean_redis, monkeypatch):  # type
     }
 
 
-def test_healthz_details_need_the_token_when_one_is_set(clean_redis, monkeypatch):  # type: ignore[no-untyped-def]
+def test_healthz_details_need_the_token_when_one_is_set(clean_redis, monkeypatch):
     monkeypatch.setitem(clean_redis.config, "METRICS_TOKEN", TOKEN)
     # loopback without the token, or with another one, gets the public answer (not a 401:
     # a load balancer sends no token)
@@ -224,10 +224,10 @@ def test_healthz_details_need_the_token_when_one_is_set(clean_redis, monkeypatch
         assert "available_satoshis" in details["pool"]
 
 
-def test_healthz_database_down_says_so_in_words(clean_redis, monkeypatch):  # type: ignore[no-untyped-def]
+def test_healthz_database_down_says_so_in_words(clean_redis, monkeypatch):
     from raregen.db import db as database
 
-    def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def broken(*args, **kwargs):
         raise ConnectionError("database down")
 
     monkeypatch.setattr(database.session, "scalar", broken)

@@ -25,7 +25,7 @@ from raregen.webhooks.models import WebhookAttempt, WebhookEndpoint, WebhookEven
 from tests.webhook_receiver import Receiver
 
 
-def command(client: Any, key: coincurve.PrivateKey, op: str, args: dict | None = None, **kw: Any):  # type: ignore[no-untyped-def]
+def command(client: Any, key: coincurve.PrivateKey, op: str, args: dict | None = None, **kw: Any):
     return client.post("/v1/webhooks", json=make_command(key, op, args, **kw))
 
 
@@ -36,14 +36,14 @@ def publish(client: Any, key: coincurve.PrivateKey, title: str = "A work") -> st
 
 
 @pytest.fixture
-def author(app):  # type: ignore[no-untyped-def]
+def author(app):
     key = coincurve.PrivateKey()
     keys.register_key(key.public_key.format().hex())
     return key
 
 
 @pytest.fixture
-def receiver():  # type: ignore[no-untyped-def]
+def receiver():
     with Receiver() as r:
         yield r
 
@@ -80,7 +80,7 @@ def fail_one(job_id: str) -> None:
 # ---------------------------------------------------------------------------------------
 
 
-def test_no_webhooks_no_flag_no_events(client, author) -> None:  # type: ignore[no-untyped-def]
+def test_no_webhooks_no_flag_no_events(client, author) -> None:
     job_id = publish(client, author)
     with transaction():
         assert (
@@ -90,7 +90,7 @@ def test_no_webhooks_no_flag_no_events(client, author) -> None:  # type: ignore[
     assert db.session.scalar(select(func.count()).select_from(WebhookEvent)) == 0
 
 
-def test_failed_event_signed_and_delivered(client, author, receiver) -> None:  # type: ignore[no-untyped-def]
+def test_failed_event_signed_and_delivered(client, author, receiver) -> None:
     subscribe(client, author, receiver)
     with transaction():
         assert db.session.scalar(select(RegisteredKey.webhooks)) is True
@@ -107,7 +107,7 @@ def test_failed_event_signed_and_delivered(client, author, receiver) -> None:  #
     assert events[0]["id"].startswith("msg_")
 
 
-def test_sent_then_confirmed_in_order_per_job(client, author, receiver) -> None:  # type: ignore[no-untyped-def]
+def test_sent_then_confirmed_in_order_per_job(client, author, receiver) -> None:
     subscribe(client, author, receiver)
     jobs = [publish(client, author, f"w{i}") for i in range(3)]
     # state changes of the real confirmation path; the sent events are written by hand here
@@ -140,7 +140,7 @@ def test_sent_then_confirmed_in_order_per_job(client, author, receiver) -> None:
     assert len({e["id"] for e in events}) == 6
 
 
-def test_retry_backoff_give_up_and_disable(client, author, receiver, app, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_retry_backoff_give_up_and_disable(client, author, receiver, app, monkeypatch) -> None:
     monkeypatch.setitem(app.config, "WEBHOOK_DISABLE_AFTER_FAILURES", 3)
     endpoint = subscribe(client, author, receiver)
     receiver.status = 500
@@ -185,7 +185,7 @@ def test_retry_backoff_give_up_and_disable(client, author, receiver, app, monkey
     assert [e["type"] for e in receiver.wait_for(1)] == ["job.failed"]
 
 
-def test_open_jobs_are_flagged_when_an_endpoint_is_added(client, author, receiver) -> None:  # type: ignore[no-untyped-def]
+def test_open_jobs_are_flagged_when_an_endpoint_is_added(client, author, receiver) -> None:
     job_id = publish(client, author)  # accepted before the endpoint exists
     subscribe(client, author, receiver)
     fail_one(job_id)
@@ -193,7 +193,7 @@ def test_open_jobs_are_flagged_when_an_endpoint_is_added(client, author, receive
     assert [e["data"]["jobId"] for e in receiver.wait_for(1)] == [job_id]
 
 
-def test_removing_the_last_endpoint_clears_the_flag(client, author, receiver) -> None:  # type: ignore[no-untyped-def]
+def test_removing_the_last_endpoint_clears_the_flag(client, author, receiver) -> None:
     endpoint = subscribe(client, author, receiver)
     assert command(client, author, "webhooks.remove", {"id": endpoint["id"]}).status_code == 200
     with transaction():
@@ -208,8 +208,8 @@ def test_removing_the_last_endpoint_clears_the_flag(client, author, receiver) ->
 # --- the signed command API -------------------------------------------------------------
 
 
-def test_command_errors(client, author, receiver) -> None:  # type: ignore[no-untyped-def]
-    def code(resp):  # type: ignore[no-untyped-def]
+def test_command_errors(client, author, receiver) -> None:
+    def code(resp):
         return resp.status_code, resp.get_json()["error"]["code"]
 
     stranger = coincurve.PrivateKey()
@@ -239,7 +239,7 @@ def test_command_errors(client, author, receiver) -> None:  # type: ignore[no-un
     assert command(client, author, "webhooks.list", scheme="bsm").status_code == 200
 
 
-def test_endpoint_limit(client, author, receiver, app, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_endpoint_limit(client, author, receiver, app, monkeypatch) -> None:
     monkeypatch.setitem(app.config, "WEBHOOK_MAX_ENDPOINTS", 1)
     subscribe(client, author, receiver)
     resp = command(client, author, "webhooks.create", {"url": receiver.url})
@@ -279,7 +279,7 @@ def test_public_addresses_pass(address: str) -> None:
     assert urls.forbidden_reason(address) is None
 
 
-def test_ssrf_refused_in_production_at_registration_and_delivery(  # type: ignore[no-untyped-def]
+def test_ssrf_refused_in_production_at_registration_and_delivery(
     client, author, receiver, app, monkeypatch
 ) -> None:
     monkeypatch.setitem(app.config, "WEBHOOK_ALLOW_PRIVATE_URLS", False)
@@ -300,7 +300,7 @@ def test_ssrf_refused_in_production_at_registration_and_delivery(  # type: ignor
         assert attempt.status_code is None and attempt.error.startswith("WEBHOOK_URL_FORBIDDEN")
 
 
-def test_production_default_refuses_private(app, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_production_default_refuses_private(app, monkeypatch) -> None:
     monkeypatch.setitem(app.config, "WEBHOOK_ALLOW_PRIVATE_URLS", None)
     monkeypatch.setitem(app.config, "ENV_NAME", "production")
     assert urls.allow_private() is False
@@ -311,7 +311,7 @@ def test_production_default_refuses_private(app, monkeypatch) -> None:  # type: 
 # --- operator commands --------------------------------------------------------------------
 
 
-def test_operator_commands(app, author, receiver) -> None:  # type: ignore[no-untyped-def]
+def test_operator_commands(app, author, receiver) -> None:
     runner = app.test_cli_runner()
     pub = author.public_key.format().hex()
     out = runner.invoke(args=["webhooks", "add", receiver.url, "--key", pub])
@@ -335,14 +335,14 @@ def test_operator_commands(app, author, receiver) -> None:  # type: ignore[no-un
     assert bad.exit_code != 0 and "BAD_WEBHOOK_URL" in bad.output
 
 
-def test_no_webhook_sql_for_jobs_without_webhooks(client, author, app) -> None:  # type: ignore[no-untyped-def]
+def test_no_webhook_sql_for_jobs_without_webhooks(client, author, app) -> None:
     """A key without endpoints: its state changes run no statement on the webhook tables."""
     from sqlalchemy import event
 
     job_id = publish(client, author)
     seen: list[str] = []
 
-    def spy(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
+    def spy(conn, cursor, statement, *args):
         seen.append(statement)
 
     engine = db.engine
@@ -354,7 +354,7 @@ def test_no_webhook_sql_for_jobs_without_webhooks(client, author, app) -> None: 
     assert seen and not [s for s in seen if "webhook_" in s.lower()]
 
 
-def test_a_state_change_enqueues_a_delivery_run(client, author, receiver, app) -> None:  # type: ignore[no-untyped-def]
+def test_a_state_change_enqueues_a_delivery_run(client, author, receiver, app) -> None:
     from rq import Queue
 
     from raregen.queue import periodic_queue_name, redis_connection
@@ -369,7 +369,7 @@ def test_a_state_change_enqueues_a_delivery_run(client, author, receiver, app) -
     queue.empty()
 
 
-def test_reorganisation_sends_job_reorged(client, author, receiver) -> None:  # type: ignore[no-untyped-def]
+def test_reorganisation_sends_job_reorged(client, author, receiver) -> None:
     from raregen.proofs import capture
 
     subscribe(client, author, receiver)

@@ -41,7 +41,7 @@ def child_env(app: Any) -> dict[str, str]:
     return env
 
 
-def test_sigkill_after_commit_loses_nothing(pg_app) -> None:  # type: ignore[no-untyped-def]
+def test_sigkill_after_commit_loses_nothing(pg_app) -> None:
     client = pg_app.test_client()
     key = coincurve.PrivateKey()
     keys.register_key(key.public_key.format().hex())

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.node
 
 
 @pytest.mark.parametrize("mode", ["immediate", "batch", "packed"])
-def test_sent_and_confirmed_from_every_mode(chain_app, regtest_node, mode: str) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_sent_and_confirmed_from_every_mode(chain_app, regtest_node, mode: str) -> None:
     chain_app.config.update(PUBLISH_MODE=mode)
     client = chain_app.test_client()
     key = coincurve.PrivateKey()

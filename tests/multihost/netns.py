@@ -235,7 +235,7 @@ def descendants(pid: int) -> list[int]:
     return out
 
 
-def wait_for(predicate, timeout: float, what: str, every: float = 0.2):  # type: ignore[no-untyped-def]
+def wait_for(predicate, timeout: float, what: str, every: float = 0.2):
     """Call ``predicate`` until it returns something true (returned) or ``timeout`` passes
     (AssertionError naming ``what``); exceptions count as not yet."""
     end = time.monotonic() + timeout

@@ -91,7 +91,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         proc.wait(10)
 
 
-def _migrated_app(url: str, instance: Path, redis: str, extra: dict | None = None):  # type: ignore[no-untyped-def]
+def _migrated_app(url: str, instance: Path, redis: str, extra: dict | None = None):
     from flask_migrate import upgrade
 
     from raregen import create_app
@@ -115,7 +115,7 @@ def _migrated_app(url: str, instance: Path, redis: str, extra: dict | None = Non
     return app
 
 
-def truncate_all(app) -> None:  # type: ignore[no-untyped-def]
+def truncate_all(app) -> None:
     """Empty every table (fast reset between tests)."""
     from sqlalchemy import text
 
@@ -132,7 +132,7 @@ def truncate_all(app) -> None:  # type: ignore[no-untyped-def]
         db.session.remove()
 
 
-def _make_backend_app(backend: str, tmp_path_factory, redis_url: str):  # type: ignore[no-untyped-def]
+def _make_backend_app(backend: str, tmp_path_factory, redis_url: str):
     instance = tmp_path_factory.mktemp(f"instance-{backend}")
     if backend == "sqlite":
         return _migrated_app(f"sqlite:///{instance / 'test.sqlite'}", instance, redis_url), None
@@ -141,11 +141,11 @@ def _make_backend_app(backend: str, tmp_path_factory, redis_url: str):  # type: 
 
 
 @pytest.fixture(scope="session")
-def _session_apps(tmp_path_factory, redis_url) -> Iterator[dict]:  # type: ignore[no-untyped-def]
+def _session_apps(tmp_path_factory, redis_url) -> Iterator[dict]:
     apps: dict[str, object] = {}
     dbs: list[str] = []
 
-    def get(backend: str):  # type: ignore[no-untyped-def]
+    def get(backend: str):
         if backend not in apps:
             app, dbname = _make_backend_app(backend, tmp_path_factory, redis_url)
             apps[backend] = app
@@ -165,7 +165,7 @@ def _session_apps(tmp_path_factory, redis_url) -> Iterator[dict]:  # type: ignor
 
 
 @pytest.fixture(params=backends())
-def app(request, _session_apps):  # type: ignore[no-untyped-def]
+def app(request, _session_apps):
     """The app on one database backend (parametrized), with empty tables."""
     flask_app = _session_apps["get"](request.param)
     truncate_all(flask_app)
@@ -177,7 +177,7 @@ def app(request, _session_apps):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def pg_app(_session_apps):  # type: ignore[no-untyped-def]
+def pg_app(_session_apps):
     """The app on PostgreSQL, with empty tables."""
     flask_app = _session_apps["get"]("postgresql")
     truncate_all(flask_app)
@@ -186,7 +186,7 @@ def pg_app(_session_apps):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def sqlite_app(_session_apps):  # type: ignore[no-untyped-def]
+def sqlite_app(_session_apps):
     """The app on SQLite, with empty tables."""
     flask_app = _session_apps["get"]("sqlite")
     truncate_all(flask_app)
@@ -195,5 +195,5 @@ def sqlite_app(_session_apps):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def client(app):  # type: ignore[no-untyped-def]
+def client(app):
     return app.test_client()

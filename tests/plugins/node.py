@@ -136,7 +136,7 @@ def funded_key(regtest_node: RegtestNode) -> FundedKey:
     return FundedKey(key=key, address=address, script_hex=utxos[0][3], utxos=list(utxos))
 
 
-def p2pkh_spend(utxos: Sequence[Utxo], key: object, outputs: Sequence[tuple[str, int]]):  # type: ignore[no-untyped-def]
+def p2pkh_spend(utxos: Sequence[Utxo], key: object, outputs: Sequence[tuple[str, int]]):
     """Build and sign a transaction spending P2PKH ``utxos`` with ``key`` to ``outputs``
     ``[(locking_script_hex, satoshis), ...]``. The fee is whatever is left over (inputs
     minus outputs): nothing is computed by the bsv-sdk's fee model.

@@ -6,7 +6,7 @@ from __future__ import annotations
 import multiprocessing
 
 
-def _read_key(instance: str, out) -> None:  # type: ignore[no-untyped-def]
+def _read_key(instance: str, out) -> None:
     from flask import Flask
 
     from raregen import _secret_key
@@ -14,7 +14,7 @@ def _read_key(instance: str, out) -> None:  # type: ignore[no-untyped-def]
     out.put(_secret_key(Flask("keytest", instance_path=instance)))
 
 
-def test_processes_starting_together_share_one_whole_key(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_processes_starting_together_share_one_whole_key(tmp_path) -> None:
     ctx = multiprocessing.get_context("fork")
     for round_ in range(10):
         instance = tmp_path / f"instance{round_}"

@@ -50,7 +50,7 @@ def clean_environ(**extra: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def environ(monkeypatch, tmp_path):  # type: ignore[no-untyped-def]
+def environ(monkeypatch, tmp_path):
     """No RareGen setting in the environment but an instance folder of this test's own."""
     for key in list(os.environ):
         if key.startswith("RAREGEN_") or key in _ALIASES:
@@ -60,7 +60,7 @@ def environ(monkeypatch, tmp_path):  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize(("name", "value", "allowed"), INVALID, ids=[i[0] for i in INVALID])
-def test_invalid_value_is_refused_in_one_line(environ, name, value, allowed) -> None:  # type: ignore[no-untyped-def]
+def test_invalid_value_is_refused_in_one_line(environ, name, value, allowed) -> None:
     from raregen import create_app
 
     if name != "RAREGEN_ENV":
@@ -75,7 +75,7 @@ def test_invalid_value_is_refused_in_one_line(environ, name, value, allowed) -> 
     assert isinstance(info.value, ValueError)
 
 
-def test_several_invalid_values_in_one_line(environ) -> None:  # type: ignore[no-untyped-def]
+def test_several_invalid_values_in_one_line(environ) -> None:
     environ.setenv("RAREGEN_ROLE", "pubisher")
     environ.setenv("RAREGEN_PUBLISH_MODE", "bogus")
     with pytest.raises(SettingsError) as info:
@@ -84,7 +84,7 @@ def test_several_invalid_values_in_one_line(environ) -> None:  # type: ignore[no
     assert "\n" not in message and "RAREGEN_ROLE" in message and "RAREGEN_PUBLISH_MODE" in message
 
 
-def test_defaults_and_unprefixed_names(environ, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_defaults_and_unprefixed_names(environ, tmp_path) -> None:
     inst = tmp_path / "instance"
     cfg = load_settings(str(inst))
     assert cfg["ROLE"] == "all" and cfg["ENV_NAME"] == "production"
@@ -109,7 +109,7 @@ def test_defaults_and_unprefixed_names(environ, tmp_path) -> None:  # type: igno
     assert load_settings(str(inst))["SQLALCHEMY_DATABASE_URI"] == "postgresql://h/prefixed"
 
 
-def test_refusal_names_the_unprefixed_variable_that_was_read(environ) -> None:  # type: ignore[no-untyped-def]
+def test_refusal_names_the_unprefixed_variable_that_was_read(environ) -> None:
     environ.setenv("PORT", "x")
     with pytest.raises(SettingsError) as info:
         read_settings()
@@ -122,7 +122,7 @@ def test_refusal_names_the_unprefixed_variable_that_was_read(environ) -> None:  
 
 
 @pytest.fixture
-def prod(environ, tmp_path):  # type: ignore[no-untyped-def]
+def prod(environ, tmp_path):
     """Production with everything it needs; tests remove one piece."""
     from raregen.publish.txbuilder import ServerWallet
 
@@ -145,20 +145,20 @@ def _refusal(**overrides: object) -> str:
     return message
 
 
-def test_production_starts_with_everything_configured(prod) -> None:  # type: ignore[no-untyped-def]
+def test_production_starts_with_everything_configured(prod) -> None:
     from raregen import create_app
 
     app = create_app({"RATELIMIT_STORAGE_URI": "memory://"})
     assert app.config["ENV_NAME"] == "production" and app.secret_key == "prod-secret"
 
 
-def test_production_refuses_without_secret_key(prod, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_production_refuses_without_secret_key(prod, tmp_path) -> None:
     prod.delenv("RAREGEN_SECRET_KEY")
     assert "RAREGEN_SECRET_KEY" in _refusal()
     assert not (tmp_path / "instance" / "secret_key").exists()  # none made in production
 
 
-def test_production_refuses_without_server_key(prod, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_production_refuses_without_server_key(prod, tmp_path) -> None:
     from raregen import create_app
     from raregen.server_key import write_key_file
 
@@ -174,7 +174,7 @@ def test_production_refuses_without_server_key(prod, tmp_path) -> None:  # type:
     create_app({"RATELIMIT_STORAGE_URI": "memory://"})
 
 
-def test_production_refuses_wallet_without_mail_server(prod) -> None:  # type: ignore[no-untyped-def]
+def test_production_refuses_wallet_without_mail_server(prod) -> None:
     from raregen import create_app
 
     prod.delenv("RAREGEN_MAIL_SERVER")
@@ -183,14 +183,14 @@ def test_production_refuses_wallet_without_mail_server(prod) -> None:  # type: i
     create_app({"ROLE": "publisher", "RATELIMIT_STORAGE_URI": "memory://"})  # mails nothing
 
 
-def test_production_names_every_missing_setting_in_one_line(environ) -> None:  # type: ignore[no-untyped-def]
+def test_production_names_every_missing_setting_in_one_line(environ) -> None:
     message = _refusal()
     for name in ("RAREGEN_SECRET_KEY", "RAREGEN_SERVER_KEY_FILE", "RAREGEN_MAIL_SERVER"):
         assert name in message
 
 
 @pytest.mark.parametrize("env_name", ["development", "test"])
-def test_development_and_test_make_what_is_missing(environ, tmp_path, env_name) -> None:  # type: ignore[no-untyped-def]
+def test_development_and_test_make_what_is_missing(environ, tmp_path, env_name) -> None:
     from raregen import create_app
 
     environ.setenv("RAREGEN_ENV", env_name)
@@ -199,7 +199,7 @@ def test_development_and_test_make_what_is_missing(environ, tmp_path, env_name) 
     assert (tmp_path / "instance" / "secret_key").exists()
 
 
-def test_production_server_wallet_never_generates_a_key(environ, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_production_server_wallet_never_generates_a_key(environ, tmp_path) -> None:
     """Regression: a production server whose key file is gone made itself a new key."""
     from raregen import create_app
     from raregen.publish.services import server_wallet
@@ -224,7 +224,7 @@ sys.stdin.read()
 """
 
 
-def test_production_refuses_sqlite_held_by_another_process(prod, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_production_refuses_sqlite_held_by_another_process(prod, tmp_path) -> None:
     from raregen import create_app
 
     url = f"sqlite:///{tmp_path / 'shared.sqlite'}"

@@ -31,7 +31,7 @@ def _wrong(code: str) -> str:
     return f"{(int(code) + 1) % 1_000_000:06d}"
 
 
-def test_wrong_codes_and_the_lock_out_are_audited(wallet, app):  # type: ignore[no-untyped-def]
+def test_wrong_codes_and_the_lock_out_are_audited(wallet, app):
     wallet.request_code("hank@example.com")
     code = latest_code(app, "hank@example.com")
     with transaction():
@@ -53,7 +53,7 @@ def test_wrong_codes_and_the_lock_out_are_audited(wallet, app):  # type: ignore[
     assert not any("hank" in json.dumps(e) or code in json.dumps(e) for e in entries)
 
 
-def test_allowance_is_audited_with_its_ledger_row(app):  # type: ignore[no-untyped-def]
+def test_allowance_is_audited_with_its_ledger_row(app):
     with transaction():
         account = accounts.get_or_create("ivy@example.com")
         account_id = account.id
@@ -71,7 +71,7 @@ def test_allowance_is_audited_with_its_ledger_row(app):  # type: ignore[no-untyp
     assert detail["reason"] == credits.allowance_reason(utcnow())
 
 
-def test_purge_command_is_audited(app):  # type: ignore[no-untyped-def]
+def test_purge_command_is_audited(app):
     from datetime import timedelta
 
     with transaction():

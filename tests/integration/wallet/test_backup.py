@@ -25,7 +25,7 @@ def envelope(size: int = 200, **over: object) -> dict:
     return body
 
 
-def test_versions(signed_in):  # type: ignore[no-untyped-def]
+def test_versions(signed_in):
     expect_error(signed_in.get("/wallet/api/backup"), 404, "NOT_FOUND")
     assert signed_in.get("/wallet/api/backup/versions").json == {"versions": []}
     first, second = (
@@ -56,7 +56,7 @@ def test_versions(signed_in):  # type: ignore[no-untyped-def]
     assert me["hasBackup"] is True and me["backupVersion"] == 2
 
 
-def test_backups_are_per_account(signed_in):  # type: ignore[no-untyped-def]
+def test_backups_are_per_account(signed_in):
     assert signed_in.put("/wallet/api/backup", envelope()).json == {"version": 1}
     bob = WalletClient(signed_in.app, ip="10.2.2.2")
     bob.sign_in("bob@example.com")
@@ -64,7 +64,7 @@ def test_backups_are_per_account(signed_in):  # type: ignore[no-untyped-def]
     assert bob.put("/wallet/api/backup", envelope()).json == {"version": 1}
 
 
-def test_envelope_checks(signed_in):  # type: ignore[no-untyped-def]
+def test_envelope_checks(signed_in):
     def bad(body: dict, status: int = 400, code: str = "BAD_BACKUP") -> None:
         expect_error(signed_in.put("/wallet/api/backup", body), status, code)
 
@@ -84,7 +84,7 @@ def test_envelope_checks(signed_in):  # type: ignore[no-untyped-def]
     expect_error(signed_in.put("/wallet/api/backup", envelope(), csrf=False), 400, "CSRF_FAILED")
 
 
-def test_huge_numbers_in_urls_are_not_500(signed_in):  # type: ignore[no-untyped-def]
+def test_huge_numbers_in_urls_are_not_500(signed_in):
     # found by a fresh-user review: integers past 2**63 overflowed the database driver
     expect_error(signed_in.get("/wallet/api/backup/9223372036854775808"), 404, "NOT_FOUND")
     resp = signed_in.get("/wallet/api/jobs?page=99999999999999999999999")

@@ -55,14 +55,14 @@ def _job() -> str:
     return str(uuid.uuid4())
 
 
-def test_new_account_starts_at_zero(app):  # type: ignore[no-untyped-def]
+def test_new_account_starts_at_zero(app):
     account_id = _new_account()
     assert _consistent(account_id) == 0
     assert credits.balance(10**9) == 0  # unknown account
     db.session.rollback()
 
 
-def test_every_ledger_write_moves_the_column(app, monkeypatch):  # type: ignore[no-untyped-def]
+def test_every_ledger_write_moves_the_column(app, monkeypatch):
     monkeypatch.setitem(app.config, "FREE_MONTHLY_CREDITS", 3)
     account_id = _new_account()
     jobs = [_job() for _ in range(3)]
@@ -108,7 +108,7 @@ def test_every_ledger_write_moves_the_column(app, monkeypatch):  # type: ignore[
     db.session.rollback()
 
 
-def test_failed_insert_leaves_the_column(app):  # type: ignore[no-untyped-def]
+def test_failed_insert_leaves_the_column(app):
     """A refused ledger row (a job charged twice) rolls back with its column update."""
     account_id = _new_account()
     job = _job()
@@ -121,7 +121,7 @@ def test_failed_insert_leaves_the_column(app):  # type: ignore[no-untyped-def]
     assert _consistent(account_id) == before
 
 
-def test_charges_read_the_column_not_the_ledger(app):  # type: ignore[no-untyped-def]
+def test_charges_read_the_column_not_the_ledger(app):
     """The balance is the column: a ledger row written behind the service's back is not
     seen until repaired (and check_balances reports it)."""
     account_id = _new_account()
@@ -151,7 +151,7 @@ def test_charges_read_the_column_not_the_ledger(app):  # type: ignore[no-untyped
     db.session.rollback()
 
 
-def test_check_balances_command(app):  # type: ignore[no-untyped-def]
+def test_check_balances_command(app):
     runner = app.test_cli_runner()
     good = _new_account("good@example.com")
     bad = _new_account("bad@example.com")
@@ -182,7 +182,7 @@ def test_check_balances_command(app):  # type: ignore[no-untyped-def]
     assert out.exit_code == 0 and "all account balances match" in out.output
 
 
-def _run_threads(app, count: int, work) -> list[str]:  # type: ignore[no-untyped-def]
+def _run_threads(app, count: int, work) -> list[str]:
     barrier = threading.Barrier(count)
     outcomes: list[str] = []
     lock = threading.Lock()
@@ -211,7 +211,7 @@ def _run_threads(app, count: int, work) -> list[str]:  # type: ignore[no-untyped
     return outcomes
 
 
-def test_first_charges_of_the_month_race_for_one_credit(app, monkeypatch):  # type: ignore[no-untyped-def]
+def test_first_charges_of_the_month_race_for_one_credit(app, monkeypatch):
     """8 concurrent first charges of a month with an allowance of 1: the allowance is added
     once and exactly one charge succeeds (row lock on PostgreSQL, BEGIN IMMEDIATE on
     SQLite)."""
@@ -225,7 +225,7 @@ def test_first_charges_of_the_month_race_for_one_credit(app, monkeypatch):  # ty
     db.session.rollback()
 
 
-def test_concurrent_writers_keep_the_column_exact(app):  # type: ignore[no-untyped-def]
+def test_concurrent_writers_keep_the_column_exact(app):
     """Charges, grants and refunds from 6 threads at once: no update of the column is lost."""
     account_id = _new_account("busy@example.com")
     with transaction():

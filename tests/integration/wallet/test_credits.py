@@ -43,13 +43,13 @@ def _ledger(account_id: int) -> list[tuple[int, str, str | None]]:
 
 
 @pytest.fixture
-def identity(signed_in) -> coincurve.PrivateKey:  # type: ignore[no-untyped-def]
+def identity(signed_in) -> coincurve.PrivateKey:
     key = coincurve.PrivateKey()
     assert register_keys(signed_in, {"identity": key}).status_code == 200
     return key
 
 
-def test_allowance_granted_on_first_publish_of_the_month(signed_in, identity):  # type: ignore[no-untyped-def]
+def test_allowance_granted_on_first_publish_of_the_month(signed_in, identity):
     account = _account()
     assert signed_in.get("/wallet/api/me").json["credits"] == 20
     assert _ledger(account.id) == []  # reading the balance writes nothing
@@ -63,7 +63,7 @@ def test_allowance_granted_on_first_publish_of_the_month(signed_in, identity):  
     assert [r[1] for r in _ledger(account.id)].count(month) == 1
 
 
-def test_next_month_grants_again(signed_in, identity, monkeypatch):  # type: ignore[no-untyped-def]
+def test_next_month_grants_again(signed_in, identity, monkeypatch):
     account = _account()
     assert signed_in.post("/wallet/api/publish", publish_body(identity)).status_code == 202
     next_month = (utcnow().replace(day=1) + timedelta(days=32)).replace(day=2)
@@ -75,7 +75,7 @@ def test_next_month_grants_again(signed_in, identity, monkeypatch):  # type: ign
     assert credits.balance(account.id) == 38
 
 
-def test_publish_through_wallet(signed_in, identity):  # type: ignore[no-untyped-def]
+def test_publish_through_wallet(signed_in, identity):
     body = publish_body(identity, "First work")
     resp = signed_in.post("/wallet/api/publish", body)
     assert resp.status_code == 202
@@ -96,7 +96,7 @@ def test_publish_through_wallet(signed_in, identity):  # type: ignore[no-untyped
     expect_error(signed_in.post("/wallet/api/publish", csrf=False), 400, "CSRF_FAILED")
 
 
-def test_jobs_list_newest_first_paginated(signed_in, identity):  # type: ignore[no-untyped-def]
+def test_jobs_list_newest_first_paginated(signed_in, identity):
     ids = []
     for i in range(3):
         ids.append(
@@ -116,7 +116,7 @@ def test_jobs_list_newest_first_paginated(signed_in, identity):  # type: ignore[
     assert bob.get("/wallet/api/jobs").json["jobs"] == []
 
 
-def test_key_must_belong_to_the_account(signed_in, identity):  # type: ignore[no-untyped-def]
+def test_key_must_belong_to_the_account(signed_in, identity):
     stranger = coincurve.PrivateKey()
     resp = signed_in.post("/wallet/api/publish", publish_body(stranger))
     expect_error(resp, 403, "KEY_NOT_REGISTERED")
@@ -125,7 +125,7 @@ def test_key_must_belong_to_the_account(signed_in, identity):  # type: ignore[no
     expect_error(bob.post("/wallet/api/publish", publish_body(identity)), 403, "KEY_NOT_REGISTERED")
 
 
-def test_no_credits_reaches_the_browser(signed_in, identity, app, monkeypatch):  # type: ignore[no-untyped-def]
+def test_no_credits_reaches_the_browser(signed_in, identity, app, monkeypatch):
     monkeypatch.setitem(app.config, "FREE_MONTHLY_CREDITS", 1)
     assert signed_in.get("/wallet/api/me").json["credits"] == 1
     assert signed_in.post("/wallet/api/publish", publish_body(identity)).status_code == 202
@@ -137,7 +137,7 @@ def test_no_credits_reaches_the_browser(signed_in, identity, app, monkeypatch): 
     assert db.session.scalar(select(func.count()).select_from(PublishJob)) == 1
 
 
-def test_refund_once_per_job(signed_in, identity):  # type: ignore[no-untyped-def]
+def test_refund_once_per_job(signed_in, identity):
     account = _account()
     job_id = signed_in.post("/wallet/api/publish", publish_body(identity)).json["jobId"]
     key_id = db.session.scalar(select(PublishJob.key_id).where(PublishJob.job_id == job_id))
@@ -153,7 +153,7 @@ def test_refund_once_per_job(signed_in, identity):  # type: ignore[no-untyped-de
     assert credits.balance(account.id) == 20
 
 
-def test_operator_keys_keep_their_column(app):  # type: ignore[no-untyped-def]
+def test_operator_keys_keep_their_column(app):
     from raregen.publish import keys
 
     key = coincurve.PrivateKey()
@@ -168,13 +168,13 @@ def test_operator_keys_keep_their_column(app):  # type: ignore[no-untyped-def]
     assert db.session.scalar(select(func.count()).select_from(CreditEntry)) == 0
 
 
-def test_ledger_is_append_only(signed_in, identity):  # type: ignore[no-untyped-def]
+def test_ledger_is_append_only(signed_in, identity):
     signed_in.post("/wallet/api/publish", publish_body(identity))
     with pytest.raises(DBAPIError, match="append-only"), transaction():
         db.session.execute(text("UPDATE credit_ledger SET delta = 100"))
 
 
-def test_operator_commands(signed_in, app):  # type: ignore[no-untyped-def]
+def test_operator_commands(signed_in, app):
     runner = app.test_cli_runner()
     out = runner.invoke(args=["accounts", "list"])
     assert out.exit_code == 0 and "alice@example.com" in out.output and "credits=20" in out.output
@@ -205,7 +205,7 @@ def _set_balance_to_one(account_id: int) -> None:
         assert credits.check_balances() == []
 
 
-def test_one_credit_left_concurrent_publishes_accept_exactly_one(app):  # type: ignore[no-untyped-def]
+def test_one_credit_left_concurrent_publishes_accept_exactly_one(app):
     """Runs on PostgreSQL (row lock) and SQLite (BEGIN IMMEDIATE): 8 threads, one credit."""
     from raregen.publish import account_keys
 
@@ -245,7 +245,7 @@ def test_one_credit_left_concurrent_publishes_accept_exactly_one(app):  # type: 
     assert db.session.scalar(select(func.count()).select_from(PublishJob)) == 1
 
 
-def test_one_credit_left_concurrent_publishes_postgresql(pg_app):  # type: ignore[no-untyped-def]
+def test_one_credit_left_concurrent_publishes_postgresql(pg_app):
     """The same race on PostgreSQL through the wallet's own publish path."""
     from raregen.publish import account_keys
 

@@ -46,7 +46,7 @@ def _head(wallet: WalletClient, path: str, form: dict[str, str]) -> Any:
     return wallet.http.open(path, method="HEAD", data=form, environ_base={"REMOTE_ADDR": wallet.ip})
 
 
-def test_head_sign_in_with_a_form_body_mails_no_code(wallet):  # type: ignore[no-untyped-def]
+def test_head_sign_in_with_a_form_body_mails_no_code(wallet):
     wallet.refresh_token()
     before = _state(wallet)
     for path in ("/signin", "/signup"):
@@ -59,7 +59,7 @@ def test_head_sign_in_with_a_form_body_mails_no_code(wallet):  # type: ignore[no
     assert after["rows"]["otp_challenges"] == 0  # the outbox file is shared: compared above
 
 
-def test_head_with_the_right_code_signs_nobody_in(wallet, app):  # type: ignore[no-untyped-def]
+def test_head_with_the_right_code_signs_nobody_in(wallet, app):
     assert wallet.request_code("wes@example.com").status_code == 303
     code = latest_code(app, "wes@example.com")
     before = _state(wallet)
@@ -71,9 +71,7 @@ def test_head_with_the_right_code_signs_nobody_in(wallet, app):  # type: ignore[
     assert wallet.enter_code(code).status_code == 303
 
 
-def test_head_on_every_get_and_post_route_changes_nothing(  # type: ignore[no-untyped-def]
-    wallet, app
-):
+def test_head_on_every_get_and_post_route_changes_nothing(wallet, app):
     rules = [
         rule
         for rule in app.url_map.iter_rules()

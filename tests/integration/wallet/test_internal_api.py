@@ -19,7 +19,7 @@ TOKEN = "s3rvice-t0ken"
 
 
 @pytest.fixture
-def internal(app, monkeypatch):  # type: ignore[no-untyped-def]
+def internal(app, monkeypatch):
     monkeypatch.setitem(app.config, "SERVICE_TOKEN", TOKEN)
     return app.test_client()
 
@@ -35,7 +35,7 @@ def _keys_body(ref: str, key: coincurve.PrivateKey, purpose: str = "identity") -
     }
 
 
-def test_token_required(internal, app, monkeypatch):  # type: ignore[no-untyped-def]
+def test_token_required(internal, app, monkeypatch):
     body = _keys_body("acct:1", coincurve.PrivateKey())
     expect_error(internal.post("/internal/keys", json=body), 401, "AUTH_REQUIRED")
     expect_error(
@@ -52,7 +52,7 @@ def test_token_required(internal, app, monkeypatch):  # type: ignore[no-untyped-
     )
 
 
-def test_register_and_publish(internal):  # type: ignore[no-untyped-def]
+def test_register_and_publish(internal):
     key = coincurve.PrivateKey()
     resp = internal.post("/internal/keys", json=_keys_body("acct:7", key), headers=_auth())
     assert resp.status_code == 200
@@ -86,7 +86,7 @@ def test_register_and_publish(internal):  # type: ignore[no-untyped-def]
     )
 
 
-def test_publish_for_an_account(internal, signed_in):  # type: ignore[no-untyped-def]
+def test_publish_for_an_account(internal, signed_in):
     account_id = db.session.scalar(select(Account.id).where(Account.email == "alice@example.com"))
     key = coincurve.PrivateKey()
     ref = f"acct:{account_id}"
@@ -106,7 +106,7 @@ def test_publish_for_an_account(internal, signed_in):  # type: ignore[no-untyped
     assert signed_in.get("/wallet/api/me").json["credits"] == 19
 
 
-def test_http_forwarder_unreachable_publisher(app, monkeypatch):  # type: ignore[no-untyped-def]
+def test_http_forwarder_unreachable_publisher(app, monkeypatch):
     from raregen.errors import ServiceError
 
     monkeypatch.setitem(app.config, "ROLE", "wallet")

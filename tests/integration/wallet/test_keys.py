@@ -22,14 +22,14 @@ def _three() -> dict[str, coincurve.PrivateKey]:
     return {p: coincurve.PrivateKey() for p in ("identity", "financial", "tokens")}
 
 
-def test_challenge_shape(signed_in):  # type: ignore[no-untyped-def]
+def test_challenge_shape(signed_in):
     body = signed_in.post("/wallet/api/challenge").json
     assert body["expiresIn"] == 300
     assert len(body["challenge"]) == 64 and int(body["challenge"], 16) >= 0
     assert signed_in.post("/wallet/api/challenge").json["challenge"] != body["challenge"]
 
 
-def test_registers_three_keys(signed_in):  # type: ignore[no-untyped-def]
+def test_registers_three_keys(signed_in):
     keys = _three()
     resp = register_keys(signed_in, keys)
     assert resp.status_code == 200, resp.json
@@ -46,7 +46,7 @@ def test_registers_three_keys(signed_in):  # type: ignore[no-untyped-def]
     assert len(signed_in.get("/wallet/api/me").json["keys"]) == 3
 
 
-def test_bad_signature_refused_and_challenge_spent(signed_in):  # type: ignore[no-untyped-def]
+def test_bad_signature_refused_and_challenge_spent(signed_in):
     key, other = coincurve.PrivateKey(), coincurve.PrivateKey()
     challenge = signed_in.post("/wallet/api/challenge").json["challenge"]
     forged = proof(other, challenge, "identity")
@@ -61,7 +61,7 @@ def test_bad_signature_refused_and_challenge_spent(signed_in):  # type: ignore[n
     assert signed_in.get("/wallet/api/me").json["keys"] == []
 
 
-def test_signature_over_other_purpose_refused(signed_in):  # type: ignore[no-untyped-def]
+def test_signature_over_other_purpose_refused(signed_in):
     key = coincurve.PrivateKey()
     challenge = signed_in.post("/wallet/api/challenge").json["challenge"]
     entry = proof(key, challenge, "financial")
@@ -70,7 +70,7 @@ def test_signature_over_other_purpose_refused(signed_in):  # type: ignore[no-unt
     expect_error(resp, 401, "SIGNATURE_INVALID")
 
 
-def test_high_s_refused(signed_in):  # type: ignore[no-untyped-def]
+def test_high_s_refused(signed_in):
     key = coincurve.PrivateKey()
     challenge = signed_in.post("/wallet/api/challenge").json["challenge"]
     entry = proof(key, challenge, "identity")
@@ -89,7 +89,7 @@ def test_high_s_refused(signed_in):  # type: ignore[no-untyped-def]
     expect_error(resp, 401, "HIGH_S_SIGNATURE")
 
 
-def test_challenge_single_use(signed_in):  # type: ignore[no-untyped-def]
+def test_challenge_single_use(signed_in):
     key = coincurve.PrivateKey()
     challenge = signed_in.post("/wallet/api/challenge").json["challenge"]
     body = {"challenge": challenge, "keys": [proof(key, challenge, "identity")]}
@@ -97,7 +97,7 @@ def test_challenge_single_use(signed_in):  # type: ignore[no-untyped-def]
     expect_error(signed_in.post("/wallet/api/keys", body), 401, "CHALLENGE_INVALID")
 
 
-def test_challenge_expires(signed_in, monkeypatch):  # type: ignore[no-untyped-def]
+def test_challenge_expires(signed_in, monkeypatch):
     key = coincurve.PrivateKey()
     challenge = signed_in.post("/wallet/api/challenge").json["challenge"]
     later = utcnow() + timedelta(seconds=301)
@@ -106,7 +106,7 @@ def test_challenge_expires(signed_in, monkeypatch):  # type: ignore[no-untyped-d
     expect_error(signed_in.post("/wallet/api/keys", body), 401, "CHALLENGE_INVALID")
 
 
-def test_challenge_of_another_account_refused(signed_in):  # type: ignore[no-untyped-def]
+def test_challenge_of_another_account_refused(signed_in):
     bob = WalletClient(signed_in.app, ip="10.1.1.1")
     bob.sign_in("bob@example.com")
     challenge = signed_in.post("/wallet/api/challenge").json["challenge"]
@@ -115,7 +115,7 @@ def test_challenge_of_another_account_refused(signed_in):  # type: ignore[no-unt
     expect_error(bob.post("/wallet/api/keys", body), 401, "CHALLENGE_INVALID")
 
 
-def test_key_of_another_account_is_taken(signed_in):  # type: ignore[no-untyped-def]
+def test_key_of_another_account_is_taken(signed_in):
     key = coincurve.PrivateKey()
     assert register_keys(signed_in, {"identity": key}).status_code == 200
     bob = WalletClient(signed_in.app, ip="10.1.1.2")
@@ -127,7 +127,7 @@ def test_key_of_another_account_is_taken(signed_in):  # type: ignore[no-untyped-
     assert bob.get("/wallet/api/me").json["keys"] == []
 
 
-def test_operator_key_is_taken(signed_in):  # type: ignore[no-untyped-def]
+def test_operator_key_is_taken(signed_in):
     from raregen.publish import keys
 
     key = coincurve.PrivateKey()
@@ -135,7 +135,7 @@ def test_operator_key_is_taken(signed_in):  # type: ignore[no-untyped-def]
     expect_error(register_keys(signed_in, {"identity": key}), 409, "KEY_TAKEN")
 
 
-def test_malformed_registrations(signed_in):  # type: ignore[no-untyped-def]
+def test_malformed_registrations(signed_in):
     challenge = signed_in.post("/wallet/api/challenge").json["challenge"]
     key = coincurve.PrivateKey()
     good = proof(key, challenge, "identity")
@@ -171,12 +171,12 @@ def test_malformed_registrations(signed_in):  # type: ignore[no-untyped-def]
     expect_error(resp, 400, "DUPLICATE_MEMBER")
 
 
-def test_proof_that_cannot_be_a_proof_leaves_the_challenge(signed_in):  # type: ignore[no-untyped-def]
+def test_proof_that_cannot_be_a_proof_leaves_the_challenge(signed_in):
     key = coincurve.PrivateKey()
     challenge = signed_in.post("/wallet/api/challenge").json["challenge"]
     good = proof(key, challenge, "identity")
 
-    def send(value: str, entry: dict[str, str]):  # type: ignore[no-untyped-def]
+    def send(value: str, entry: dict[str, str]):
         return signed_in.post("/wallet/api/keys", {"challenge": value, "keys": [entry]})
 
     # encodings that cannot be a proof: 400, and the challenge is not spent

@@ -15,7 +15,7 @@ from raregen.wallet.purge import DEFAULT_GRACE, purge_expired
 from tests.integration.wallet.conftest import latest_code
 
 
-def _rows(now):  # type: ignore[no-untyped-def]
+def _rows(now):
     """One account; codes and key challenges that expired at various times before ``now``."""
     ages = {
         "fresh": timedelta(minutes=-5),  # still valid for 5 minutes
@@ -55,7 +55,7 @@ def _left() -> tuple[list[str], int]:
     return [e.split("@")[0] for e in emails], keys
 
 
-def test_purge_deletes_only_rows_expired_longer_than_the_grace(app):  # type: ignore[no-untyped-def]
+def test_purge_deletes_only_rows_expired_longer_than_the_grace(app):
     now = utcnow().replace(microsecond=0)
     _rows(now)
     assert purge_expired(now) == {"otp_challenges": 2, "key_challenges": 2}
@@ -68,7 +68,7 @@ def test_purge_deletes_only_rows_expired_longer_than_the_grace(app):  # type: ig
     assert _left() == (["fresh"], 1)
 
 
-def test_purge_refuses_bad_arguments(app):  # type: ignore[no-untyped-def]
+def test_purge_refuses_bad_arguments(app):
     from datetime import UTC, datetime
 
     with pytest.raises(ValueError):
@@ -77,7 +77,7 @@ def test_purge_refuses_bad_arguments(app):  # type: ignore[no-untyped-def]
         purge_expired(datetime.now(UTC))
 
 
-def test_purge_is_one_transaction(app, monkeypatch):  # type: ignore[no-untyped-def]
+def test_purge_is_one_transaction(app, monkeypatch):
     """A failure on the second table rolls back the first table's deletions."""
     from raregen.wallet import purge
 
@@ -86,7 +86,7 @@ def test_purge_is_one_transaction(app, monkeypatch):  # type: ignore[no-untyped-
     real = purge._deleted
     calls = []
 
-    def failing(statement):  # type: ignore[no-untyped-def]
+    def failing(statement):
         calls.append(statement)
         if len(calls) == 2:
             raise RuntimeError("database went away")
@@ -98,7 +98,7 @@ def test_purge_is_one_transaction(app, monkeypatch):  # type: ignore[no-untyped-
     assert len(_left()[0]) == 6 and _left()[1] == 6
 
 
-def test_purged_code_asks_for_a_new_one(wallet, app):  # type: ignore[no-untyped-def]
+def test_purged_code_asks_for_a_new_one(wallet, app):
     wallet.request_code("pia@example.com")
     code = latest_code(app, "pia@example.com")
     later = utcnow() + timedelta(days=2)
@@ -107,7 +107,7 @@ def test_purged_code_asks_for_a_new_one(wallet, app):  # type: ignore[no-untyped
     assert resp.status_code == 401 and resp.json["error"]["code"] == "CODE_EXPIRED"
 
 
-def test_purge_command(app, monkeypatch):  # type: ignore[no-untyped-def]
+def test_purge_command(app, monkeypatch):
     now = utcnow()
     _rows(now)
     monkeypatch.setattr("raregen.db.utcnow", lambda: now)  # the command's clock
@@ -123,7 +123,7 @@ def test_purge_command(app, monkeypatch):  # type: ignore[no-untyped-def]
     assert _left() == (["fresh"], 1)
 
 
-def test_periodic_task_purges(app):  # type: ignore[no-untyped-def]
+def test_periodic_task_purges(app):
     """The cron's ``purge-wallet`` job (``tasks.purge_wallet_challenges``) runs the purge."""
     from raregen.publish import tasks
 

@@ -29,7 +29,7 @@ def _sessions() -> int:
     return int(count or 0)
 
 
-def test_a_cookie_copied_before_sign_out_is_refused_after(signed_in, app):  # type: ignore[no-untyped-def]
+def test_a_cookie_copied_before_sign_out_is_refused_after(signed_in, app):
     copy = signed_in.http.get_cookie("session").value
     thief = _replay(app, copy)
     assert thief.get("/wallet/api/me").status_code == 200  # the copy works while signed in
@@ -47,7 +47,7 @@ def test_a_cookie_copied_before_sign_out_is_refused_after(signed_in, app):  # ty
     expect_error(signed_in.get("/wallet/api/me"), 401, "AUTH_REQUIRED")
 
 
-def test_signing_out_one_browser_leaves_the_others_signed_in(signed_in, app):  # type: ignore[no-untyped-def]
+def test_signing_out_one_browser_leaves_the_others_signed_in(signed_in, app):
     laptop = WalletClient(app, ip="192.0.2.9")
     assert laptop.sign_in("alice@example.com")["email"] == "alice@example.com"
     assert _sessions() == 2
@@ -56,14 +56,14 @@ def test_signing_out_one_browser_leaves_the_others_signed_in(signed_in, app):  #
     expect_error(signed_in.get("/wallet/api/me"), 401, "AUTH_REQUIRED")
 
 
-def test_signing_in_again_replaces_the_browsers_session(signed_in, app):  # type: ignore[no-untyped-def]
+def test_signing_in_again_replaces_the_browsers_session(signed_in, app):
     old = signed_in.http.get_cookie("session").value
     signed_in.sign_in("alice@example.com")
     assert _sessions() == 1
     expect_error(_replay(app, old).get("/wallet/api/me"), 401, "AUTH_REQUIRED")
 
 
-def test_sessions_expire_after_the_lifetime(signed_in, app, monkeypatch):  # type: ignore[no-untyped-def]
+def test_sessions_expire_after_the_lifetime(signed_in, app, monkeypatch):
     lifetime = int(app.config["SESSION_LIFETIME_SECONDS"])
     start = utcnow()
     monkeypatch.setattr(wallet_session, "utcnow", lambda: start + timedelta(seconds=lifetime - 60))
@@ -78,7 +78,7 @@ def test_sessions_expire_after_the_lifetime(signed_in, app, monkeypatch):  # typ
     assert _sessions() == 1
 
 
-def test_a_cookie_without_a_session_token_is_not_signed_in(signed_in, app):  # type: ignore[no-untyped-def]
+def test_a_cookie_without_a_session_token_is_not_signed_in(signed_in, app):
     """A cookie of the old format (the account id alone), validly signed, names no session."""
     account_id = db.session.scalar(select(Account.id))
     db.session.rollback()
@@ -93,7 +93,7 @@ def test_a_cookie_without_a_session_token_is_not_signed_in(signed_in, app):  # t
 # ---------------------------------------------------------------------------------------
 
 
-def _set_cookie(tmp_path, monkeypatch, env: dict[str, str]) -> str:  # type: ignore[no-untyped-def]
+def _set_cookie(tmp_path, monkeypatch, env: dict[str, str]) -> str:
     """The Set-Cookie of a page that writes the session, on an app built from ``env``."""
     from raregen import create_app
     from raregen.publish.txbuilder import ServerWallet
@@ -133,9 +133,7 @@ def _set_cookie(tmp_path, monkeypatch, env: dict[str, str]) -> str:  # type: ign
         ({"RAREGEN_PUBLIC_BASE_URL": "https://x.example", "RAREGEN_COOKIE_SECURE": "false"}, False),
     ],
 )
-def test_session_cookie_is_secure_under_production_settings(  # type: ignore[no-untyped-def]
-    tmp_path, monkeypatch, env, secure
-):
+def test_session_cookie_is_secure_under_production_settings(tmp_path, monkeypatch, env, secure):
     cookie = _set_cookie(tmp_path, monkeypatch, env)
     assert cookie.startswith("session=") and "HttpOnly" in cookie and "SameSite=Lax" in cookie
     assert ("; Secure" in cookie) is secure, cookie

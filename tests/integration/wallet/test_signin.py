@@ -16,7 +16,7 @@ from tests.integration.wallet.conftest import WalletClient, expect_error, free_p
 JSON = {"Accept": "application/json"}
 
 
-def test_sign_up_creates_account_and_session(wallet):  # type: ignore[no-untyped-def]
+def test_sign_up_creates_account_and_session(wallet):
     me = wallet.sign_in("  Alice@Example.COM ")
     assert me == {
         "email": "alice@example.com",
@@ -35,7 +35,7 @@ def test_sign_up_creates_account_and_session(wallet):  # type: ignore[no-untyped
     assert code_hash and len(code_hash) == 64
 
 
-def test_pages_state_validity_and_mail_says_it(wallet, app):  # type: ignore[no-untyped-def]
+def test_pages_state_validity_and_mail_says_it(wallet, app):
     page = wallet.get("/signin").get_data(as_text=True)
     assert "valid for 10 minutes" in page
     resp = wallet.request_code("bob@example.com")
@@ -47,14 +47,14 @@ def test_pages_state_validity_and_mail_says_it(wallet, app):  # type: ignore[no-
     assert latest_code(app, "bob@example.com") in outbox
 
 
-def test_bad_email_refused(wallet):  # type: ignore[no-untyped-def]
+def test_bad_email_refused(wallet):
     resp = wallet.request_code("not-an-address")
     assert resp.status_code == 400
     assert "valid email address" in resp.get_data(as_text=True)
     expect_error(wallet.request_code("x@y", headers=JSON), 400, "BAD_EMAIL")
 
 
-def test_code_is_single_use_even_with_a_replayed_cookie(wallet, app):  # type: ignore[no-untyped-def]
+def test_code_is_single_use_even_with_a_replayed_cookie(wallet, app):
     assert wallet.request_code("carol@example.com").status_code == 303
     code = latest_code(app, "carol@example.com")
     before = wallet.http.get_cookie("session").value  # the cookie naming the challenge
@@ -69,7 +69,7 @@ def test_code_is_single_use_even_with_a_replayed_cookie(wallet, app):  # type: i
     assert page.status_code == 401 and "already used" in page.get_data(as_text=True)
 
 
-def test_code_expires(wallet, app, monkeypatch):  # type: ignore[no-untyped-def]
+def test_code_expires(wallet, app, monkeypatch):
     wallet.request_code("dave@example.com")
     code = latest_code(app, "dave@example.com")
     later = utcnow() + timedelta(seconds=601)
@@ -80,7 +80,7 @@ def test_code_expires(wallet, app, monkeypatch):  # type: ignore[no-untyped-def]
     expect_error(wallet.enter_code(code, headers=JSON), 401, "CODE_EXPIRED")
 
 
-def test_code_valid_just_before_expiry(wallet, app, monkeypatch):  # type: ignore[no-untyped-def]
+def test_code_valid_just_before_expiry(wallet, app, monkeypatch):
     wallet.request_code("erin@example.com")
     code = latest_code(app, "erin@example.com")
     later = utcnow() + timedelta(seconds=590)
@@ -92,7 +92,7 @@ def _wrong(code: str) -> str:
     return f"{(int(code) + 1) % 1_000_000:06d}"
 
 
-def test_five_wrong_tries_then_refused_even_with_right_code(wallet, app):  # type: ignore[no-untyped-def]
+def test_five_wrong_tries_then_refused_even_with_right_code(wallet, app):
     wallet.request_code("frank@example.com")
     code = latest_code(app, "frank@example.com")
     for left in (4, 3, 2, 1):
@@ -107,7 +107,7 @@ def test_five_wrong_tries_then_refused_even_with_right_code(wallet, app):  # typ
     assert wallet.enter_code(latest_code(app, "frank@example.com")).status_code == 303
 
 
-def test_fifth_attempt_may_be_right(wallet, app):  # type: ignore[no-untyped-def]
+def test_fifth_attempt_may_be_right(wallet, app):
     wallet.request_code("gina@example.com")
     code = latest_code(app, "gina@example.com")
     for _ in range(4):
@@ -129,7 +129,7 @@ def _tries(email: str) -> int:
 NOT_CODES = ["", "   ", "abcdef", "12345", "1234567", "12a456", "12.456", "\uff11" * 6]
 
 
-def test_entry_that_cannot_be_a_code_spends_no_try(wallet, app):  # type: ignore[no-untyped-def]
+def test_entry_that_cannot_be_a_code_spends_no_try(wallet, app):
     wallet.request_code("gus@example.com")
     code = latest_code(app, "gus@example.com")
     for entry in NOT_CODES:
@@ -149,9 +149,7 @@ def test_entry_that_cannot_be_a_code_spends_no_try(wallet, app):  # type: ignore
     assert wallet.enter_code(f"{code[:3]} {code[3:]}").status_code == 303
 
 
-def test_entry_that_cannot_be_a_code_on_a_dead_code_says_why(  # type: ignore[no-untyped-def]
-    wallet, app, monkeypatch
-):
+def test_entry_that_cannot_be_a_code_on_a_dead_code_says_why(wallet, app, monkeypatch):
     wallet.request_code("hal@example.com")
     code = latest_code(app, "hal@example.com")
     for _ in range(5):
@@ -164,7 +162,7 @@ def test_entry_that_cannot_be_a_code_on_a_dead_code_says_why(  # type: ignore[no
     expect_error(wallet.enter_code("x", headers=JSON), 401, "CODE_EXPIRED")
 
 
-def test_code_attempts_are_rate_limited_per_ip(wallet, app, monkeypatch):  # type: ignore[no-untyped-def]
+def test_code_attempts_are_rate_limited_per_ip(wallet, app, monkeypatch):
     assert signin.VERIFY_RATE_LIMIT_PER_IP == "100 per hour"
     monkeypatch.setitem(app.config, "OTP_VERIFY_RATE_LIMIT_PER_IP", "3 per minute")
     wallet.request_code("ike@example.com")
@@ -186,7 +184,7 @@ def test_code_attempts_are_rate_limited_per_ip(wallet, app, monkeypatch):  # typ
     assert other.enter_code(latest_code(app, "jo@example.com")).status_code == 303
 
 
-def test_wrong_code_page_says_tries_left(wallet, app):  # type: ignore[no-untyped-def]
+def test_wrong_code_page_says_tries_left(wallet, app):
     wallet.request_code("hank@example.com")
     code = latest_code(app, "hank@example.com")
     page = wallet.enter_code(_wrong(code))
@@ -195,7 +193,7 @@ def test_wrong_code_page_says_tries_left(wallet, app):  # type: ignore[no-untype
     assert "Wrong code; 4 tries left." in text and 'data-tries-left="4"' in text
 
 
-def test_new_code_retires_the_old_one(wallet, app):  # type: ignore[no-untyped-def]
+def test_new_code_retires_the_old_one(wallet, app):
     wallet.request_code("ivy@example.com")
     old = latest_code(app, "ivy@example.com")
     old_cookie = wallet.http.get_cookie("session").value
@@ -206,7 +204,7 @@ def test_new_code_retires_the_old_one(wallet, app):  # type: ignore[no-untyped-d
     expect_error(replay.enter_code(old, headers=JSON), 401, "CODE_EXPIRED")
 
 
-def test_rate_limit_per_address(wallet):  # type: ignore[no-untyped-def]
+def test_rate_limit_per_address(wallet):
     for _ in range(5):
         assert wallet.request_code("jack@example.com").status_code == 303
     page = wallet.request_code("jack@example.com")
@@ -222,7 +220,7 @@ def test_rate_limit_per_address(wallet):  # type: ignore[no-untyped-def]
     assert wallet.request_code("kate@example.com").status_code == 303
 
 
-def test_rate_limit_per_ip(wallet, app):  # type: ignore[no-untyped-def]
+def test_rate_limit_per_ip(wallet, app):
     for i in range(20):
         assert wallet.request_code(f"user{i}@example.com").status_code == 303
     resp = wallet.request_code("user20@example.com", headers=JSON)
@@ -232,7 +230,7 @@ def test_rate_limit_per_ip(wallet, app):  # type: ignore[no-untyped-def]
     assert other_ip.request_code("user20@example.com").status_code == 303
 
 
-def test_limits_are_configurable(wallet, app, monkeypatch):  # type: ignore[no-untyped-def]
+def test_limits_are_configurable(wallet, app, monkeypatch):
     monkeypatch.setitem(app.config, "OTP_RATE_LIMIT_PER_EMAIL", "1 per minute")
     assert wallet.request_code("liz@example.com").status_code == 303
     resp = wallet.request_code("liz@example.com", headers=JSON)
@@ -240,7 +238,7 @@ def test_limits_are_configurable(wallet, app, monkeypatch):  # type: ignore[no-u
     assert int(resp.headers["Retry-After"]) <= 60
 
 
-def test_csrf_required_on_forms_and_api(wallet):  # type: ignore[no-untyped-def]
+def test_csrf_required_on_forms_and_api(wallet):
     resp = wallet.http.post("/signin", data={"email": "max@example.com"})
     assert resp.status_code == 400 and "expired or was not sent by this site" in resp.get_data(
         as_text=True
@@ -254,7 +252,7 @@ def test_csrf_required_on_forms_and_api(wallet):  # type: ignore[no-untyped-def]
     assert wallet.get("/wallet/api/me").status_code == 200
 
 
-def test_session_cookie_flags(wallet, app, monkeypatch):  # type: ignore[no-untyped-def]
+def test_session_cookie_flags(wallet, app, monkeypatch):
     wallet.request_code("ned@example.com")
     resp = wallet.enter_code(latest_code(app, "ned@example.com"))
     cookie = resp.headers["Set-Cookie"]
@@ -266,7 +264,7 @@ def test_session_cookie_flags(wallet, app, monkeypatch):  # type: ignore[no-unty
     assert "Secure" in resp.headers["Set-Cookie"]
 
 
-def test_api_needs_a_session_and_sign_out_ends_it(signed_in):  # type: ignore[no-untyped-def]
+def test_api_needs_a_session_and_sign_out_ends_it(signed_in):
     anonymous = WalletClient(signed_in.app)
     expect_error(anonymous.get("/wallet/api/me"), 401, "AUTH_REQUIRED")
     expect_error(anonymous.post("/wallet/api/challenge"), 401, "AUTH_REQUIRED")
@@ -275,7 +273,7 @@ def test_api_needs_a_session_and_sign_out_ends_it(signed_in):  # type: ignore[no
     expect_error(signed_in.get("/wallet/api/me"), 401, "AUTH_REQUIRED")
 
 
-def test_next_path_is_kept_but_never_offsite(wallet, app):  # type: ignore[no-untyped-def]
+def test_next_path_is_kept_but_never_offsite(wallet, app):
     wallet.get("/signin?next=/wallet/records")
     wallet.request_code("olga@example.com")
     resp = wallet.enter_code(latest_code(app, "olga@example.com"))
@@ -287,12 +285,12 @@ def test_next_path_is_kept_but_never_offsite(wallet, app):  # type: ignore[no-un
     assert resp.headers["Location"].endswith("/wallet")
 
 
-def test_code_page_without_challenge_goes_to_sign_in(wallet):  # type: ignore[no-untyped-def]
+def test_code_page_without_challenge_goes_to_sign_in(wallet):
     resp = wallet.get("/signin/code")
     assert resp.status_code == 303 and resp.headers["Location"].endswith("/signin")
 
 
-def test_dev_outbox_only_in_development(app, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+def test_dev_outbox_only_in_development(app, tmp_path, monkeypatch):
     from raregen import create_app
     from raregen.publish.txbuilder import ServerWallet
 
@@ -324,12 +322,12 @@ def test_dev_outbox_only_in_development(app, tmp_path, monkeypatch):  # type: ig
         assert mail.outbox() == []
 
 
-def test_mail_goes_over_smtp_when_configured(wallet, app, monkeypatch):  # type: ignore[no-untyped-def]
+def test_mail_goes_over_smtp_when_configured(wallet, app, monkeypatch):
     aiosmtpd = pytest.importorskip("aiosmtpd.controller")
     received: list[str] = []
 
     class Handler:
-        async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+        async def handle_DATA(self, server, session, envelope):
             received.append(envelope.content.decode("utf-8", "replace"))
             return "250 OK"
 
@@ -353,7 +351,7 @@ def test_mail_goes_over_smtp_when_configured(wallet, app, monkeypatch):  # type:
     assert "pia@example.com" in received[0] and "valid for 10 minutes" in received[0]
 
 
-def test_unreachable_mail_server_is_a_clear_503(wallet, app, monkeypatch):  # type: ignore[no-untyped-def]
+def test_unreachable_mail_server_is_a_clear_503(wallet, app, monkeypatch):
     from raregen.wallet import mail
 
     monkeypatch.setitem(app.config, "MAIL_SERVER", "127.0.0.1")

@@ -44,16 +44,14 @@ def _sign_in_with_next(wallet: WalletClient, app: Any, raw_next: str, email: str
 
 
 @pytest.mark.parametrize("raw_next", list(OFFSITE.values()), ids=list(OFFSITE))
-def test_offsite_next_falls_back_to_the_dashboard(  # type: ignore[no-untyped-def]
-    wallet, app, raw_next
-):
+def test_offsite_next_falls_back_to_the_dashboard(wallet, app, raw_next):
     location = _sign_in_with_next(wallet, app, raw_next, "pat@example.com")
     assert location == "/wallet"
     read = urlsplit(_as_browser_reads(location))
     assert not read.scheme and not read.netloc
 
 
-def test_the_reported_attack_lands_on_the_dashboard(wallet, app):  # type: ignore[no-untyped-def]
+def test_the_reported_attack_lands_on_the_dashboard(wallet, app):
     # the request of the report, encoded exactly as sent
     assert wallet.get("/signin?next=%2F%09%2Fevil.example%2F").status_code == 200
     wallet.request_code("quinn@example.com")
@@ -61,14 +59,12 @@ def test_the_reported_attack_lands_on_the_dashboard(wallet, app):  # type: ignor
     assert resp.status_code == 303 and resp.headers["Location"] == "/wallet"
 
 
-def test_local_next_is_kept_with_its_query(wallet, app):  # type: ignore[no-untyped-def]
+def test_local_next_is_kept_with_its_query(wallet, app):
     location = _sign_in_with_next(wallet, app, "/wallet/records?tab=keys&page=2", "ray@example.com")
     assert location == "/wallet/records?tab=keys&page=2"
 
 
-def test_a_later_offsite_next_replaces_an_earlier_local_one(  # type: ignore[no-untyped-def]
-    wallet, app
-):
+def test_a_later_offsite_next_replaces_an_earlier_local_one(wallet, app):
     wallet.get("/signin?next=/wallet/records")
     location = _sign_in_with_next(wallet, app, "/\t/evil.example/", "sue@example.com")
     assert location == "/wallet"

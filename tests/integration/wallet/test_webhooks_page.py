@@ -34,7 +34,7 @@ def test_page_needs_a_session_and_csrf(wallet: WalletClient) -> None:
 
 def test_add_events_remove_and_disable_notice(
     signed_in: WalletClient, app: Any, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     monkeypatch.setitem(app.config, "WEBHOOK_DISABLE_AFTER_FAILURES", 1)
     identity = coincurve.PrivateKey()
     assert register_keys(signed_in, {"identity": identity}).status_code in (200, 201)
