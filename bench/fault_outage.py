@@ -36,7 +36,7 @@ def main() -> int:
         args.records, args.workers, args.utxos, args.outage = 150, 2, 30, 10.0
         args.submit_rate = 25.0
         args.recovery_seconds = min(args.recovery_seconds, 150)
-    from raregen.chain.devnet import RegtestNode
+    from raregen_dev.devnet import RegtestNode
 
     with Harness("outage", args) as h:
         h.start_workers()

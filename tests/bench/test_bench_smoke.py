@@ -62,7 +62,7 @@ def _numbers(value: object) -> list[float]:
 def test_bench_quick_runs_and_prints_numbers(name: str, tmp_path: Path) -> None:
     _services_or_skip(name)
     if name == "bench_e2e.py":
-        from raregen.chain.devnet import NodeBinaryError, ensure_node_binary
+        from raregen_dev.devnet import NodeBinaryError, ensure_node_binary
         from tests.plugins.node import node_unavailable
 
         try:

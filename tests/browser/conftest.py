@@ -127,7 +127,7 @@ def smtp() -> Iterator[MailBox]:
     """A real SMTP server (aiosmtpd) on a free loopback port."""
     from aiosmtpd.controller import Controller
 
-    from raregen.chain.devnet import free_port
+    from raregen_dev.devnet import free_port
 
     box = MailBox("127.0.0.1", free_port())
 

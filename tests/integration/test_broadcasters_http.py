@@ -17,7 +17,6 @@ import pytest
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from raregen.chain.devnet import RegtestNode, free_port
 from raregen.publish.broadcasters import (
     ARCBroadcaster,
     BroadcasterUnavailable,
@@ -29,6 +28,7 @@ from raregen.publish.broadcasters import (
     classify_arc_answer,
     txid_of,
 )
+from raregen_dev.devnet import RegtestNode, free_port
 from tests.plugins.node import FundedKey, p2pkh_spend
 
 # a syntactically valid transaction (1 input, 1 output); its content does not matter to fakes

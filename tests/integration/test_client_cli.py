@@ -172,7 +172,7 @@ def test_library_waits_out_a_429(live_api: Any) -> None:  # noqa: F811
 
 
 def test_unreachable_server_is_a_transport_error_after_backoff() -> None:
-    from raregen.chain.devnet import free_port
+    from raregen_dev.devnet import free_port
 
     client = Client(f"http://127.0.0.1:{free_port()}", retries=2, backoff=0.05)
     with pytest.raises(TransportError):

@@ -1,4 +1,4 @@
-"""``scripts/run`` (:mod:`raregen.devrun`) stops everything it started on SIGHUP (a closed
+"""``scripts/run`` (:mod:`raregen_dev.devrun`) stops everything it started on SIGHUP (a closed
 terminal), as on SIGINT and SIGTERM, and leaves no process behind."""
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ import psutil
 import pytest
 import requests
 
-from raregen import ROOT, devrun
-from raregen.chain.devnet import free_port
+from raregen import ROOT
+from raregen_dev import devrun
+from raregen_dev.devnet import free_port
 
 
 def _gone(pids: list[int], timeout: float) -> list[int]:
@@ -103,7 +104,7 @@ def test_sighup_stops_every_process_devrun_started(node_binary: Path, tmp_path: 
     log = open(tmp_path / "devrun.log", "wb")  # noqa: SIM115
     # a session of its own, like a terminal's foreground job: the HUP goes to its group
     proc = subprocess.Popen(
-        [sys.executable, "-m", "raregen.devrun", "--port", str(port), "--workers", "1"],
+        [sys.executable, "-m", "raregen_dev.devrun", "--port", str(port), "--workers", "1"],
         env=env,
         cwd=ROOT,
         stdout=log,

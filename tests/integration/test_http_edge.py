@@ -1,5 +1,5 @@
 """The HTTP edge of ``scripts/run``: nginx (``deploy/nginx``) in front of gunicorn
-(``deploy/gunicorn.conf.py``), started here the way :mod:`raregen.devrun` starts them.
+(``deploy/gunicorn.conf.py``), started here the way :mod:`raregen_dev.devrun` starts them.
 
 * malformed chunked bodies answer 400 ``BAD_REQUEST`` at once, straight from gunicorn and
   through nginx (JSON on ``/v1``, an HTML page elsewhere), with no traceback in the log;
@@ -28,8 +28,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from raregen import ROOT, devrun
-from raregen.chain.devnet import free_port
+from raregen import ROOT
+from raregen_dev import devrun
+from raregen_dev.devnet import free_port
 from tests.plugins.db import services_required
 
 MAX_BODY = 204096  # MAX_CONTENT_LENGTH for the default payload limit

@@ -14,7 +14,6 @@ import pytest
 from bsv import P2PKH, OpReturn, PrivateKey, Script
 from bsv.constants import Network
 
-from raregen.chain.devnet import NodeBinaryError, NodeStartError, RegtestNode, free_port
 from raregen.chain.rpc import NodeRPC, RPCError, RPCTransportError
 from raregen.publish.broadcasters import (
     REGISTRY,
@@ -29,6 +28,7 @@ from raregen.publish.broadcasters import (
     classify_node_error,
     txid_of,
 )
+from raregen_dev.devnet import NodeBinaryError, NodeStartError, RegtestNode, free_port
 from tests.plugins.node import FundedKey, Utxo, fund_p2pkh, node_unavailable, p2pkh_spend
 
 pytestmark = pytest.mark.node
@@ -549,7 +549,7 @@ def test_classification_table() -> None:
 
 
 def test_node_binary_errors_are_clear(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from raregen.chain.devnet import ensure_node_binary
+    from raregen_dev.devnet import ensure_node_binary
 
     monkeypatch.setenv("RAREGEN_BITCOIND", str(tmp_path / "nope"))
     with pytest.raises(NodeBinaryError, match="is not an executable file"):

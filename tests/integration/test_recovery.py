@@ -21,13 +21,13 @@ import pytest
 from sqlalchemy import select, update
 
 from raregen import ROOT, protocol, signing
-from raregen.chain.devnet import RegtestNode
 from raregen.chain.scan import transactions_since
 from raregen.db import db, transaction, utcnow
 from raregen.publish import confirm, funding, keys, pipeline, pool, reaper, services
 from raregen.publish.models import PublishJob, Utxo
 from raregen.publish.txbuilder import SpendableUtxo, build_publish_tx
 from raregen.queue import redis_connection
+from raregen_dev.devnet import RegtestNode
 
 pytestmark = pytest.mark.node
 

@@ -1,5 +1,5 @@
 """Every entry point refuses wrong settings as a real process: ``flask --app app ...``,
-``python worker.py`` (and ``--cron``), gunicorn, ``scripts/run``'s ``raregen.devrun``. The
+``python worker.py`` (and ``--cron``), gunicorn, ``scripts/run``'s ``raregen_dev.devrun``. The
 refusal is one line on stderr naming the variable, the value and the allowed values, a
 non-zero exit status, and no traceback. Also ``flask --app app server-key new``."""
 
@@ -85,7 +85,7 @@ def test_cron_and_dev_run_refuse(base_env):
     env = {**base_env, "RAREGEN_PUBLISH_MODE": "bogus", "RAREGEN_ENV": "development"}
     assert_refused(run([*WORKER, "--cron"], env), "RAREGEN_PUBLISH_MODE='bogus'")
     # scripts/run is `scripts/setup` then this: it refuses before starting anything
-    devrun = [sys.executable, "-m", "raregen.devrun"]
+    devrun = [sys.executable, "-m", "raregen_dev.devrun"]
     assert_refused(run(devrun, env), "RAREGEN_PUBLISH_MODE='bogus'")
     assert_refused(run(devrun, {**base_env, "WORKERS": "two"}), "WORKERS='two'")
     assert not (Path(base_env["RAREGEN_INSTANCE_PATH"]) / "node").exists()

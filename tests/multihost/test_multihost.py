@@ -58,7 +58,8 @@ from typing import Any
 import pytest
 import requests
 
-from raregen import ROOT, devrun
+from raregen import ROOT
+from raregen_dev import devrun
 from tests.multihost.netns import SUBNET, NamespacesUnavailable, Net, descendants, stop, wait_for
 from tests.plugins.node import services_required
 
@@ -275,7 +276,7 @@ def cluster() -> Iterator[Cluster]:
     if os.geteuid() != 0:
         _missing("network namespaces need root")
     tools = _check_tools()
-    from raregen.chain.devnet import NodeBinaryError, ensure_node_binary
+    from raregen_dev.devnet import NodeBinaryError, ensure_node_binary
 
     try:
         binary = ensure_node_binary()
@@ -333,7 +334,7 @@ def _bring_up(
 ) -> Cluster:
     from aiosmtpd.controller import Controller
 
-    from raregen.chain.devnet import RegtestNode
+    from raregen_dev.devnet import RegtestNode
 
     data = tmp / "data"
     data.mkdir()

