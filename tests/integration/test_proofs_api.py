@@ -24,7 +24,6 @@ from raregen.proofs import receipt as receipts
 from raregen.proofs import verify as proofs
 from raregen.publish import batch, confirm, pipeline
 from raregen.publish.models import PublishJob
-from tests.integration.test_batch import author, chain_app  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.node
 
