@@ -22,6 +22,8 @@ CHECKS = {
 #: seconds: a cold mypy run (no .mypy_cache) takes about 40 s on a busy 2-core machine
 TIMEOUT = 600
 
+pytestmark = pytest.mark.timeout(TIMEOUT + 60)  # pytest-timeout: above the tool's own bound
+
 
 @pytest.mark.parametrize("name", list(CHECKS))
 def test_tool_finds_nothing(name: str) -> None:
