@@ -56,7 +56,8 @@ import logging
 import os
 import signal
 import threading
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from raregen import create_app
 from raregen.config import SettingsError, refuse
@@ -65,6 +66,7 @@ from raregen.queue import redis_connection, worker_queue_names
 
 if TYPE_CHECKING:
     from flask import Flask
+    from redis.lock import Lock
     from rq.cron import CronScheduler
     from rq.worker import BaseWorker
 
@@ -140,7 +142,9 @@ def cron_lock_name(app: Flask) -> str:
     return f"{app.config['QUEUE_NAME']}:cron-leader"
 
 
-def wait_for_lead(lock, stop: threading.Event, poll: float = CRON_STANDBY_POLL_SECONDS) -> bool:  # type: ignore[no-untyped-def]
+def wait_for_lead(
+    lock: Lock, stop: threading.Event, poll: float = CRON_STANDBY_POLL_SECONDS
+) -> bool:
     """Take ``lock`` (a redis-py ``Lock``), trying every ``poll`` seconds until it is free or
     ``stop`` is set.
 
@@ -163,13 +167,20 @@ def wait_for_lead(lock, stop: threading.Event, poll: float = CRON_STANDBY_POLL_S
     return False
 
 
-def keep_lead(lock, stop: threading.Event, on_lost) -> threading.Thread:  # type: ignore[no-untyped-def]
+def keep_lead(lock: Lock, stop: threading.Event, on_lost: Callable[[], object]) -> threading.Thread:
     """Renew ``lock`` every third of its timeout in a daemon thread until ``stop`` is set;
     call ``on_lost()`` once if a renewal finds the lock gone or taken (or Redis unreachable
-    for longer than the lock lives)."""
+    for longer than the lock lives).
+
+    Raises:
+        ValueError: ``lock`` has no timeout (there would be nothing to renew).
+    """
+    if lock.timeout is None:
+        raise ValueError("keep_lead needs a lock with a timeout")
+    timeout = float(lock.timeout)
 
     def renew() -> None:
-        period = max(float(lock.timeout) / 3, 0.1)
+        period = max(timeout / 3, 0.1)
         failing_since: float | None = None
         import time
 
@@ -182,7 +193,7 @@ def keep_lead(lock, stop: threading.Event, on_lost) -> threading.Thread:  # type
 
                 now = time.monotonic()
                 failing_since = failing_since or now
-                if isinstance(exc, LockError) or now - failing_since >= float(lock.timeout):
+                if isinstance(exc, LockError) or now - failing_since >= timeout:
                     log.error("cron: lost the leader lock (%s); stopping", exc.__class__.__name__)
                     on_lost()
                     return
@@ -226,7 +237,7 @@ def run_cron(app: Flask | None = None) -> None:
             pass
 
 
-def _lead(app: Flask, build_cron_scheduler) -> None:  # type: ignore[no-untyped-def]
+def _lead(app: Flask, build_cron_scheduler: Callable[..., Any]) -> None:
     with app.app_context():
         scheduler = build_cron_scheduler(app, logging_level="WARNING")
     try:

@@ -183,7 +183,7 @@ def bench_env(**extra: str) -> Iterator[BenchEnv]:
         shutil.rmtree(instance, ignore_errors=True)
 
 
-def make_app(env: BenchEnv, **overrides: Any):  # type: ignore[no-untyped-def]
+def make_app(env: BenchEnv, **overrides: Any):
     """The Flask app on the bench database (in this process)."""
     import logging
 
@@ -196,7 +196,7 @@ def make_app(env: BenchEnv, **overrides: Any):  # type: ignore[no-untyped-def]
     return create_app(cfg)
 
 
-def dispose(app) -> None:  # type: ignore[no-untyped-def]
+def dispose(app) -> None:
     from raregen.db import db
 
     with app.app_context():
@@ -270,13 +270,13 @@ def wait_http(url: str, timeout: float = 30) -> None:
 # Requests and the chain
 
 
-def make_author():  # type: ignore[no-untyped-def]
+def make_author():
     import coincurve
 
     return coincurve.PrivateKey()
 
 
-def sign_bodies(key, n: int, *, ttl: int = 3600, size: int = 0) -> list[bytes]:  # type: ignore[no-untyped-def]
+def sign_bodies(key, n: int, *, ttl: int = 3600, size: int = 0) -> list[bytes]:
     """``n`` distinct valid v1 request bodies (JSON bytes), signed now with ``key``.
 
     Args:
@@ -294,7 +294,7 @@ def sign_bodies(key, n: int, *, ttl: int = 3600, size: int = 0) -> list[bytes]: 
     return out
 
 
-def register_key(app, key, credits: int | None = None) -> None:  # type: ignore[no-untyped-def]
+def register_key(app, key, credits: int | None = None) -> None:
     from raregen.publish import keys
 
     with app.app_context():
@@ -315,14 +315,14 @@ def regtest_node(workdir: Path) -> Iterator[Any]:
         node.stop()
 
 
-def wire_node(app, node) -> None:  # type: ignore[no-untyped-def]
+def wire_node(app, node) -> None:
     app.config.update(
         NODE_RPC_URL=node.url, NODE_RPC_USER=node.user, NODE_RPC_PASSWORD=node.password
     )
     app.extensions.pop("raregen.services", None)
 
 
-def node_environ(node) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def node_environ(node) -> dict[str, str]:
     return {
         "RAREGEN_NODE_RPC_URL": node.url,
         "RAREGEN_NODE_RPC_USER": node.user,
@@ -330,7 +330,7 @@ def node_environ(node) -> dict[str, str]:  # type: ignore[no-untyped-def]
     }
 
 
-def fund_pool(app, node, count: int, satoshis: int, *, per_tx: int = 2500) -> float:  # type: ignore[no-untyped-def]
+def fund_pool(app, node, count: int, satoshis: int, *, per_tx: int = 2500) -> float:
     """Put ``count`` publish UTXOs of ``satoshis`` into the pool, confirmed (depth 0).
 
     The node's wallet pays one coin per split transaction to the server address; each coin
@@ -385,7 +385,7 @@ def fund_pool(app, node, count: int, satoshis: int, *, per_tx: int = 2500) -> fl
     return time.monotonic() - t0
 
 
-def pg_analyze(app) -> None:  # type: ignore[no-untyped-def]
+def pg_analyze(app) -> None:
     from sqlalchemy import text
 
     from raregen.db import db

@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _harness as h  # noqa: E402
 
 
-def record_script(key, payload_extra: int, i: int) -> bytes:  # type: ignore[no-untyped-def]
+def record_script(key, payload_extra: int, i: int) -> bytes:
     from raregen import protocol, signing
 
     body = signing.make_request(

@@ -67,7 +67,7 @@ import _harness as h  # noqa: E402
 RECORD_PAD = 120  # extra characters per record: a ~450-byte signed payload, like a "work"
 
 
-def bulk_queue(app, key, bodies: list[bytes]) -> list[str]:  # type: ignore[no-untyped-def]
+def bulk_queue(app, key, bodies: list[bytes]) -> list[str]:
     """Store pre-signed requests as ``queued`` jobs in one multi-row INSERT per 1000 (the
     intake path itself is measured by bench_ingest and by the live phase here)."""
     from sqlalchemy import insert
@@ -108,7 +108,7 @@ def bulk_queue(app, key, bodies: list[bytes]) -> list[str]:  # type: ignore[no-u
     return ids
 
 
-def sent_stats(app, ids: list[str], t0_wall: float | None) -> dict:  # type: ignore[no-untyped-def]
+def sent_stats(app, ids: list[str], t0_wall: float | None) -> dict:
     from raregen.db import db
     from raregen.publish.models import PublishBatch, PublishJob
 
@@ -161,7 +161,7 @@ def sent_stats(app, ids: list[str], t0_wall: float | None) -> dict:  # type: ign
     return out
 
 
-def count_sent(app, ids: list[str]) -> int:  # type: ignore[no-untyped-def]
+def count_sent(app, ids: list[str]) -> int:
     from sqlalchemy import func
 
     from raregen.db import db
@@ -183,7 +183,7 @@ def count_sent(app, ids: list[str]) -> int:  # type: ignore[no-untyped-def]
     return int(n)
 
 
-def wait_sent(app, ids: list[str], timeout: float) -> bool:  # type: ignore[no-untyped-def]
+def wait_sent(app, ids: list[str], timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if count_sent(app, ids) >= len(ids):
@@ -192,7 +192,7 @@ def wait_sent(app, ids: list[str], timeout: float) -> bool:  # type: ignore[no-u
     return False
 
 
-def settle_chain(app, node) -> None:  # type: ignore[no-untyped-def]
+def settle_chain(app, node) -> None:
     """Mine the mempool and count every pool output as confirmed again."""
     from raregen.db import db, transaction
 
@@ -203,7 +203,7 @@ def settle_chain(app, node) -> None:  # type: ignore[no-untyped-def]
         h.dispose(app)
 
 
-def node_ceiling(app, node, count: int, chunk: int) -> dict:  # type: ignore[no-untyped-def]
+def node_ceiling(app, node, count: int, chunk: int) -> dict:
     """Pre-sign 2 x ``count`` publish transactions (coins split for the purpose, not in the
     pool), then time the node accepting them: one ``sendrawtransaction`` per transaction,
     and ``sendrawtransactions`` with ``chunk`` transactions per call."""
@@ -284,7 +284,7 @@ class Workers:
         tmp: Path,
         k: int,
         mode: str,
-        cron: bool,  # type: ignore[no-untyped-def]
+        cron: bool,
         simple: bool = False,
         more: dict[str, str] | None = None,
     ):
@@ -348,7 +348,7 @@ class Ticker:
     the reaper on the same queue; they are not what is measured, and on a single worker a
     long confirmation run (one RPC per sent transaction) delays the collector."""
 
-    def __init__(self, app, window: float):  # type: ignore[no-untyped-def]
+    def __init__(self, app, window: float):
         self.app, self.window = app, window
         self.stop_event = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -371,7 +371,7 @@ class Confirmer:
     ``tasks.confirm_sent`` enqueued on the periodic queue (as the cron process would, every
     ``CONFIRM_INTERVAL_SECONDS``), unless the previous one is still queued or running."""
 
-    def __init__(self, app, node, every: float):  # type: ignore[no-untyped-def]
+    def __init__(self, app, node, every: float):
         self.app, self.node, self.every = app, node, every
         self.passes = 0
         self.blocks = 0
@@ -404,7 +404,7 @@ class Confirmer:
         self.thread.join(30)
 
 
-def count_proofs(app, ids: list[str]) -> int:  # type: ignore[no-untyped-def]
+def count_proofs(app, ids: list[str]) -> int:
     """Proofs stored (``tx_proofs``) for the transactions of these jobs."""
     from raregen.db import db
     from raregen.publish.models import PublishJob, TxProof
@@ -423,7 +423,7 @@ def count_proofs(app, ids: list[str]) -> int:  # type: ignore[no-untyped-def]
     return int(n or 0)
 
 
-def close_run(app, node) -> None:  # type: ignore[no-untyped-def]
+def close_run(app, node) -> None:
     """Between A/B runs: jobs still ``sent`` are marked ``confirmed`` directly (bookkeeping
     of the bench, not measured) and the chain is settled."""
     from raregen.db import db, transaction
@@ -437,7 +437,7 @@ def close_run(app, node) -> None:  # type: ignore[no-untyped-def]
     settle_chain(app, node)
 
 
-def proof_capture_ab(app, env, node, key, tmp: Path, args) -> dict:  # type: ignore[no-untyped-def]
+def proof_capture_ab(app, env, node, key, tmp: Path, args) -> dict:
     """Batch drains with proof capture off and on, alternating (module docstring)."""
     order = {"on": ["on"], "off": ["off"], "both": ["off", "on"] * args.ab_rounds}[
         args.proof_capture
@@ -535,7 +535,7 @@ def wait_workers_ready(env: h.BenchEnv, pids: list[int], timeout: float = 90) ->
     raise RuntimeError("RQ workers did not start")
 
 
-def kick(app, mode: str, ids: list[str], collectors: int = 1) -> float:  # type: ignore[no-untyped-def]
+def kick(app, mode: str, ids: list[str], collectors: int = 1) -> float:
     """Start publishing the stored backlog; returns the wall-clock start (epoch seconds)."""
     from datetime import UTC
 
@@ -576,7 +576,7 @@ def kick(app, mode: str, ids: list[str], collectors: int = 1) -> float:  # type:
     return t0
 
 
-def live(app, key, mode: str, rate: float, seconds: float) -> list[str]:  # type: ignore[no-untyped-def]
+def live(app, key, mode: str, rate: float, seconds: float) -> list[str]:
     """Submit records through ``intake.accept`` at ``rate`` per second for ``seconds``."""
     from raregen.publish import intake
 

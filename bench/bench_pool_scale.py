@@ -42,7 +42,7 @@ FROM generate_series(CAST(:lo AS bigint), CAST(:hi AS bigint)) AS i
 """
 
 
-def fill(app, lo: int, hi: int) -> float:  # type: ignore[no-untyped-def]
+def fill(app, lo: int, hi: int) -> float:
     from sqlalchemy import text
 
     from raregen.db import db, transaction
@@ -61,7 +61,7 @@ def fill(app, lo: int, hi: int) -> float:  # type: ignore[no-untyped-def]
     return time.monotonic() - t0
 
 
-def explain(app) -> str:  # type: ignore[no-untyped-def]
+def explain(app) -> str:
     from sqlalchemy.dialects import postgresql
 
     from raregen.db import db, transaction
@@ -77,7 +77,7 @@ def explain(app) -> str:  # type: ignore[no-untyped-def]
     return " | ".join(p.strip() for p in plan)
 
 
-def time_reserve(app, iterations: int) -> tuple[list[float], list[float]]:  # type: ignore[no-untyped-def]
+def time_reserve(app, iterations: int) -> tuple[list[float], list[float]]:
     from sqlalchemy import update
 
     from raregen.db import db, transaction
@@ -118,7 +118,7 @@ def time_reserve(app, iterations: int) -> tuple[list[float], list[float]]:  # ty
     return single, many
 
 
-def set_index(app, old: bool) -> None:  # type: ignore[no-untyped-def]
+def set_index(app, old: bool) -> None:
     from sqlalchemy import text
 
     from raregen.db import db, transaction

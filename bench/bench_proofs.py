@@ -129,7 +129,7 @@ def _time_verify(data: bytes, rounds: int) -> float:
     return (time.perf_counter() - started) / rounds * 1000
 
 
-def _confirmed_records(app, node, key, count: int) -> list[tuple[str, str, int]]:  # type: ignore[no-untyped-def]
+def _confirmed_records(app, node, key, count: int) -> list[tuple[str, str, int]]:
     """Publish ``count`` records (immediate mode, in this process), mine them, confirm them
     with proof capture on, then bury them; returns ``(jobId, txid, vout)`` of each."""
     import _harness as h

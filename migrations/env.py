@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from logging.config import fileConfig
+from typing import Any
 
 from alembic import context
 from flask import current_app
@@ -36,7 +37,7 @@ def run_offline() -> None:
 
 
 def run_online() -> None:
-    def skip_empty(ctx, revision, directives):  # type: ignore[no-untyped-def]
+    def skip_empty(ctx: Any, revision: Any, directives: list[Any]) -> None:
         # `flask db migrate` on an up-to-date database writes no empty revision file
         if getattr(config.cmd_opts, "autogenerate", False) and directives[0].upgrade_ops.is_empty():
             directives[:] = []

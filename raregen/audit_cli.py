@@ -16,7 +16,9 @@ audit_cli = AppGroup("audit", help="Check and read the hash-chained audit log.")
 _ANCHOR = re.compile(r"([0-9]+):([0-9a-fA-F]{64})")
 
 
-def _anchor(_ctx: click.Context, _param: click.Parameter, value: str | None):  # type: ignore[no-untyped-def]
+def _anchor(
+    _ctx: click.Context, _param: click.Parameter, value: str | None
+) -> tuple[int, str] | None:
     if value is None:
         return None
     match = _ANCHOR.fullmatch(value.strip())

@@ -11,11 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 from flask_sqlalchemy import SQLAlchemy
+from flask_sqlalchemy.session import Session
 from sqlalchemy import MetaData, event
-from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, Session
+from sqlalchemy.engine import Connection, CursorResult, Engine
+from sqlalchemy.orm import DeclarativeBase, scoped_session
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -46,13 +48,14 @@ def after_commit(callback: Callable[[], object]) -> None:
 
 
 @contextmanager
-def transaction() -> Iterator[Session]:
+def transaction() -> Iterator[scoped_session[Session]]:
     """Open a unit of work on the request's (or task's) session.
 
     Yields:
-        The SQLAlchemy session. Commit happens on normal exit; any exception rolls back and
-        propagates. After the commit, callbacks registered with :func:`after_commit` run in
-        order; an exception from a callback propagates but the commit stands.
+        The app's scoped SQLAlchemy session (``db.session``). Commit happens on normal
+        exit; any exception rolls back and propagates. After the commit, callbacks
+        registered with :func:`after_commit` run in order; an exception from a callback
+        propagates but the commit stands.
     """
     session = db.session
     try:
@@ -67,13 +70,27 @@ def transaction() -> Iterator[Session]:
         callback()
 
 
+def rows_matched(result: object) -> int:
+    """The number of rows an UPDATE or DELETE run with ``db.session.execute`` matched.
+
+    SQLAlchemy returns a ``CursorResult`` for such statements, but types ``Session.execute``
+    as returning a plain ``Result`` (which has no ``rowcount``).
+
+    Raises:
+        TypeError: ``result`` is not a ``CursorResult`` (a SELECT's result, say).
+    """
+    if not isinstance(result, CursorResult):
+        raise TypeError(f"rows_matched needs a CursorResult, not {type(result).__name__}")
+    return int(result.rowcount or 0)
+
+
 def is_postgres() -> bool:
     """True when the bound database is PostgreSQL."""
     return db.engine.dialect.name == "postgresql"
 
 
 @event.listens_for(Engine, "connect")
-def _sqlite_connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     # SQLite: take the write lock at BEGIN (BEGIN IMMEDIATE) so two processes never deadlock
     # upgrading a read lock, wait for a busy lock instead of failing, and use WAL so readers
     # never block the writer.
@@ -93,6 +110,6 @@ def _sqlite_connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
 
 
 @event.listens_for(Engine, "begin")
-def _sqlite_begin(conn):  # type: ignore[no-untyped-def]
+def _sqlite_begin(conn: Connection) -> None:
     if conn.dialect.name == "sqlite":
         conn.exec_driver_sql("BEGIN IMMEDIATE")

@@ -287,7 +287,7 @@ def read_counters(kinds: Iterable[str]) -> dict[str, dict[str, float]]:
     for kind in kinds:
         pipe.hgetall(METRIC_PREFIX + kind)
     out: dict[str, dict[str, float]] = {}
-    for kind, raw in zip(kinds, pipe.execute()):
+    for kind, raw in zip(kinds, pipe.execute(), strict=True):
         out[kind] = {k.decode(): float(v) for k, v in (raw or {}).items()}
     return out
 

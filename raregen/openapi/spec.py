@@ -919,8 +919,8 @@ def _proof_response() -> dict[str, Any]:
 
 
 def _paths() -> dict[str, Any]:
-    wallet_get = [{"sessionCookie": []}]
-    wallet_call = [{"sessionCookie": [], "csrfToken": []}]
+    wallet_get: list[dict[str, list[str]]] = [{"sessionCookie": []}]
+    wallet_call: list[dict[str, list[str]]] = [{"sessionCookie": [], "csrfToken": []}]
     publish_body = {
         "required": True,
         "content": {"application/json": {"schema": _ref("PublishRequest")}},

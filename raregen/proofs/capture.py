@@ -301,7 +301,7 @@ def recheck(
         ).all()
     by_block: dict[tuple[str, int], set[str]] = {}
     for block_hash, height, txid in recent:
-        if block_hash and txid:
+        if block_hash and txid and height is not None:
             by_block.setdefault((block_hash, int(height)), set()).add(txid)
     asked = 0
     for (block_hash, height), txids in sorted(by_block.items(), key=lambda kv: kv[0][1]):
@@ -351,6 +351,7 @@ def recheck(
             (
                 (txid, TxStatus(txid, "confirmed", block_hash, height, 1))
                 for txid, block_hash, height in missing
+                if txid is not None
             ),
             chain,
         )

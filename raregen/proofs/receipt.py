@@ -174,7 +174,7 @@ def app_receipt_key(app: Any = None) -> coincurve.PrivateKey:
 
     from raregen.publish import services
 
-    app = app or current_app._get_current_object()
+    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
     cache = app.extensions.setdefault("raregen.receipt", {})
     key = cache.get("key")
     if key is None:

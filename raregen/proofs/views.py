@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from flask import Blueprint, Response
+from flask.typing import ResponseReturnValue
 
 from raregen.proofs import build, receipt
 
@@ -21,19 +22,19 @@ def _download(doc: dict) -> Response:  # type: ignore[type-arg]
 
 
 @bp.get("/v1/jobs/<job_id>/proof")
-def job_proof(job_id: str):  # type: ignore[no-untyped-def]
+def job_proof(job_id: str) -> ResponseReturnValue:
     """The ``raregen-proof`` v1 file of a job (pending until confirmed, then complete)."""
     return _download(build.proof_for_job(job_id))
 
 
 @bp.get("/v1/records/<txid>/<int:vout>/proof")
-def record_proof(txid: str, vout: int):  # type: ignore[no-untyped-def]
+def record_proof(txid: str, vout: int) -> ResponseReturnValue:
     """The ``raregen-proof`` v1 file of record output ``txid:vout``."""
     return _download(build.proof_for_record(txid, vout))
 
 
 @bp.get("/.well-known/raregen/receipt-key")
-def receipt_key():  # type: ignore[no-untyped-def]
+def receipt_key() -> ResponseReturnValue:
     """The key that signs acceptance receipts: ``{"pubkey", "algorithm"}``."""
     key = receipt.app_receipt_key()
     return {"pubkey": key.public_key.format(compressed=True).hex(), "algorithm": receipt.ALGORITHM}

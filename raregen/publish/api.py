@@ -9,6 +9,7 @@ import time
 from functools import lru_cache
 
 from flask import Blueprint, current_app, jsonify, request, url_for
+from flask.typing import ResponseReturnValue
 from limits import RateLimitItem, parse
 
 from raregen.errors import PayloadTooLarge, RateLimited
@@ -67,7 +68,7 @@ def _count_publish() -> None:
 
 
 @bp.post("/publish")
-def publish():  # type: ignore[no-untyped-def]
+def publish() -> ResponseReturnValue:
     """Contract v1 (docs/PROTOCOL.md §2): 202 for a new job, 200 for an exact resubmission."""
     _count_publish()
     raw = request.get_data(cache=False)
@@ -89,12 +90,12 @@ def publish():  # type: ignore[no-untyped-def]
 
 
 @bp.get("/jobs/<job_id>")
-def job_status(job_id: str):  # type: ignore[no-untyped-def]
+def job_status(job_id: str) -> ResponseReturnValue:
     """The job as docs/PROTOCOL.md §2 lists it; read from the database only."""
     return jsonify(get_job_view(job_id))
 
 
 @bp.get("/records/<txid>")
-def record(txid: str):  # type: ignore[no-untyped-def]
+def record(txid: str) -> ResponseReturnValue:
     """The records of transaction ``txid`` read from the chain, each with its verification."""
     return jsonify(records.read_records(txid))

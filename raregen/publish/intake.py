@@ -20,6 +20,7 @@ import json
 import time
 import uuid
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, cast
 
 from flask import current_app
@@ -374,6 +375,7 @@ def _accept_one_statement(req: Any, mode: str, body_sha256: str = "") -> Accepte
                     continue
             raise
     _refuse_unusable_key(None if row is None else row.key_status)
+    assert row is not None  # an unknown key was refused just above
     if row.job_id is not None:
         return _replay_or_conflict(row, req.signed_payload, req.signature_b64)
     if row.new_job_id is None:
@@ -440,6 +442,7 @@ def accept(body: Any, *, now: int | None = None, raw: bytes | None = None) -> Ac
                 # one round trip: the key, and the job stored before under this nonce if any
                 key, stored = _key_and_stored(req.pubkey_hex, req.payload.nonce)
                 _refuse_unusable_key(None if key is None else key.status)
+                assert key is not None  # an unknown key was refused just above
                 if stored is not None:
                     return _replay_or_conflict(stored, req.signed_payload, req.signature_b64)
                 job_id = str(uuid.uuid4())
@@ -467,7 +470,7 @@ def accept(body: Any, *, now: int | None = None, raw: bytes | None = None) -> Ac
                     }
                 )
                 if cfg["PUBLISH_MODE"] == "immediate":
-                    after_commit(lambda: enqueue_publish(job_id))
+                    after_commit(partial(enqueue_publish, job_id))
                 else:  # batch, packed: the collector takes it (docs/PROTOCOL.md §6)
                     after_commit(batch.notify_queued)
             return Accepted(job_id, QUEUED, created=True, receipt=signed_receipt)
@@ -490,7 +493,7 @@ def _exact_replay(body: Any) -> Accepted | None:
         body.get("signature"),
         body.get("pubkey"),
     )
-    if not all(isinstance(v, str) for v in (payload, signature, pubkey)):
+    if not (isinstance(payload, str) and isinstance(signature, str) and isinstance(pubkey, str)):
         return None
     try:
         pub = signing.parse_pubkey(pubkey).hex()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hmac
 
 from flask import Blueprint, current_app, jsonify, request, url_for
+from flask.typing import ResponseReturnValue
 
 from raregen.errors import AuthRequired, RequestError
 from raregen.publish import account_keys, intake
@@ -46,7 +47,7 @@ def _account_ref(value: object) -> str:
 
 
 @bp.post("/keys")
-def register_keys():  # type: ignore[no-untyped-def]
+def register_keys() -> ResponseReturnValue:
     """Register an account's keys (all or none)."""
     body = intake.parse_body(request.get_data(cache=False), request.content_type)
     if not isinstance(body, dict) or not isinstance(body.get("keys"), list):
@@ -64,7 +65,7 @@ def register_keys():  # type: ignore[no-untyped-def]
 
 
 @bp.post("/publish")
-def publish():  # type: ignore[no-untyped-def]
+def publish() -> ResponseReturnValue:
     """Accept a v1 body on behalf of the account named in ``X-RareGen-Account``."""
     ref = _account_ref(request.headers.get(ACCOUNT_HEADER))
     accepted = account_keys.accept_for_account(

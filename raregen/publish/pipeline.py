@@ -41,7 +41,7 @@ from sqlalchemy import case, select, update
 
 from raregen import protocol
 from raregen.audit import audit
-from raregen.db import after_commit, db, transaction, utcnow
+from raregen.db import after_commit, db, rows_matched, transaction, utcnow
 from raregen.errors import InsufficientFunds
 from raregen.publish import credits, pool, services
 from raregen.publish.broadcasters.base import BroadcastResult, Outcome
@@ -124,7 +124,7 @@ def claim(job_id: str) -> PublishJob | None:
             )
             .execution_options(synchronize_session=False)
         )
-        if result.rowcount != 1:
+        if rows_matched(result) != 1:
             return None
     return db.session.scalar(
         select(PublishJob)

@@ -15,9 +15,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, select, update
+from sqlalchemy import ColumnElement, Select, and_, func, select, update
 
-from raregen.db import db, is_postgres, utcnow
+from raregen.db import db, is_postgres, rows_matched, utcnow
 from raregen.publish.models import (
     AVAILABLE,
     PURPOSE_PUBLISH,
@@ -47,7 +47,7 @@ def release_expired(now: datetime | None = None) -> int:
         .values(**released_values())
         .execution_options(synchronize_session=False)
     )
-    return int(result.rowcount or 0)
+    return rows_matched(result)
 
 
 def released_values() -> dict[str, Any]:
@@ -73,7 +73,7 @@ def reservation_values(holder: str, now: datetime, timeout_seconds: float) -> di
     }
 
 
-def _candidates(min_satoshis: int, max_depth: int, purpose: str):  # type: ignore[no-untyped-def]
+def _candidates(min_satoshis: int, max_depth: int, purpose: str) -> Select[int]:
     return (
         select(Utxo.id)
         .where(
@@ -138,7 +138,7 @@ def reserve(
             .values(**values)
             .execution_options(synchronize_session=False)
         )
-        if result.rowcount == 1:
+        if rows_matched(result) == 1:
             return db.session.get(Utxo, utxo_id, populate_existing=True)
     return None
 
@@ -212,7 +212,7 @@ def mark_signed_if_held(utxo_id: int, holder: str, txid: str) -> bool:
         .values(spent_by_txid=txid)
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount == 1
+    return rows_matched(result) == 1
 
 
 def release_if_held(utxo_id: int, holder: str) -> bool:
@@ -227,7 +227,7 @@ def release_if_held(utxo_id: int, holder: str) -> bool:
         .values(**released_values())
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount == 1
+    return rows_matched(result) == 1
 
 
 def extend_reservation(utxo: Utxo, until: datetime) -> None:
@@ -313,7 +313,7 @@ def mark_confirmed_outputs(txid: str) -> int:
         .values(depth=0)
         .execution_options(synchronize_session=False)
     )
-    return int(result.rowcount or 0)
+    return rows_matched(result)
 
 
 def status_summary(now: datetime | None = None) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
+from flask.typing import ResponseReturnValue
 
 from raregen import signing
 from raregen.errors import RequestError, UnsupportedMediaType
@@ -67,7 +68,7 @@ def _limit_key() -> str:
 
 @bp.get("/me")
 @api_login_required
-def me():  # type: ignore[no-untyped-def]
+def me() -> ResponseReturnValue:
     """The account: email, plan, spendable credits, registered keys, backup state."""
     account = current_account()
     assert account is not None
@@ -76,14 +77,14 @@ def me():  # type: ignore[no-untyped-def]
 
 @bp.post("/challenge")
 @api_login_required
-def challenge():  # type: ignore[no-untyped-def]
+def challenge() -> ResponseReturnValue:
     """A single-use challenge (64 hex, 300 s) for the key-registration proof."""
     return jsonify(keyreg.issue_challenge(_account_id()))
 
 
 @bp.post("/keys")
 @api_login_required
-def register_keys():  # type: ignore[no-untyped-def]
+def register_keys() -> ResponseReturnValue:
     """Verify the proofs of possession, then register the keys with the publisher.
 
     A body that cannot be a proof (shape, challenge form, encodings) is refused before the
@@ -99,7 +100,7 @@ def register_keys():  # type: ignore[no-untyped-def]
 
 @bp.put("/backup")
 @api_login_required
-def put_backup():  # type: ignore[no-untyped-def]
+def put_backup() -> ResponseReturnValue:
     """Store a new version of the encrypted backup."""
     version = backup.store(_account_id(), _json_body())
     return jsonify({"version": version})
@@ -107,21 +108,21 @@ def put_backup():  # type: ignore[no-untyped-def]
 
 @bp.get("/backup")
 @api_login_required
-def get_backup():  # type: ignore[no-untyped-def]
+def get_backup() -> ResponseReturnValue:
     """The newest backup (404 ``NOT_FOUND`` without one)."""
     return jsonify(backup.get(_account_id()))
 
 
 @bp.get("/backup/<int:version>")
 @api_login_required
-def get_backup_version(version: int):  # type: ignore[no-untyped-def]
+def get_backup_version(version: int) -> ResponseReturnValue:
     """One version of the backup (404 ``NOT_FOUND`` if it does not exist)."""
     return jsonify(backup.get(_account_id(), version))
 
 
 @bp.get("/backup/versions")
 @api_login_required
-def backup_versions():  # type: ignore[no-untyped-def]
+def backup_versions() -> ResponseReturnValue:
     """Every version, newest first, without ciphertext."""
     return jsonify({"versions": backup.versions(_account_id())})
 
@@ -129,7 +130,7 @@ def backup_versions():  # type: ignore[no-untyped-def]
 @bp.post("/publish")
 @api_login_required
 @limiter.limit(_publish_limit, key_func=_limit_key)
-def publish():  # type: ignore[no-untyped-def]
+def publish() -> ResponseReturnValue:
     """Hand a v1 body signed in the browser to the publisher, for this account's key."""
     answer = forward.publisher().publish(
         account_ref(_account_id()), request.get_data(cache=False), request.content_type
@@ -152,7 +153,7 @@ def _page_args() -> tuple[int, int]:
 
 @bp.get("/jobs")
 @api_login_required
-def jobs():  # type: ignore[no-untyped-def]
+def jobs() -> ResponseReturnValue:
     """The account's publish jobs, newest first, paginated (``page``, ``perPage`` <= 100)."""
     account = current_account()
     assert account is not None

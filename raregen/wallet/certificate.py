@@ -39,7 +39,7 @@ def published_outputs(txid: str) -> set[int]:
             ).all()
     except SQLAlchemyError:
         return set()
-    return {int(v) for v in rows}
+    return {int(v) for v in rows if v is not None}
 
 
 def _utc(seconds: Any) -> str | None:

@@ -39,6 +39,7 @@ from flask import (
     session,
     url_for,
 )
+from flask.typing import ResponseReturnValue
 
 from raregen.errors import RareGenError, RateLimited
 from raregen.wallet import mail, signin
@@ -88,7 +89,7 @@ def _page(
 
 @bp.route("/signin", methods=["GET", "POST"])
 @bp.route("/signup", methods=["GET", "POST"], endpoint="sign_up")
-def sign_in():  # type: ignore[no-untyped-def]
+def sign_in() -> ResponseReturnValue:
     """Ask for an email address and send it a code."""
     # only a POST acts: GET and HEAD (which Flask routes here too, and for which Flask-WTF
     # checks no CSRF token) show the form and change nothing else
@@ -106,7 +107,7 @@ def sign_in():  # type: ignore[no-untyped-def]
 
 
 @bp.route("/signin/code", methods=["GET", "POST"])
-def code():  # type: ignore[no-untyped-def]
+def code() -> ResponseReturnValue:
     """Ask for the code; start the session when it is right."""
     challenge_id, email = wallet_session.pending_challenge()
     if challenge_id is None:
@@ -123,7 +124,7 @@ def code():  # type: ignore[no-untyped-def]
 
 
 @bp.post("/signout")
-def sign_out():  # type: ignore[no-untyped-def]
+def sign_out() -> ResponseReturnValue:
     """End the session (a POST with the CSRF token: a link cannot sign anyone out)."""
     wallet_session.sign_out()
     flash("You are signed out.", "ok")
@@ -131,7 +132,7 @@ def sign_out():  # type: ignore[no-untyped-def]
 
 
 @dev_bp.get("/outbox")
-def outbox():  # type: ignore[no-untyped-def]
+def outbox() -> ResponseReturnValue:
     """The development outbox (404 outside development, even if registered by mistake)."""
     if current_app.config.get("ENV_NAME") != "development":
         abort(404)

@@ -17,6 +17,7 @@ import re
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, render_template
+from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import RequestRedirect
 
@@ -63,7 +64,7 @@ def spec_for(app: Flask) -> dict[str, Any]:
 
 
 @bp.get("/v1/openapi.json")
-def openapi():  # type: ignore[no-untyped-def]
+def openapi() -> ResponseReturnValue:
     """The OpenAPI 3.1 document (JSON)."""
     resp = jsonify(spec_for(current_app._get_current_object()))  # type: ignore[attr-defined]
     resp.headers["Cache-Control"] = "public, max-age=300"

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, request
+from flask.typing import ResponseReturnValue
 
 from raregen.errors import PayloadTooLarge
 from raregen.extensions import limiter
@@ -19,7 +20,7 @@ def _limit() -> str:
 
 @bp.post("/webhooks")
 @limiter.limit(_limit)
-def command():  # type: ignore[no-untyped-def]
+def command() -> ResponseReturnValue:
     """Run one signed command; 201 for ``webhooks.create``, 200 otherwise."""
     raw = request.get_data(cache=False)
     if len(raw) >= current_app.config["MAX_CONTENT_LENGTH"]:

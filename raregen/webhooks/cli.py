@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import click
 from flask import Flask
@@ -10,10 +11,13 @@ from flask.cli import AppGroup
 
 from raregen.errors import RareGenError
 
+if TYPE_CHECKING:
+    from raregen.webhooks.service import Owner
+
 webhooks_cli = AppGroup("webhooks", help="Webhook endpoints of keys and wallet accounts.")
 
 
-def _owner(key: str | None, account: str | None):  # type: ignore[no-untyped-def]
+def _owner(key: str | None, account: str | None) -> Owner:
     from sqlalchemy import select
 
     from raregen.db import db, transaction

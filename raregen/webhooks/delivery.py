@@ -41,7 +41,7 @@ from sqlalchemy import and_, exists, insert, or_, select, update
 from sqlalchemy.orm import aliased
 from standardwebhooks.webhooks import Webhook
 
-from raregen.db import db, transaction, utcnow
+from raregen.db import db, rows_matched, transaction, utcnow
 from raregen.errors import RareGenError
 from raregen.webhooks import urls
 from raregen.webhooks.models import (
@@ -445,4 +445,4 @@ def purge_nonces(now: datetime | None = None) -> int:
         result = db.session.execute(
             delete(CommandNonce).where(CommandNonce.expires_at < (now or utcnow()))
         )
-        return int(result.rowcount or 0)
+        return rows_matched(result)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
+from flask.typing import ResponseReturnValue
 
 from raregen import signing
 from raregen.errors import RequestError, UnsupportedMediaType
@@ -50,14 +51,14 @@ def _body() -> dict[str, Any]:
 
 @bp.get("")
 @api_login_required
-def list_endpoints():  # type: ignore[no-untyped-def]
+def list_endpoints() -> ResponseReturnValue:
     """The account's endpoints."""
     return jsonify({"endpoints": service.list_endpoints(_owner())})
 
 
 @bp.post("")
 @api_login_required
-def create():  # type: ignore[no-untyped-def]
+def create() -> ResponseReturnValue:
     """``{"url", "description"?}`` -> 201 with the endpoint and its secret (shown once).
     Any other member: 400 ``UNKNOWN_FIELD``."""
     body = _body()
@@ -77,7 +78,7 @@ def create():  # type: ignore[no-untyped-def]
 
 @bp.delete("/<int:endpoint_id>")
 @api_login_required
-def remove(endpoint_id: int):  # type: ignore[no-untyped-def]
+def remove(endpoint_id: int) -> ResponseReturnValue:
     owner = _owner()
     service.remove_endpoint(owner, endpoint_id, actor=str(owner.account_ref))
     return jsonify({"removed": endpoint_id})
@@ -85,7 +86,7 @@ def remove(endpoint_id: int):  # type: ignore[no-untyped-def]
 
 @bp.post("/<int:endpoint_id>/enable")
 @api_login_required
-def enable(endpoint_id: int):  # type: ignore[no-untyped-def]
+def enable(endpoint_id: int) -> ResponseReturnValue:
     owner = _owner()
     return jsonify(
         {"endpoint": service.enable_endpoint(owner, endpoint_id, actor=str(owner.account_ref))}
@@ -94,7 +95,7 @@ def enable(endpoint_id: int):  # type: ignore[no-untyped-def]
 
 @bp.get("/deliveries")
 @api_login_required
-def deliveries():  # type: ignore[no-untyped-def]
+def deliveries() -> ResponseReturnValue:
     """``?endpoint=<id>&limit=<n>``: the latest events and their attempts."""
     endpoint = request.args.get("endpoint", type=int)
     limit = request.args.get("limit", default=50, type=int) or 50

@@ -13,7 +13,7 @@ from raregen import audit
 from raregen.db import db, transaction
 from raregen.publish import batch, confirm, services
 from raregen.publish.models import AuditLog
-from tests.integration.test_batch import _submit, author, chain_app  # noqa: F401 - fixtures
+from tests.integration.test_batch import _submit
 
 
 def _entries(action: str) -> list[tuple[str | None, dict]]:

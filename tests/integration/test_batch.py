@@ -6,65 +6,17 @@ fee policy (docs/PROTOCOL.md §4)."""
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import timedelta
 
-import coincurve
 import pytest
 
 from raregen import protocol, signing
 from raregen.db import db, transaction, utcnow
-from raregen.publish import batch, confirm, funding, keys, pipeline, pool, reaper, services
+from raregen.publish import batch, confirm, funding, pipeline, pool, reaper, services
 from raregen.publish.batch import batch_mode, packed
 from raregen.publish.broadcasters.base import BroadcastResult, Outcome
 from raregen.publish.models import PublishBatch, PublishJob, Utxo
 from raregen.publish.txbuilder import SpendableUtxo, build_publish_tx, required_satoshis
-
-
-@pytest.fixture
-def chain_app(app, regtest_node):
-    """The app wired to the regtest node, with a funded pool of 12 UTXOs and RQ queues of its
-    own (Redis is shared with other test runs: nothing here flushes it)."""
-    saved = dict(app.config)
-    app.config.update(
-        NODE_RPC_URL=regtest_node.url,
-        NODE_RPC_USER=regtest_node.user,
-        NODE_RPC_PASSWORD=regtest_node.password,
-        POOL_TARGET_COUNT=12,
-        POOL_LOW_WATER=0,
-        QUEUE_NAME=f"test-batch-{uuid.uuid4().hex[:10]}",
-    )
-    app.extensions.pop("raregen.services", None)
-    funding.fund_dev(50_000_000)
-    funding.split(12, 40_000)
-    regtest_node.mine(1)
-    with transaction():
-        db.session.execute(db.text("UPDATE utxos SET depth = 0"))
-    yield app
-    _drop_queues(app)
-    app.config.clear()
-    app.config.update(saved)  # the app is shared by the session: leave its settings as found
-    app.extensions.pop("raregen.services", None)
-
-
-def _drop_queues(app) -> None:
-    from rq import Queue
-
-    from raregen.queue import batch_queue_name, periodic_queue_name, redis_connection
-
-    conn = redis_connection()
-    name = app.config["QUEUE_NAME"]
-    for qname in (name, periodic_queue_name(name), batch_queue_name(name)):
-        Queue(qname, connection=conn).empty()
-    conn.delete(f"raregen:{name}:batch-pending")
-    conn.delete(f"rq:job:{name}-batch-collector")
-
-
-@pytest.fixture
-def author(chain_app):
-    key = coincurve.PrivateKey()
-    keys.register_key(key.public_key.format().hex())
-    return key
 
 
 class SpyBroadcaster:

@@ -16,7 +16,6 @@ from raregen import signing
 from raregen.client.cli import main as client_main
 from raregen.proofs import verify as proofs
 from raregen.publish import batch, confirm, keys, pipeline
-from tests.integration.test_batch import chain_app  # noqa: F401  (fixture)
 from tests.jsbridge import run_js
 
 pytestmark = pytest.mark.node

@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 
 from raregen.client import APIError, Client, RateLimited, TransportError
-from tests.plugins.live import live_api  # noqa: F401 - the fixture
 from tests.vectors import REPO_ROOT
 
 pytestmark = [pytest.mark.node, pytest.mark.slow]
@@ -57,7 +56,7 @@ def test_import_loads_no_server_module() -> None:
     assert out.stdout.strip() == ""
 
 
-def test_every_command_against_the_live_app(live_api: Any, tmp_path: Path) -> None:  # noqa: F811
+def test_every_command_against_the_live_app(live_api: Any, tmp_path: Path) -> None:
     key = tmp_path / "key"
     env = {"RAREGEN_SERVER": live_api.base_url, "RAREGEN_KEY_FILE": str(key)}
     made = _run("keygen", env=env)
@@ -120,7 +119,7 @@ def test_every_command_against_the_live_app(live_api: Any, tmp_path: Path) -> No
     )
 
 
-def test_library_publish_wait_verify_and_resubmission(live_api: Any) -> None:  # noqa: F811
+def test_library_publish_wait_verify_and_resubmission(live_api: Any) -> None:
     import coincurve
 
     key = coincurve.PrivateKey()
@@ -149,7 +148,7 @@ def test_library_publish_wait_verify_and_resubmission(live_api: Any) -> None:  #
     assert refused.value.code == "KEY_NOT_REGISTERED" and refused.value.status == 403
 
 
-def test_library_waits_out_a_429(live_api: Any) -> None:  # noqa: F811
+def test_library_waits_out_a_429(live_api: Any) -> None:
     import coincurve
 
     key = coincurve.PrivateKey()

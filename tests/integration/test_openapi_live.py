@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 
-from tests.plugins.live import live_api  # noqa: F401 - the fixture
 from tests.vectors import REPO_ROOT
 
 pytestmark = [pytest.mark.node, pytest.mark.slow]
@@ -36,7 +35,7 @@ def _bench() -> Any:
 def test_schemathesis_finds_no_server_error_and_no_schema_violation(
     live_api: Any,
     tmp_path: Any,
-    capsys: pytest.CaptureFixture[str],  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     bench = _bench()
     made = bench.prepare(live_api.app, "schemathesis@example.com")

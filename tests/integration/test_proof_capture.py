@@ -19,7 +19,6 @@ from raregen.publish import batch, confirm, pipeline, services
 from raregen.publish.broadcasters import ARCBroadcaster, FailoverBroadcaster
 from raregen.publish.broadcasters.base import TxStatus
 from raregen.publish.models import PublishJob, TxProof
-from tests.integration.test_batch import author, chain_app  # noqa: F401 - fixtures
 from tests.integration.test_broadcasters_http import FakeHTTP, arc_ok
 
 pytestmark = pytest.mark.node

@@ -24,7 +24,6 @@ from raregen.proofs import receipt as receipts
 from raregen.proofs import verify as proofs
 from raregen.publish import batch, confirm, pipeline
 from raregen.publish.models import PublishJob
-from tests.integration.test_batch import author, chain_app  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.node
 
@@ -39,7 +38,7 @@ def _publish(client, author, record) -> tuple[str, dict]:
     return resp.json["jobId"], {"raw": raw, "answer": resp.json}
 
 
-def _conforms(client, name: str, doc: dict) -> None:  # type: ignore[no-untyped-def,type-arg]
+def _conforms(client, name: str, doc: dict) -> None:
     """``doc`` matches component ``name`` of the served OpenAPI document."""
     import jsonschema
 
@@ -54,7 +53,7 @@ def _confirm(app, node, job_id: str) -> None:
     confirm.confirm_sent()
 
 
-def _run(*args: str, **kw) -> subprocess.CompletedProcess:  # type: ignore[no-untyped-def,type-arg]
+def _run(*args: str, **kw) -> subprocess.CompletedProcess:
     return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=60, **kw)
 
 

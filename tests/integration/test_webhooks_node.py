@@ -13,7 +13,6 @@ from raregen import signing
 from raregen.publish import batch, confirm, keys, pipeline
 from raregen.webhooks import delivery
 from raregen.webhooks.commands import make_command
-from tests.integration.test_batch import chain_app  # noqa: F401  (fixture)
 from tests.webhook_receiver import Receiver
 
 pytestmark = pytest.mark.node

@@ -1,5 +1,5 @@
 """The real app served on a loopback port for HTTP clients (schemathesis, the ``raregen``
-command): import the fixtures into a test module (``from tests.plugins.live import live_api``).
+command): registered by ``tests/conftest.py``, so a test module names ``live_api`` as a parameter.
 
 * ``live_api`` (module): ``create_app`` with the migrations applied on a fresh PostgreSQL
   database (tests/plugins/db.py; SQLite when PostgreSQL is absent and services are not

@@ -72,10 +72,12 @@ def test_js_shares_recover_with_python_reference() -> None:
                 "groupThreshold": gt,
                 "groups": groups,
             }
-            for s, (_, p, ext, e, gt, groups) in zip(secrets_, SPLITS)
+            for s, (_, p, ext, e, gt, groups) in zip(secrets_, SPLITS, strict=True)
         ],
     )
-    for secret, (_, passphrase, _ext, _e, _gt, groups), answer in zip(secrets_, SPLITS, answers):
+    for secret, (_, passphrase, _ext, _e, _gt, groups), answer in zip(
+        secrets_, SPLITS, answers, strict=True
+    ):
         made = answer["groups"]
         assert [len(g) for g in made] == [n for _, n in groups]
         if len(made) == 1:
@@ -121,7 +123,7 @@ def test_derivation_paths_match_an_independent_bip32() -> None:
     answers = run_js(
         "wallet_cli.mjs", requests=[{"op": "derive", "secretHex": s.hex()} for s in seeds]
     )
-    for seed, answer in zip(seeds, answers):
+    for seed, answer in zip(seeds, answers, strict=True):
         expected = wallet_keys(seed)
         for purpose, path in PATHS.items():
             got = answer["keys"][purpose]

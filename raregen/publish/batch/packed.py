@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from datetime import datetime
 
 from flask import current_app
 
@@ -148,7 +149,7 @@ def collect_packed(*, limit: int | None = None) -> RunReport:
     return RunReport(batch_id, len(good) + len(broken), more, dict(counts))
 
 
-def _lock_input(need: int, max_depth: int, now) -> Coin | None:  # type: ignore[no-untyped-def]
+def _lock_input(need: int, max_depth: int, now: datetime) -> Coin | None:
     """The smallest clean publish UTXO worth ``need`` satoshis, else a funding coin, locked
     (not written: :func:`.claim.reserve_signed` writes it once signed); expired reservations
     released first."""

@@ -325,7 +325,7 @@ class ARCBroadcaster:
             log.warning("ARC: previous outputs unavailable (%s); sending raw", why)
             return list(raws)
         forms = []
-        for raw, values in zip(raws, found):
+        for raw, values in zip(raws, found, strict=True):
             if not values or any(v is None for v in values):
                 forms.append(raw)
                 continue

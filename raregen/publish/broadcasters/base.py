@@ -323,7 +323,7 @@ class FailoverBroadcaster:
                     f"{backend.name} returned {len(answers)} results for {len(pending)}"
                 )
             still: list[int] = []
-            for i, answer in zip(pending, answers):
+            for i, answer in zip(pending, answers, strict=True):
                 results[i] = answer
                 if answer.outcome is Outcome.TRANSIENT:
                     still.append(i)

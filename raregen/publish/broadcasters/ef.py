@@ -124,7 +124,7 @@ def to_extended_format(raw_hex: str, prevouts: Sequence[tuple[int, str]]) -> str
         raise ValueError("bytes after the locktime")
     first_input = spans[0][0]
     parts = [raw[:4], EF_MARKER, raw[4:first_input]]
-    for (start, end, _, _), (satoshis, script_hex) in zip(spans, prevouts):
+    for (start, end, _, _), (satoshis, script_hex) in zip(spans, prevouts, strict=True):
         if not isinstance(satoshis, int) or not 0 <= satoshis < 2**63:
             raise ValueError(f"satoshis out of range: {satoshis!r}")
         script = bytes.fromhex(script_hex)

@@ -272,7 +272,7 @@ class SVNodeBroadcaster:
     def _knows(self, txids: Sequence[str]) -> dict[str, bool]:
         """txid -> does the node know it (mempool or block)? Raises RPCTransportError."""
         answers = self.rpc.batch([("getrawtransaction", [t, 0]) for t in txids])
-        return {t: not isinstance(a, RPCError) for t, a in zip(txids, answers)}
+        return {t: not isinstance(a, RPCError) for t, a in zip(txids, answers, strict=True)}
 
     def _chunks(self, raws: list[str]) -> list[list[int]]:
         chunks: list[list[int]] = []
@@ -306,7 +306,9 @@ class SVNodeBroadcaster:
         raws = list(raw_hexes)
         results: list[BroadcastResult | None] = [None] * len(raws)
         for chunk in self._chunks(raws):
-            for i, result in zip(chunk, self._broadcast_chunk([raws[i] for i in chunk])):
+            for i, result in zip(
+                chunk, self._broadcast_chunk([raws[i] for i in chunk]), strict=True
+            ):
                 results[i] = result
         return [r for r in results if r is not None]
 
@@ -477,11 +479,15 @@ class SVNodeBroadcaster:
             return {}
         try:
             hashes = self.rpc.batch([("getblockhash", [h]) for h in wanted])
-            found = [(h, x) for h, x in zip(wanted, hashes) if isinstance(x, str)]
+            found = [(h, x) for h, x in zip(wanted, hashes, strict=True) if isinstance(x, str)]
             raws = self.rpc.batch([("getblockheader", [x, False]) for _, x in found])
         except RPCTransportError as exc:
             raise BroadcasterUnavailable(self.name, str(exc)) from None
-        return {h: (x, str(raw)) for (h, x), raw in zip(found, raws) if isinstance(raw, str)}
+        return {
+            h: (x, str(raw))
+            for (h, x), raw in zip(found, raws, strict=True)
+            if isinstance(raw, str)
+        }
 
     def output_status(self, txid: str, vout: int) -> OutputState:
         """State of output ``txid:vout`` from ``gettxout txid vout true`` (mempool spends
