@@ -39,9 +39,10 @@ payload (UTF-8, RFC 8785 canonical form, v1 members; the time window and the TTL
 not checked, they applied at acceptance). So ``valid=True`` with an ``error`` means "signed
 by that key, but the payload does not follow contract v1".
 
-Transactions are parsed by a small deserializer of the standard serialization (version,
-varint-counted inputs and outputs, locktime); the txid is the reversed double SHA-256 of
-the raw bytes. Extended Format (BRC-30) and any trailing byte are refused.
+Transactions are parsed by RareGen's one parser, :mod:`raregen.rawtx` (bsv-sdk's reader held
+to the exact standard serialization: version, varint-counted inputs and outputs, locktime);
+the txid is the reversed double SHA-256 of the raw bytes. Extended Format (BRC-30) and any
+trailing byte are refused.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from raregen.errors import RareGenError
+from raregen.rawtx import TxParseError, parse_raw
 from raregen.signing import (
     Payload,
     check_payload_fields,
@@ -107,10 +109,6 @@ class ScriptError(ValueError):
 
 class MalformedRecord(ValueError):
     """A script carries our prefix and version but does not follow layout v1."""
-
-
-class TxParseError(ValueError):
-    """Raw transaction bytes are truncated, have trailing bytes or an unsupported format."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -345,73 +343,33 @@ def txid(raw_tx: bytes) -> str:
     return hashlib.sha256(hashlib.sha256(bytes(raw_tx)).digest()).digest()[::-1].hex()
 
 
-class _Reader:
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.pos = 0
-
-    def remaining(self) -> int:
-        return len(self.data) - self.pos
-
-    def take(self, n: int) -> bytes:
-        if n > self.remaining():
-            raise TxParseError(f"truncated transaction: need {n} bytes at offset {self.pos}")
-        out = self.data[self.pos : self.pos + n]
-        self.pos += n
-        return out
-
-    def uint(self, n: int) -> int:
-        return int.from_bytes(self.take(n), "little")
-
-    def varint(self) -> int:
-        first = self.uint(1)
-        if first < 0xFD:
-            return first
-        width, low = {0xFD: (2, 0xFD), 0xFE: (4, 0x10000), 0xFF: (8, 0x100000000)}[first]
-        value = self.uint(width)
-        if value < low:
-            raise TxParseError(f"non-canonical varint at offset {self.pos - width - 1}")
-        return value
-
-
 def parse_transaction(raw_tx: bytes) -> Transaction:
     """Deserialize a raw transaction (standard Bitcoin serialization, as BSV uses).
 
     Layout: version (int32 LE), varint input count, inputs (prev txid 32 bytes, vout uint32,
     varint-length unlocking script, sequence uint32), varint output count, outputs (value
     int64 LE satoshis, varint-length locking script), locktime (uint32). Varints must be
-    canonical.
+    canonical. Read by bsv-sdk through :func:`raregen.rawtx.parse_raw`.
 
     Raises:
         TxParseError: truncated data, trailing bytes, Extended Format (BRC-30), or counts
             that cannot fit in the remaining bytes. Nothing else.
     """
     data = bytes(raw_tx)
-    if data[4:10] == bytes.fromhex("0000000000ef"):
-        raise TxParseError("Extended Format (BRC-30) transactions are not supported")
-    reader = _Reader(data)
-    version = int.from_bytes(reader.take(4), "little", signed=True)
-    n_in = reader.varint()
-    if n_in * 41 > reader.remaining():
-        raise TxParseError(f"input count {n_in} does not fit in the transaction")
-    inputs = []
-    for _ in range(n_in):
-        prev = reader.take(32)[::-1].hex()
-        vout = reader.uint(4)
-        script_sig = reader.take(reader.varint())
-        sequence = reader.uint(4)
-        inputs.append(TxInput(prev, vout, script_sig, sequence))
-    n_out = reader.varint()
-    if n_out * 9 > reader.remaining():
-        raise TxParseError(f"output count {n_out} does not fit in the transaction")
-    outputs = []
-    for _ in range(n_out):
-        satoshis = int.from_bytes(reader.take(8), "little", signed=True)
-        outputs.append(TxOutput(satoshis, reader.take(reader.varint())))
-    locktime = reader.uint(4)
-    if reader.remaining():
-        raise TxParseError(f"{reader.remaining()} trailing bytes after the locktime")
-    return Transaction(version, tuple(inputs), tuple(outputs), locktime, txid(data))
+    tx = parse_raw(data)
+    inputs = tuple(
+        TxInput(i.source_txid, i.source_output_index, i.unlocking_script.serialize(), i.sequence)
+        for i in tx.inputs
+    )
+    outputs = tuple(
+        TxOutput(_signed(o.satoshis, 8), o.locking_script.serialize()) for o in tx.outputs
+    )
+    return Transaction(_signed(tx.version, 4), inputs, outputs, tx.locktime, txid(data))
+
+
+def _signed(value: int, width: int) -> int:
+    """``value`` read unsigned from ``width`` bytes, as the two's complement it encodes."""
+    return value - (1 << (8 * width)) if value >> (8 * width - 1) else value
 
 
 # ---------------------------------------------------------------------------------------------

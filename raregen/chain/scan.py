@@ -10,57 +10,57 @@ from __future__ import annotations
 
 from typing import Any
 
+from bsv.utils import Reader, unsigned_to_varint  # type: ignore[import-untyped]
+
+from raregen.rawtx import TxParseError, read_transaction
+
 #: Bytes of a serialized block header (version, previous hash, merkle root, time, bits,
 #: nonce); the transaction count (a varint) follows it.
 BLOCK_HEADER_BYTES = 80
 
 
-def read_varint(data: bytes, pos: int) -> tuple[int, int]:
-    """Read a Bitcoin varint (CompactSize) at ``pos``.
-
-    Returns:
-        ``(value, position after it)``.
-
-    Raises:
-        IndexError: ``data`` ends inside the varint.
-    """
-    first = data[pos]
-    if first < 0xFD:
-        return first, pos + 1
-    width = {0xFD: 2, 0xFE: 4, 0xFF: 8}[first]
-    if pos + 1 + width > len(data):
-        raise IndexError("varint runs past the end of the data")
-    return int.from_bytes(data[pos + 1 : pos + 1 + width], "little"), pos + 1 + width
+#: Bytes of the first window a transaction is read from (doubled until it fits): bsv-sdk's
+#: reader copies everything after its position, so reading from the whole block would cost
+#: the block's size for every transaction (quadratic in the block).
+FIRST_WINDOW_BYTES = 1024
 
 
 def block_transactions(block: bytes) -> list[bytes]:
     """Split a serialized block (80-byte header, varint count, transactions) into its raw
-    transactions, in block order (the coinbase first).
+    transactions, in block order (the coinbase first). Each is read by
+    :func:`raregen.rawtx.read_transaction` (bsv-sdk), the one transaction parser.
 
     Raises:
-        IndexError, KeyError: ``block`` is truncated or not a block.
+        IndexError: ``block`` is truncated or not a block (a transaction does not parse, or
+            the count varint is cut short or not minimal).
     """
-    pos = BLOCK_HEADER_BYTES
-    count, pos = read_varint(block, pos)
+    block = bytes(block)
+    reader = Reader(block[BLOCK_HEADER_BYTES : BLOCK_HEADER_BYTES + 9])
+    count = reader.read_var_int_num()
+    if count is None or reader.tell() != len(unsigned_to_varint(count)):
+        raise IndexError("block ends inside its transaction count")
+    pos = BLOCK_HEADER_BYTES + reader.tell()
     txs = []
     for _ in range(count):
-        start = pos
-        pos += 4  # version
-        n_in, pos = read_varint(block, pos)
-        for _ in range(n_in):
-            pos += 36  # previous txid and vout
-            size, pos = read_varint(block, pos)
-            pos += size + 4  # unlocking script, sequence
-        n_out, pos = read_varint(block, pos)
-        for _ in range(n_out):
-            pos += 8  # satoshis
-            size, pos = read_varint(block, pos)
-            pos += size
-        pos += 4  # locktime
-        if pos > len(block):
-            raise IndexError("block ends inside a transaction")
-        txs.append(block[start:pos])
+        raw = _transaction_at(block, pos)
+        txs.append(raw)
+        pos += len(raw)
     return txs
+
+
+def _transaction_at(block: bytes, pos: int) -> bytes:
+    """The raw transaction starting at byte ``pos`` of ``block``, read from a window of the
+    block that doubles until the transaction fits (see :data:`FIRST_WINDOW_BYTES`). A
+    transaction read exactly from a window is the one the whole block holds there: the
+    reader's result depends only on the bytes it consumed."""
+    window = FIRST_WINDOW_BYTES
+    while True:
+        try:
+            return read_transaction(block[pos : pos + window])[1]
+        except TxParseError as exc:
+            if pos + window >= len(block):
+                raise IndexError(f"block ends inside the transaction at byte {pos}") from exc
+            window *= 2
 
 
 def transactions_since(rpc: Any, since_height: int, *, mempool: bool = True) -> list[bytes]:

@@ -25,7 +25,7 @@ batch, whose stored transaction is sent again and settled (``batch.resend_packed
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import select, update
@@ -140,7 +140,7 @@ def _packed_batch_of(job: PublishJob) -> str | None:
     return job.processing_batch_id
 
 
-def _defer(job_id: str, lease, detail: str) -> str:  # type: ignore[no-untyped-def]
+def _defer(job_id: str, lease: datetime | None, detail: str) -> str:
     with transaction():
         job = pipeline.locked_job(job_id, lease)
         if job is None:
