@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import coincurve
@@ -28,6 +28,7 @@ from raregen.publish import confirm, funding, keys, pipeline, pool, reaper, serv
 from raregen.publish.models import PublishJob, Utxo
 from raregen.publish.txbuilder import SpendableUtxo, build_publish_tx
 from raregen.queue import redis_connection
+from tests.plugins.wait import wait_until
 
 pytestmark = pytest.mark.node
 
@@ -679,6 +680,19 @@ def _wait(predicate, timeout: float, what: str) -> None:
         time.sleep(0.2)
 
 
+def _warm_stop_age(app) -> timedelta:
+    """How long ago the worker noted its (first) shutdown request in Redis (RQ's public
+    ``Worker.shutdown_requested_date``); zero while it has not."""
+    from rq import Worker
+
+    dates = [
+        w.shutdown_requested_date
+        for w in Worker.all(connection=redis_connection(app.config["REDIS_URL"]))
+    ]
+    noted = [d for d in dates if d is not None]
+    return datetime.now(UTC) - max(noted) if noted else timedelta(0)
+
+
 def _statuses(ids: list[str]) -> Counter:
     with transaction():
         return Counter(
@@ -771,7 +785,10 @@ def test_stop_mid_broadcast_is_settled_by_the_reaper(pg_rec_app, regtest_node, m
         _wait(lambda: job(job_id).raw_tx is not None, 60, "the signed transaction")
         if how == "sigterm-twice":
             worker.send_signal(signal.SIGTERM)  # warm: would wait for the hanging broadcast
-            time.sleep(1.5)
+            # RQ ignores a second signal less than 1 s after the first (the date it noted)
+            wait_until(
+                lambda: _warm_stop_age(app) > timedelta(seconds=1.2), 30, "the warm stop noted"
+            )
             assert worker.poll() is None
             worker.send_signal(signal.SIGTERM)  # cold: abandon the job now
             worker.wait(15)
@@ -787,7 +804,8 @@ def test_stop_mid_broadcast_is_settled_by_the_reaper(pg_rec_app, regtest_node, m
             worker.wait(10)
     stuck = job(job_id)
     assert stuck.status == "processing" and stuck.raw_tx
-    time.sleep(3.2)
+    # the reaper takes a processing job once its lease has expired
+    wait_until(lambda: job(job_id).lease_until < utcnow(), 30, "the job's lease to expire")
     assert reaper.reap()["sent"] == 1
     after = job(job_id)
     assert after.status == "sent" and after.txid == stuck.txid
