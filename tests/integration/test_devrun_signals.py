@@ -81,6 +81,7 @@ def test_stop_children_terminates_in_order_and_kills_a_stuck_group(tmp_path: Pat
 
 @pytest.mark.slow
 @pytest.mark.node
+@pytest.mark.timeout(600)  # up to 180 s to start everything, 90 s to stop
 def test_sighup_stops_every_process_devrun_started(node_binary: Path, tmp_path: Path) -> None:
     # node_binary: skips (or fails under CI) when the regtest node cannot be had
     port = free_port()

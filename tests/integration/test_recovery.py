@@ -707,6 +707,7 @@ def pg_rec_app(pg_app, regtest_node, monkeypatch):
     pg_app.extensions.pop("raregen.services", None)
 
 
+@pytest.mark.timeout(600)  # 30 jobs sent twice over by real worker processes
 @pytest.mark.parametrize("fork", [False, True], ids=["in-process", "fork"])
 def test_sigterm_finishes_the_current_job_and_loses_nothing(pg_rec_app, regtest_node, fork):
     app = pg_rec_app
