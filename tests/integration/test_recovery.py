@@ -744,18 +744,20 @@ def test_sigterm_finishes_the_current_job_and_loses_nothing(pg_rec_app, regtest_
 
 
 def _hanging_arc():
-    """An ARC endpoint that answers nothing for 20 s (a broadcast that hangs)."""
-    import threading
+    """An ARC endpoint that answers nothing for 20 s (a broadcast that hangs); started, the
+    caller stops it."""
+    import re
 
-    from werkzeug.serving import make_server
+    from pytest_httpserver import HTTPServer
     from werkzeug.wrappers import Response
 
-    def hanging(environ, start_response):
+    def hanging(request):
         time.sleep(20)
-        return Response("{}", 503)(environ, start_response)
+        return Response("{}", 503)
 
-    server = make_server("127.0.0.1", 0, hanging, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
+    server.expect_request(re.compile(".*")).respond_with_handler(hanging)
+    server.start()
     return server
 
 
@@ -779,7 +781,7 @@ def test_stop_mid_broadcast_is_settled_by_the_reaper(pg_rec_app, regtest_node, m
         app,
         fork=how == "kill-9-fork",
         RAREGEN_BROADCASTERS="arc",
-        RAREGEN_ARC_URL=f"http://127.0.0.1:{server.server_port}",
+        RAREGEN_ARC_URL=server.url_for("/").rstrip("/"),
         RAREGEN_RESERVATION_TIMEOUT_SECONDS="3",
     )
     try:
@@ -799,7 +801,8 @@ def test_stop_mid_broadcast_is_settled_by_the_reaper(pg_rec_app, regtest_node, m
                 os.kill(pid, signal.SIGKILL)
             worker.wait(10)
     finally:
-        server.shutdown()
+        server.clear()
+        server.stop()
         if worker.poll() is None:
             worker.kill()
             worker.wait(10)
