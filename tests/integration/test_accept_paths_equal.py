@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import coincurve
@@ -186,7 +187,7 @@ def _answer(step: Callable[[], intake.Accepted], ids: _Ids) -> tuple[Any, ...]:
     try:
         got = step()
     except RareGenError as err:
-        return ("error", err.status, err.code, err.field)
+        return ("error", err.status, err.code, err.field, err.message)
     return (
         "accepted",
         202 if got.created else 200,
@@ -240,7 +241,7 @@ class _Statements:
     def __init__(self) -> None:
         self.count = 0
 
-    def __call__(self, conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+    def __call__(self, conn, cursor, statement, parameters, context, executemany):
         if statement.lstrip().startswith(ONE_STATEMENT):
             self.count += 1
 
@@ -282,9 +283,7 @@ def _run(app, plan: list[tuple[str, Any, int]], *, one_statement: bool) -> dict[
                 if not one_statement:
                     # a transaction already open on the session: intake takes the ORM path
                     db.session.connection()
-                answers.append(
-                    _answer(lambda arg=arg, now=now: intake.accept(arg, now=now), ids)  # type: ignore[misc]
-                )
+                answers.append(_answer(partial(intake.accept, arg, now=now), ids))
                 db.session.rollback()
         finally:
             event.remove(Engine, "before_cursor_execute", seen)

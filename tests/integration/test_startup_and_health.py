@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import NamedTuple
 
 import pytest
 from redis import Redis
@@ -169,8 +170,13 @@ def test_healthz_is_503_with_queued_jobs_and_no_worker(clean_redis):
     assert client.get("/healthz").json["details"]["workers"] == 0
 
 
+class OwnRedis(NamedTuple):
+    proc: subprocess.Popen
+    url: str
+
+
 @pytest.fixture
-def own_redis(tmp_path) -> Iterator[subprocess.Popen]:
+def own_redis(tmp_path) -> Iterator[OwnRedis]:
     """A redis-server of this test's own on a free loopback port (no persistence); stopped
     by its pid at the end if the test has not stopped it."""
     port = free_port()
@@ -191,18 +197,18 @@ def own_redis(tmp_path) -> Iterator[subprocess.Popen]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    proc.url = f"redis://127.0.0.1:{port}/0"  # type: ignore[attr-defined]
+    url = f"redis://127.0.0.1:{port}/0"
 
     def up() -> bool:
         assert proc.poll() is None, "redis-server exited"
         try:
-            return bool(Redis.from_url(proc.url, socket_connect_timeout=1).ping())  # type: ignore[attr-defined]
+            return bool(Redis.from_url(url, socket_connect_timeout=1).ping())
         except RedisConnectionError:
             return False
 
     try:
         wait_until(up, 20, "the test's redis-server")
-        yield proc
+        yield OwnRedis(proc, url)
     finally:
         if proc.poll() is None:
             proc.terminate()
@@ -216,8 +222,8 @@ def test_healthz_workers_is_null_when_redis_is_down(clean_redis, monkeypatch, ow
     client = clean_redis.test_client()
     resp = client.get("/healthz")
     assert resp.status_code == 503 and resp.json["details"]["workers"] == 0  # Redis up
-    own_redis.terminate()
-    assert own_redis.wait(10) == 0
+    own_redis.proc.terminate()
+    assert own_redis.proc.wait(10) == 0
     resp = client.get("/healthz")
     assert resp.status_code == 200  # unknown is not zero
     assert resp.json["status"] == "ok" and resp.json["details"]["workers"] is None
