@@ -444,7 +444,7 @@ def main() -> int:
             try:
                 h.wait_http(base + "/v1/ping", timeout=60)
                 run_python(base, "ping", [], 0.5, 2)  # warm both workers
-                run_python(base, "publish", warm, 0.5, 2)
+                warmed = run_python(base, "publish", warm, 0.5, 2)
                 meter = CpuMeter(gunicorn_workers(srv.pid), env.db_url, env.redis_url)
                 meter.start()
                 if client == "wrk":
@@ -514,6 +514,8 @@ def main() -> int:
                 "publish_p50_ms": pub["p50_ms"],
                 "publish_p99_ms": pub["p99_ms"],
                 "accepted": pub["s202"],
+                # accepted while warming up (stored too, not in the figures)
+                "warmup_accepted": warmed["s202"],
                 "replays_200": pub["s200"],
                 "errors": pub["other"],
                 "jobs_stored": stored,

@@ -1,15 +1,18 @@
-"""A real webhook receiver for tests and the bench: an HTTP server on loopback that checks
-every request's Standard Webhooks signature with the ``standardwebhooks`` package."""
+"""A real webhook receiver for tests and the bench: an HTTP server on loopback
+(pytest-httpserver, threaded) that checks every request's Standard Webhooks signature with the
+``standardwebhooks`` package."""
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from pytest_httpserver import HTTPServer
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+from werkzeug.wrappers import Request, Response
 
 
 class Receiver:
@@ -26,54 +29,47 @@ class Receiver:
         self.events: list[dict[str, Any]] = []
         self.rejected: list[str] = []
         self.lock = threading.Lock()
-        receiver = self
+        self.server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
+        self.server.expect_request(re.compile(".*"), method="POST").respond_with_handler(
+            self._answer
+        )
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
-                length = int(self.headers.get("content-length") or 0)
-                body = self.rfile.read(length)
-                headers = {k: v for k, v in self.headers.items()}
-                status = receiver.status
-                try:
-                    if receiver.secret is None:
-                        raise WebhookVerificationError("no secret yet")
-                    payload = Webhook(receiver.secret).verify(body, headers)
-                except WebhookVerificationError as exc:
-                    with receiver.lock:
-                        receiver.rejected.append(str(exc))
-                    status = 400
-                else:
-                    if 200 <= status < 300:
-                        with receiver.lock:
-                            receiver.events.append(
-                                {
-                                    "id": headers.get("webhook-id") or headers.get("Webhook-Id"),
-                                    "type": payload["type"],
-                                    "data": payload["data"],
-                                    "at": time.time(),
-                                }
-                            )
-                self.send_response(status)
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+    def _answer(self, request: Request) -> Response:
+        body = request.get_data()
+        headers = dict(request.headers.items())
+        status = self.status
+        try:
+            if self.secret is None:
+                raise WebhookVerificationError("no secret yet")
+            payload = Webhook(self.secret).verify(body, headers)
+        except WebhookVerificationError as exc:
+            with self.lock:
+                self.rejected.append(str(exc))
+            status = 400
+        else:
+            if 200 <= status < 300:
+                with self.lock:
+                    self.events.append(
+                        {
+                            "id": headers.get("webhook-id") or headers.get("Webhook-Id"),
+                            "type": payload["type"],
+                            "data": payload["data"],
+                            "at": time.time(),
+                        }
+                    )
+        return Response(b"", status)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/hooks/raregen"
+        return self.server.url_for("/hooks/raregen")
 
     def __enter__(self) -> Receiver:
-        self.thread.start()
+        self.server.start()
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.clear()
+        self.server.stop()
 
     def wait_for(self, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
         """The events once ``count`` have arrived (or the timeout passed)."""

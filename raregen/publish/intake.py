@@ -409,7 +409,8 @@ def accept(body: Any, *, now: int | None = None, raw: bytes | None = None) -> Ac
 
     On PostgreSQL, outside an open session transaction, a key without a wallet account is
     accepted by one statement (:func:`_accept_one_statement`); everything else by the
-    transaction below. Both give the same answers and write the same rows.
+    transaction below. Both give the same answers and write the same rows (a property test
+    feeds both the same generated request sequences: tests/integration/test_accept_paths_equal.py).
     """
     cfg = current_app.config
     now = int(time.time()) if now is None else now

@@ -48,6 +48,20 @@ SCREENSHOTS = REPO_ROOT / "test-artifacts" / "screenshots"
 _CODE_RE = re.compile(r"\b(\d{6})\b")
 
 
+#: seconds each browser test may take (pytest-timeout), fixtures included: the first one
+#: starts Chromium, a live app and its worker with a funded pool
+BROWSER_TEST_TIMEOUT = 600
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Give every browser test the longer timeout, unless it carries its own mark."""
+    for item in items:
+        if item.path.is_relative_to(Path(__file__).parent) and not item.get_closest_marker(
+            "timeout"
+        ):
+            item.add_marker(pytest.mark.timeout(BROWSER_TEST_TIMEOUT))
+
+
 def _missing(reason: str) -> None:
     if services_required():
         pytest.fail(f"required for the browser tests: {reason}", pytrace=False)

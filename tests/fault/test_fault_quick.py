@@ -21,7 +21,8 @@ import pytest
 from raregen import ROOT
 from tests.plugins.db import PG_ADMIN_URL, unavailable
 
-pytestmark = [pytest.mark.slow, pytest.mark.node, pytest.mark.postgres]
+# each quick fault run is a subprocess allowed 600 s, plus the node's start
+pytestmark = [pytest.mark.slow, pytest.mark.node, pytest.mark.postgres, pytest.mark.timeout(900)]
 
 MUST_BE_ZERO = (
     "records published twice",

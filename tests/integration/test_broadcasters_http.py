@@ -1,5 +1,5 @@
 """ARC and WhatsOnChain backends against HTTP-level fakes: a real HTTP server on 127.0.0.1
-(werkzeug, in a thread) answering as ARC's OpenAPI spec (bitcoin-sv/arc ``pkg/api/arc.yaml``,
+(pytest-httpserver, threaded) answering as ARC's OpenAPI spec (bitcoin-sv/arc ``pkg/api/arc.yaml``,
 ``doc/errors.md``) and WhatsOnChain's API answer. One test per outcome class, the headers
 and bodies the backends send, timeouts, and failover from a dead ARC to the real regtest
 node."""
@@ -7,14 +7,15 @@ node."""
 from __future__ import annotations
 
 import json
-import threading
+import re
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from werkzeug.serving import make_server
+from pytest_httpserver import HTTPServer
 from werkzeug.wrappers import Request, Response
 
 from raregen.publish.broadcasters import (
@@ -53,16 +54,20 @@ Handler = Callable[[Request], tuple[int, Any] | tuple[int, Any, float]]
 
 @dataclass
 class FakeHTTP:
-    """A local HTTP server whose routes the test sets: ``routes[(method, path)] = handler``;
-    a handler returns ``(status, body)`` or ``(status, body, delay_seconds)``; a dict/list
-    body is sent as JSON, a str as text. Every request is recorded."""
+    """Routes the test sets on a local HTTP server (pytest-httpserver):
+    ``routes[(method, path)] = handler``; a path ending in ``*`` matches by prefix; a handler
+    returns ``(status, body)`` or ``(status, body, delay_seconds)``; a dict/list body is sent
+    as JSON, a str as text; no route: 404 in ARC's error shape. Every request is recorded."""
 
+    server: HTTPServer
     routes: dict[tuple[str, str], Handler] = field(default_factory=dict)
     requests: list[dict[str, Any]] = field(default_factory=list)
-    url: str = ""
 
-    def __call__(self, environ, start_response):
-        request = Request(environ)
+    @property
+    def url(self) -> str:
+        return self.server.url_for("/").rstrip("/")
+
+    def answer(self, request: Request) -> Response:
         body = request.get_data(as_text=True)
         self.requests.append(
             {
@@ -83,38 +88,42 @@ class FakeHTTP:
             ]
             handler = self.routes[prefix[0]] if prefix else None
         if handler is None:
-            resp = Response(
+            return Response(
                 json.dumps({"status": 404, "title": "Not found"}),
                 404,
                 content_type="application/json",
             )
-            return resp(environ, start_response)
         answer = handler(request)
         status, payload = answer[0], answer[1]
         if len(answer) > 2:
             time.sleep(answer[2])  # type: ignore[misc]
         if isinstance(payload, (dict, list)):
-            resp = Response(json.dumps(payload), status, content_type="application/json")
-        else:
-            resp = Response(str(payload), status, content_type="text/plain")
-        return resp(environ, start_response)
+            return Response(json.dumps(payload), status, content_type="application/json")
+        return Response(str(payload), status, content_type="text/plain")
 
     def posted(self, path: str) -> list[dict[str, Any]]:
         return [r for r in self.requests if r["method"] == "POST" and r["path"] == path]
 
 
+@contextmanager
+def fake_http() -> Iterator[FakeHTTP]:
+    """A :class:`FakeHTTP` on its own threaded server (a delayed answer blocks no other),
+    stopped at the end."""
+    server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
+    fake = FakeHTTP(server)
+    server.expect_request(re.compile(".*")).respond_with_handler(fake.answer)
+    server.start()
+    try:
+        yield fake
+    finally:
+        server.clear()
+        server.stop()
+
+
 @pytest.fixture
 def fake() -> Iterator[FakeHTTP]:
-    app = FakeHTTP()
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    app.url = f"http://127.0.0.1:{server.server_port}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield app
-    finally:
-        server.shutdown()
-        thread.join(5)
+    with fake_http() as server:
+        yield server
 
 
 def arc_ok(tx_status: str, **extra: Any) -> dict[str, Any]:
@@ -394,12 +403,7 @@ def test_arc_classification_table() -> None:
 
 
 def test_failover_moves_on_only_after_transient(fake: FakeHTTP) -> None:
-    second = FakeHTTP()
-    server = make_server("127.0.0.1", 0, second, threaded=True)
-    second.url = f"http://127.0.0.1:{server.server_port}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with fake_http() as second:
         second.routes[("POST", "/v1/tx")] = lambda r: (200, arc_ok("SEEN_ON_NETWORK"))
         chain = FailoverBroadcaster([make_arc(fake), ARCBroadcaster(second.url, name="arc2")])
         fake.routes[("POST", "/v1/tx")] = lambda r: (503, "down")
@@ -409,9 +413,6 @@ def test_failover_moves_on_only_after_transient(fake: FakeHTTP) -> None:
         result = chain.broadcast(RAW)
         assert (result.outcome, result.backend) == (Outcome.REJECTED, "arc")  # final
         assert len(second.posted("/v1/tx")) == 1
-    finally:
-        server.shutdown()
-        thread.join(5)
 
 
 @pytest.mark.node

@@ -19,6 +19,7 @@ import requests
 from raregen import ROOT
 from raregen_dev import devrun
 from raregen_dev.devnet import free_port
+from tests.plugins.wait import wait_until
 
 
 def _gone(pids: list[int], timeout: float) -> list[int]:
@@ -39,6 +40,7 @@ def _gone(pids: list[int], timeout: float) -> list[int]:
 
 def test_stop_children_terminates_in_order_and_kills_a_stuck_group(tmp_path: Path) -> None:
     marks = tmp_path / "marks"
+    ready = tmp_path / "ready"
     polite = textwrap.dedent(
         f"""
         import signal, sys, time
@@ -46,6 +48,7 @@ def test_stop_children_terminates_in_order_and_kills_a_stuck_group(tmp_path: Pat
             open({str(marks)!r}, "a").write("polite\\n")
             sys.exit(0)
         signal.signal(signal.SIGTERM, bye)
+        open({str(ready)!r}, "w").close()
         time.sleep(60)
         """
     )
@@ -68,7 +71,7 @@ def test_stop_children_terminates_in_order_and_kills_a_stuck_group(tmp_path: Pat
     grandchild = int(second.stdout.readline())
     assert os.getpgid(first.pid) == first.pid  # a group (and session) of its own
     assert os.getsid(first.pid) != os.getsid(0)
-    time.sleep(0.3)
+    wait_until(ready.exists, 30, "the polite child's SIGTERM handler")
     started = time.monotonic()
     devrun.stop_children([first, second], timeout=2)
     assert time.monotonic() - started < 10
@@ -79,6 +82,7 @@ def test_stop_children_terminates_in_order_and_kills_a_stuck_group(tmp_path: Pat
 
 @pytest.mark.slow
 @pytest.mark.node
+@pytest.mark.timeout(600)  # up to 180 s to start everything, 90 s to stop
 def test_sighup_stops_every_process_devrun_started(node_binary: Path, tmp_path: Path) -> None:
     # node_binary: skips (or fails under CI) when the regtest node cannot be had
     port = free_port()
@@ -123,7 +127,22 @@ def test_sighup_stops_every_process_devrun_started(node_binary: Path, tmp_path: 
             except requests.RequestException:
                 pass
             time.sleep(0.5)
-        time.sleep(2)  # the workers and the cron process up
+        parts = ["bitcoind", "redis-server", "worker.py", "--cron", "gunicorn"]
+        if devrun.find_nginx() is not None:
+            parts.append("nginx")  # in front of gunicorn, on the port
+        # node, redis, worker, cron, gunicorn + 2 of its workers (+ nginx and its worker)
+        least = 7 + 2 * ("nginx" in parts)
+
+        def all_up() -> bool:
+            # the workers and the cron process up (a child may exit while being read)
+            try:
+                tree = psutil.Process(proc.pid).children(recursive=True)
+                cmds = "\n".join(" ".join(p.cmdline()[:3]) for p in tree)
+            except psutil.NoSuchProcess:
+                return False
+            return len(tree) >= least and all(part in cmds for part in parts)
+
+        wait_until(all_up, 60, "every process devrun starts", every=0.2)
         # two slow clients (a request that never ends) hold two threads, not both web workers
         slow = [socket.create_connection(("127.0.0.1", port), 5) for _ in range(2)]
         try:
@@ -137,13 +156,9 @@ def test_sighup_stops_every_process_devrun_started(node_binary: Path, tmp_path: 
                 sock.close()
         pids = [p.pid for p in psutil.Process(proc.pid).children(recursive=True)]
         cmds = "\n".join(" ".join(psutil.Process(pid).cmdline()[:3]) for pid in pids)
-        parts = ["bitcoind", "redis-server", "worker.py", "--cron", "gunicorn"]
-        if devrun.find_nginx() is not None:
-            parts.append("nginx")  # in front of gunicorn, on the port
         for part in parts:
             assert part in cmds, cmds
-        # node, redis, worker, cron, gunicorn + 2 of its workers (+ nginx and its worker)
-        assert len(pids) >= 7 + 2 * ("nginx" in parts), cmds
+        assert len(pids) >= least, cmds
         os.killpg(proc.pid, signal.SIGHUP)  # the terminal closed
         assert proc.wait(90) == 0, (tmp_path / "devrun.log").read_text()
     finally:

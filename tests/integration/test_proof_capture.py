@@ -5,12 +5,10 @@ proof), and ARC's ``merklePath`` read from an HTTP-level ARC fake."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 
 import pytest
 from bsv import MerklePath
-from werkzeug.serving import make_server
 
 from raregen import signing
 from raregen.db import db, transaction
@@ -19,7 +17,7 @@ from raregen.publish import batch, confirm, pipeline, services
 from raregen.publish.broadcasters import ARCBroadcaster, FailoverBroadcaster
 from raregen.publish.broadcasters.base import TxStatus
 from raregen.publish.models import PublishJob, TxProof
-from tests.integration.test_broadcasters_http import FakeHTTP, arc_ok
+from tests.integration.test_broadcasters_http import FakeHTTP, arc_ok, fake_http
 
 pytestmark = pytest.mark.node
 
@@ -151,16 +149,8 @@ def test_reorg_seen_by_a_backend_that_cannot_judge_blocks(chain_app, regtest_nod
 
 @pytest.fixture
 def arc_fake() -> Iterator[FakeHTTP]:
-    app = FakeHTTP()
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    app.url = f"http://127.0.0.1:{server.server_port}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield app
-    finally:
-        server.shutdown()
-        thread.join(5)
+    with fake_http() as fake:
+        yield fake
 
 
 def test_arc_merkle_path_is_stored_with_the_nodes_header(chain_app, regtest_node, author, arc_fake):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pytest_httpserver import HTTPServer
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
@@ -224,15 +226,13 @@ class _HeadersService:
     def __init__(self, known: dict[str, int]):
         self.known = known
 
-    def __call__(self, environ, start_response):
-        block = Request(environ).path.rsplit("/", 1)[-1]
+    def __call__(self, request: Request) -> Response:
+        block = request.path.rsplit("/", 1)[-1]
         if block in self.known:
-            resp = Response(
+            return Response(
                 json.dumps({"height": self.known[block]}), 200, content_type="application/json"
             )
-        else:
-            resp = Response("{}", 404, content_type="application/json")
-        return resp(environ, start_response)
+        return Response("{}", 404, content_type="application/json")
 
 
 @pytest.fixture
@@ -248,10 +248,10 @@ def complete_proof(chain_app, regtest_node, author, tmp_path) -> Iterator[tuple[
 def test_check_header_with_a_headers_service(complete_proof):
     path, doc = complete_proof
     service = _HeadersService({doc["blockHash"]: doc["blockHeight"]})
-    server = make_server("127.0.0.1", 0, service, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{server.server_port}/headers"
+    server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
+    server.expect_request(re.compile("/headers/.*")).respond_with_handler(service)
+    server.start()
+    url = server.url_for("/headers")
     try:
         out = _run("verify", "--proof", str(path), "--check-header", url)
         assert out.returncode == 0 and "header source: agrees" in out.stdout, out.stdout
@@ -262,7 +262,7 @@ def test_check_header_with_a_headers_service(complete_proof):
         out = _run("verify", "--proof", str(path), "--check-header", url)
         assert out.returncode == 1 and "HEADER_NOT_ON_CHAIN" in out.stdout
     finally:
-        server.shutdown()
-        thread.join(5)
+        server.clear()
+        server.stop()
     out = _run("verify", "--proof", str(path), "--check-header", url)  # nothing listens now
     assert out.returncode == 3 and "HEADER_SOURCE_UNREACHABLE" in out.stdout

@@ -11,6 +11,8 @@ import time
 
 import coincurve
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from raregen import signing
 from raregen.publish import keys
@@ -357,29 +359,48 @@ def test_unknown_job_and_bad_record_txid(client):
     expect(client.put("/v1/publish"), 405, "METHOD_NOT_ALLOWED")
 
 
-def test_random_bodies_never_500(client, key):
-    import random
+_GOOD_FIELDS = ("signedPayload", "signature", "pubkey")
+#: request bodies of three kinds: random bytes; a good body with one member set to a value
+#: of the wrong type or size; a good body's JSON text with one character replaced
+_random_body = st.one_of(
+    st.tuples(st.just("bytes"), st.binary(min_size=1, max_size=59)),
+    st.tuples(
+        st.just("member"),
+        st.tuples(
+            st.sampled_from(_GOOD_FIELDS),
+            st.sampled_from([None, 1, [], {}, "", "x" * 70, True]),
+        ),
+    ),
+    st.tuples(
+        st.just("char"),
+        st.tuples(st.integers(0, 10**6), st.sampled_from(["}", "\\", '"', "\u0000", "\ud800"])),
+    ),
+)
 
-    rng = random.Random(7)
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(case=_random_body)
+def test_random_bodies_never_500(client, key, case):
     good = body_for(key, payload())
-    for i in range(150):
-        kind = i % 3
-        if kind == 0:
-            data = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 60)))
-        elif kind == 1:
-            b = dict(good)
-            field = rng.choice(list(b))
-            b[field] = rng.choice([None, 1, [], {}, "", "x" * 70, True])
-            data = json.dumps(b).encode()
-        else:
-            s = json.dumps(good)
-            pos = rng.randrange(len(s))
-            data = (
-                s[:pos] + rng.choice(["}", "\\", '"', "\u0000", "\ud800"]) + s[pos + 1 :]
-            ).encode("utf-8", "surrogatepass")
-        resp = client.post("/v1/publish", data=data, content_type="application/json")
-        assert resp.status_code < 500, (data, resp.get_data(as_text=True))
-        assert resp.is_json
+    kind, arg = case
+    if kind == "bytes":
+        data = arg
+    elif kind == "member":
+        b = dict(good)
+        field, value = arg
+        b[field] = value
+        data = json.dumps(b).encode()
+    else:
+        s = json.dumps(good)
+        pos = arg[0] % len(s)
+        data = (s[:pos] + arg[1] + s[pos + 1 :]).encode("utf-8", "surrogatepass")
+    resp = client.post("/v1/publish", data=data, content_type="application/json")
+    assert resp.status_code < 500, (data, resp.get_data(as_text=True))
+    assert resp.is_json
 
 
 def test_cut_off_body_is_413_not_400(client, app):

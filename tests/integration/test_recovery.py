@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import coincurve
@@ -28,6 +28,7 @@ from raregen.publish.models import PublishJob, Utxo
 from raregen.publish.txbuilder import SpendableUtxo, build_publish_tx
 from raregen.queue import redis_connection
 from raregen_dev.devnet import RegtestNode
+from tests.plugins.wait import wait_until
 
 pytestmark = pytest.mark.node
 
@@ -679,6 +680,19 @@ def _wait(predicate, timeout: float, what: str) -> None:
         time.sleep(0.2)
 
 
+def _warm_stop_age(app) -> timedelta:
+    """How long ago the worker noted its (first) shutdown request in Redis (RQ's public
+    ``Worker.shutdown_requested_date``); zero while it has not."""
+    from rq import Worker
+
+    dates = [
+        w.shutdown_requested_date
+        for w in Worker.all(connection=redis_connection(app.config["REDIS_URL"]))
+    ]
+    noted = [d for d in dates if d is not None]
+    return datetime.now(UTC) - max(noted) if noted else timedelta(0)
+
+
 def _statuses(ids: list[str]) -> Counter:
     with transaction():
         return Counter(
@@ -693,6 +707,7 @@ def pg_rec_app(pg_app, regtest_node, monkeypatch):
     pg_app.extensions.pop("raregen.services", None)
 
 
+@pytest.mark.timeout(600)  # 30 jobs sent twice over by real worker processes
 @pytest.mark.parametrize("fork", [False, True], ids=["in-process", "fork"])
 def test_sigterm_finishes_the_current_job_and_loses_nothing(pg_rec_app, regtest_node, fork):
     app = pg_rec_app
@@ -729,18 +744,20 @@ def test_sigterm_finishes_the_current_job_and_loses_nothing(pg_rec_app, regtest_
 
 
 def _hanging_arc():
-    """An ARC endpoint that answers nothing for 20 s (a broadcast that hangs)."""
-    import threading
+    """An ARC endpoint that answers nothing for 20 s (a broadcast that hangs); started, the
+    caller stops it."""
+    import re
 
-    from werkzeug.serving import make_server
+    from pytest_httpserver import HTTPServer
     from werkzeug.wrappers import Response
 
-    def hanging(environ, start_response):
+    def hanging(request):
         time.sleep(20)
-        return Response("{}", 503)(environ, start_response)
+        return Response("{}", 503)
 
-    server = make_server("127.0.0.1", 0, hanging, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
+    server.expect_request(re.compile(".*")).respond_with_handler(hanging)
+    server.start()
     return server
 
 
@@ -764,14 +781,17 @@ def test_stop_mid_broadcast_is_settled_by_the_reaper(pg_rec_app, regtest_node, m
         app,
         fork=how == "kill-9-fork",
         RAREGEN_BROADCASTERS="arc",
-        RAREGEN_ARC_URL=f"http://127.0.0.1:{server.server_port}",
+        RAREGEN_ARC_URL=server.url_for("/").rstrip("/"),
         RAREGEN_RESERVATION_TIMEOUT_SECONDS="3",
     )
     try:
         _wait(lambda: job(job_id).raw_tx is not None, 60, "the signed transaction")
         if how == "sigterm-twice":
             worker.send_signal(signal.SIGTERM)  # warm: would wait for the hanging broadcast
-            time.sleep(1.5)
+            # RQ ignores a second signal less than 1 s after the first (the date it noted)
+            wait_until(
+                lambda: _warm_stop_age(app) > timedelta(seconds=1.2), 30, "the warm stop noted"
+            )
             assert worker.poll() is None
             worker.send_signal(signal.SIGTERM)  # cold: abandon the job now
             worker.wait(15)
@@ -781,13 +801,15 @@ def test_stop_mid_broadcast_is_settled_by_the_reaper(pg_rec_app, regtest_node, m
                 os.kill(pid, signal.SIGKILL)
             worker.wait(10)
     finally:
-        server.shutdown()
+        server.clear()
+        server.stop()
         if worker.poll() is None:
             worker.kill()
             worker.wait(10)
     stuck = job(job_id)
     assert stuck.status == "processing" and stuck.raw_tx
-    time.sleep(3.2)
+    # the reaper takes a processing job once its lease has expired
+    wait_until(lambda: job(job_id).lease_until < utcnow(), 30, "the job's lease to expire")
     assert reaper.reap()["sent"] == 1
     after = job(job_id)
     assert after.status == "sent" and after.txid == stuck.txid

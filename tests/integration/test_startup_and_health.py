@@ -9,15 +9,22 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import timedelta
+from typing import NamedTuple
 
 import pytest
+from redis import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from rq.cron import CronScheduler
 
 from raregen import ROOT
+from raregen_dev.devnet import free_port
 from raregen.db import db, transaction, utcnow
 from raregen.publish import tasks
 from raregen.publish.models import QUEUED, PublishJob
 from raregen.queue import publish_queue, redis_connection, rq_job_id
+from tests.plugins.wait import wait_until
 
 
 def add_queued(age_seconds: float) -> str:
@@ -102,7 +109,12 @@ def test_cron_process_reenqueues_at_start_and_stops_quietly(clean_redis):
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline, "the cron process did not re-enqueue the job"
             time.sleep(0.2)
-        time.sleep(0.5)  # into the scheduler's loop
+        # into the scheduler's loop: it registers once its signal handlers are in place
+        wait_until(
+            lambda: CronScheduler.all(connection=publish_queue().connection),
+            20,
+            "the cron scheduler registered",
+        )
         # Ctrl-C in scripts/run: SIGINT to the process group, then SIGTERM from the run script
         proc.send_signal(signal.SIGINT)
         proc.send_signal(signal.SIGTERM)
@@ -158,15 +170,61 @@ def test_healthz_is_503_with_queued_jobs_and_no_worker(clean_redis):
     assert client.get("/healthz").json["details"]["workers"] == 0
 
 
-def test_healthz_workers_is_null_when_redis_is_down(clean_redis, monkeypatch):
-    from raregen.web import health
+class OwnRedis(NamedTuple):
+    proc: subprocess.Popen
+    url: str
 
-    def down() -> int:
-        raise ConnectionError("redis down")
 
-    monkeypatch.setattr(health, "live_workers", down)
+@pytest.fixture
+def own_redis(tmp_path) -> Iterator[OwnRedis]:
+    """A redis-server of this test's own on a free loopback port (no persistence); stopped
+    by its pid at the end if the test has not stopped it."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(tmp_path),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+
+    def up() -> bool:
+        assert proc.poll() is None, "redis-server exited"
+        try:
+            return bool(Redis.from_url(url, socket_connect_timeout=1).ping())
+        except RedisConnectionError:
+            return False
+
+    try:
+        wait_until(up, 20, "the test's redis-server")
+        yield OwnRedis(proc, url)
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(10)
+
+
+def test_healthz_workers_is_null_when_redis_is_down(clean_redis, monkeypatch, own_redis):
+    # the app on a Redis of its own, which is then really stopped
+    monkeypatch.setitem(clean_redis.config, "REDIS_URL", own_redis.url)
     add_queued(0)
-    resp = clean_redis.test_client().get("/healthz")
+    client = clean_redis.test_client()
+    resp = client.get("/healthz")
+    assert resp.status_code == 503 and resp.json["details"]["workers"] == 0  # Redis up
+    own_redis.proc.terminate()
+    assert own_redis.proc.wait(10) == 0
+    resp = client.get("/healthz")
     assert resp.status_code == 200  # unknown is not zero
     assert resp.json["status"] == "ok" and resp.json["details"]["workers"] is None
 

@@ -63,7 +63,9 @@ from raregen_dev import devrun
 from tests.multihost.netns import SUBNET, NamespacesUnavailable, Net, descendants, stop, wait_for
 from tests.plugins.node import services_required
 
-pytestmark = [pytest.mark.slow, pytest.mark.node, pytest.mark.postgres]
+# the cluster (network namespaces, a node, PostgreSQL, Redis, several hosts) is built by the
+# first test's fixture: minutes on a loaded machine
+pytestmark = [pytest.mark.slow, pytest.mark.node, pytest.mark.postgres, pytest.mark.timeout(1800)]
 
 HOSTS = {
     "test": 2,

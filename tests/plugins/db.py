@@ -40,8 +40,21 @@ def unavailable(reason: str) -> None:
 
 
 def backends() -> list[str]:
+    """The database backends of the ``app`` fixture: ``RAREGEN_TEST_DATABASES``
+    (comma-separated, default ``sqlite,postgresql``)."""
     raw = os.environ.get("RAREGEN_TEST_DATABASES", "sqlite,postgresql")
     return [b.strip() for b in raw.split(",") if b.strip()]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under CI (``CI`` or ``RAREGEN_REQUIRE_SERVICES``) refuse a ``RAREGEN_TEST_DATABASES``
+    that leaves PostgreSQL out: the production backend's tests would silently not run."""
+    if services_required() and "postgresql" not in backends():
+        raise pytest.UsageError(
+            f"RAREGEN_TEST_DATABASES={os.environ.get('RAREGEN_TEST_DATABASES')!r} leaves "
+            "PostgreSQL out, which CI (CI or RAREGEN_REQUIRE_SERVICES set) does not allow: "
+            "unset it or include postgresql"
+        )
 
 
 def _pg_database(name: str) -> str:

@@ -11,6 +11,8 @@ from pathlib import Path
 import coincurve
 import pytest
 from bsv.utils import unsigned_to_varint
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from raregen.protocol import (
     PROTOCOL_PREFIX,
@@ -133,17 +135,16 @@ def test_parse_pushes_truncation_raises_value_error_only() -> None:
     ]
 
 
-def test_parse_pushes_fuzz() -> None:
-    rng = random.Random(7)
-    for _ in range(2000):
-        data = rng.randbytes(rng.randrange(0, 40))
-        try:
-            parse_pushes(data)
-            parse_record_script(data)
-            parse_record_script(b"\x00\x6a\x07raregen" + data)
-            parse_record_script(b"\x00\x6a\x07raregen\x01\x01" + data)
-        except ValueError:
-            pass
+@settings(max_examples=2000, deadline=None)
+@given(data=st.binary(max_size=40))
+def test_parse_pushes_fuzz(data: bytes) -> None:
+    try:
+        parse_pushes(data)
+        parse_record_script(data)
+        parse_record_script(b"\x00\x6a\x07raregen" + data)
+        parse_record_script(b"\x00\x6a\x07raregen\x01\x01" + data)
+    except ValueError:
+        pass
 
 
 def test_version_forms_and_foreign_scripts() -> None:
@@ -238,12 +239,15 @@ def test_transaction_parse_errors() -> None:
         parse_transaction(b"\x01\x00\x00\x00\xfd\x01\x00" + b"\x00" * 100)  # non-canonical
     with pytest.raises(TxParseError):
         parse_transaction(bytes.fromhex("010000000000000000ef") + b"\x00" * 60)  # EF
-    rng = random.Random(3)
-    for _ in range(500):
-        try:
-            parse_transaction(rng.randbytes(rng.randrange(0, 120)))
-        except TxParseError:
-            pass
+
+
+@settings(max_examples=500, deadline=None)
+@given(raw=st.binary(max_size=120))
+def test_parse_transaction_fuzz(raw: bytes) -> None:
+    try:
+        parse_transaction(raw)
+    except TxParseError:
+        pass
 
 
 # ---------------------------------------------------------------------------------------------

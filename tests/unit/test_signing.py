@@ -5,7 +5,6 @@ from __future__ import annotations
 import ast
 import base64
 import json
-import random
 import re
 import string
 from pathlib import Path
@@ -14,6 +13,8 @@ from typing import Any
 import coincurve
 import pytest
 import rfc8785
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from raregen import signing
 from raregen.errors import (
@@ -189,10 +190,11 @@ def test_client_helpers() -> None:
         canonicalize({"a": float("nan")})
 
 
-def test_many_signatures_are_low_s() -> None:
-    for i in range(50):
-        sig = sign_payload(KEY, f"message {i}")
-        assert is_low_s(base64.b64decode(sig))
+@settings(max_examples=50, deadline=None)
+@given(message=st.text(max_size=200))
+def test_many_signatures_are_low_s(message: str) -> None:
+    sig = sign_payload(KEY, message)
+    assert is_low_s(base64.b64decode(sig))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -489,23 +491,29 @@ def test_direct_function_contracts() -> None:
 # fuzz: only RareGenError subclasses may escape
 
 
-def _random_json(rng: random.Random, depth: int = 0) -> Any:
-    kind = rng.randrange(9 if depth < 4 else 6)
-    if kind == 0:
-        return None
-    if kind == 1:
-        return rng.choice([True, False])
-    if kind == 2:
-        return rng.choice([0, -1, 2**53 - 1, 2**53, -(2**60), rng.randrange(-(10**6), 10**6)])
-    if kind == 3:
-        return rng.choice([0.5, -1e-7, 1e21, 1.7976931348623157e308, rng.random()])
-    if kind in (4, 5):
-        alphabet = string.printable + "é€\U0001f600\ud800\x00"
-        return "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 20)))
-    if kind == 6:
-        return [_random_json(rng, depth + 1) for _ in range(rng.randrange(0, 4))]
-    names = ["v", "nonce", "iat", "exp", "record", "type", "x", "signedPayload", "signature"]
-    return {rng.choice(names): _random_json(rng, depth + 1) for _ in range(rng.randrange(0, 6))}
+#: characters the generated strings are made of: printable ASCII, non-ASCII, an astral
+#: character, a lone surrogate (not encodable as UTF-8) and NUL
+_ALPHABET = string.printable + "é€\U0001f600\ud800\x00"
+_NAMES = ["v", "nonce", "iat", "exp", "record", "type", "x", "signedPayload", "signature"]
+_odd_text = st.lists(st.sampled_from(_ALPHABET), max_size=20).map("".join)
+_json_leaves = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.sampled_from([0, -1, 2**53 - 1, 2**53, -(2**60)]),
+    st.integers(-(10**6), 10**6),
+    st.sampled_from([0.5, -1e-7, 1e21, 1.7976931348623157e308]),
+    st.floats(0, 1, exclude_max=True),
+    _odd_text,
+)
+#: JSON-like values up to four levels deep, objects keyed by the request's member names
+_json_shapes = st.recursive(
+    _json_leaves,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.sampled_from(_NAMES), inner, max_size=5)
+    ),
+    max_leaves=12,
+)
+_fuzz = settings(max_examples=300, deadline=None)
 
 
 def _maybe_signed(text: str) -> dict[str, str]:
@@ -523,39 +531,45 @@ def _call(body: Any) -> None:
     assert isinstance(result, VerifiedRequest)
 
 
-def test_fuzz_random_bytes_and_shapes() -> None:
-    rng = random.Random(20240501)
+@_fuzz
+@given(raw=st.binary(max_size=120))
+def test_fuzz_random_bytes(raw: bytes) -> None:
     base = body_for()
-    for _ in range(300):
-        raw = rng.randbytes(rng.randrange(0, 120))
-        text = raw.decode("utf-8", errors="surrogateescape")
-        latin = raw.decode("latin-1")
-        for member in ("signedPayload", "signature", "pubkey"):
-            for value in (text, latin):
-                body = dict(base)
-                body[member] = value
-                _call(body)
+    text = raw.decode("utf-8", errors="surrogateescape")
+    latin = raw.decode("latin-1")
+    for member in ("signedPayload", "signature", "pubkey"):
+        for value in (text, latin):
+            body = dict(base)
+            body[member] = value
+            _call(body)
+    _call(_maybe_signed(text))
+    _call(_maybe_signed(latin))
+
+
+@_fuzz
+@given(shape=_json_shapes, payload=_json_shapes)
+def test_fuzz_random_shapes(shape: Any, payload: Any) -> None:
+    base = body_for()
+    _call(shape)
+    if isinstance(shape, dict):
+        _call({**base, **{k: v for k, v in shape.items() if k in base}})
+    for text in (json.dumps(payload), json.dumps(payload, ensure_ascii=False)):
         _call(_maybe_signed(text))
-        _call(_maybe_signed(latin))
-    for _ in range(300):
-        shape = _random_json(rng)
-        _call(shape)
-        if isinstance(shape, dict):
-            _call({**base, **{k: v for k, v in shape.items() if k in base}})
-        payload = _random_json(rng)
-        for text in (json.dumps(payload), json.dumps(payload, ensure_ascii=False)):
-            _call(_maybe_signed(text))
-        try:
-            canonical = rfc8785.dumps(payload).decode()
-        except (ValueError, UnicodeError):
-            continue
-        _call(sign_text(canonical))
-    for _ in range(300):  # mutations of a valid request
-        body = dict(base)
-        member = rng.choice(list(body))
-        chars = list(body[member])
-        for _ in range(rng.randrange(1, 4)):
-            pos = rng.randrange(len(chars))
-            chars[pos] = rng.choice(string.printable + "é\ud800")
-        body[member] = "".join(chars)
-        _call(body)
+    try:
+        canonical = rfc8785.dumps(payload).decode()
+    except (ValueError, UnicodeError):
+        return
+    _call(sign_text(canonical))
+
+
+@_fuzz
+@given(data=st.data())
+def test_fuzz_mutations_of_a_valid_request(data: st.DataObject) -> None:
+    body = dict(body_for())
+    member = data.draw(st.sampled_from(list(body)))
+    chars = list(body[member])
+    for _ in range(data.draw(st.integers(1, 3))):
+        pos = data.draw(st.integers(0, len(chars) - 1))
+        chars[pos] = data.draw(st.sampled_from(string.printable + "é\ud800"))
+    body[member] = "".join(chars)
+    _call(body)

@@ -19,6 +19,8 @@ from bsv.hash import hash256  # type: ignore[import-untyped]
 from bsv.script.script import Script  # type: ignore[import-untyped]
 from bsv.script.spend import Spend  # type: ignore[import-untyped]
 from bsv.transaction import Transaction  # type: ignore[import-untyped]
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from raregen.errors import InsufficientFunds
 from raregen.publish import txbuilder as tb
@@ -226,45 +228,47 @@ def _real_unlocking_sizes(tx: Transaction) -> list[int]:
     return [len(inp.unlocking_script.serialize()) for inp in tx.inputs]
 
 
-def _random_payload(rng: random.Random, large: bool) -> bytes:
+def _random_payload(data: st.DataObject, rng: random.Random, large: bool) -> bytes:
     # Lengths around the push-opcode and varint boundaries (75/76, 255/256, 65535/65536).
     sizes = [0, 1, 60, 75, 76, 200, 252, 253, 255, 256, 600]
-    n = rng.choice(sizes + [4000, 65_535, 65_536] if large else sizes)
-    return rng.randbytes(n)
+    n = data.draw(st.sampled_from(sizes + [4000, 65_535, 65_536] if large else sizes))
+    return rng.randbytes(n)  # the bytes do not matter, only how many
 
 
+@settings(max_examples=200, deadline=None)
+@given(data=st.data())
 def test_estimate_bounds_real_size_and_fee_pays_rate_for_random_builds(
-    wallet: ServerWallet,
+    wallet: ServerWallet, data: st.DataObject
 ) -> None:
-    rng = random.Random(20260101)
-    for _ in range(200):
-        n_records = rng.choice([1, 1, 1, 2, 3, 7, 252, 253])
-        scripts = [record_script(_random_payload(rng, n_records < 5)) for _ in range(n_records)]
-        rate = rng.choice([0, 1, 5, 50, 100, 500, 1000])
-        need = required_satoshis(scripts, rate)
-        satoshis = rng.choice([need, need + 1, need + 40, need + rng.randrange(1, 10**6)])
-        utxo = utxo_for(wallet, satoshis, vout=rng.randrange(0, 5))
+    rng = data.draw(st.randoms(use_true_random=False))
+    n_records = data.draw(st.sampled_from([1, 1, 1, 2, 3, 7, 252, 253]))
+    scripts = [record_script(_random_payload(data, rng, n_records < 5)) for _ in range(n_records)]
+    rate = data.draw(st.sampled_from([0, 1, 5, 50, 100, 500, 1000]))
+    need = required_satoshis(scripts, rate)
+    extra = data.draw(st.sampled_from([0, 1, 40]) | st.integers(1, 10**6 - 1))
+    satoshis = need + extra
+    utxo = utxo_for(wallet, satoshis, vout=data.draw(st.integers(0, 4)))
 
-        built = build_publish_tx(wallet, utxo, scripts, rate)
-        tx = parse(built)
-        real = len(bytes.fromhex(built.raw_hex))
-        with_change = built.change_vout is not None
-        estimate = estimate_size(1, scripts, with_change)
+    built = build_publish_tx(wallet, utxo, scripts, rate)
+    tx = parse(built)
+    real = len(bytes.fromhex(built.raw_hex))
+    with_change = built.change_vout is not None
+    estimate = estimate_size(1, scripts, with_change)
 
-        assert built.size == real
-        assert real <= estimate
-        # Exact apart from the signature: the estimate counts the 108-byte maximum.
-        shortfall = MAX_P2PKH_UNLOCKING_SCRIPT_SIZE - _real_unlocking_sizes(tx)[0]
-        assert 1 <= shortfall <= 3
-        assert real == estimate - shortfall
-        assert built.fee >= fee_for_size(real, rate)
-        assert built.fee == satoshis - (built.change_satoshis or 0)
-        if with_change:
-            assert built.fee == fee_for_size(estimate, rate)
-            assert built.change_satoshis is not None and built.change_satoshis >= 1
-        assert built.txid == hash256(bytes.fromhex(built.raw_hex))[::-1].hex() == tx.txid()
-        assert built.record_vouts == list(range(n_records))
-        assert spend_valid(tx, 0, bytes.fromhex(utxo.script_pub_key), satoshis)
+    assert built.size == real
+    assert real <= estimate
+    # Exact apart from the signature: the estimate counts the 108-byte maximum.
+    shortfall = MAX_P2PKH_UNLOCKING_SCRIPT_SIZE - _real_unlocking_sizes(tx)[0]
+    assert 1 <= shortfall <= 3
+    assert real == estimate - shortfall
+    assert built.fee >= fee_for_size(real, rate)
+    assert built.fee == satoshis - (built.change_satoshis or 0)
+    if with_change:
+        assert built.fee == fee_for_size(estimate, rate)
+        assert built.change_satoshis is not None and built.change_satoshis >= 1
+    assert built.txid == hash256(bytes.fromhex(built.raw_hex))[::-1].hex() == tx.txid()
+    assert built.record_vouts == list(range(n_records))
+    assert spend_valid(tx, 0, bytes.fromhex(utxo.script_pub_key), satoshis)
 
 
 def test_exact_fee_utxo_spends_with_no_change_and_is_valid(wallet: ServerWallet) -> None:

@@ -63,13 +63,16 @@ def test_allowance_granted_on_first_publish_of_the_month(signed_in, identity):
     assert [r[1] for r in _ledger(account.id)].count(month) == 1
 
 
-def test_next_month_grants_again(signed_in, identity, monkeypatch):
+def test_next_month_grants_again(signed_in, identity, time_machine):
     account = _account()
     assert signed_in.post("/wallet/api/publish", publish_body(identity)).status_code == 202
     next_month = (utcnow().replace(day=1) + timedelta(days=32)).replace(day=2)
-    monkeypatch.setattr(credits, "utcnow", lambda: next_month)
-    assert signed_in.get("/wallet/api/me").json["credits"] == 19 + 20
-    assert signed_in.post("/wallet/api/publish", publish_body(identity)).status_code == 202
+    time_machine.move_to(next_month, tick=False)
+    # a month on, the 14-day session (and its CSRF token) has expired: Alice signs in again
+    back = WalletClient(signed_in.app, ip="192.0.2.30")
+    back.sign_in("alice@example.com")
+    assert back.get("/wallet/api/me").json["credits"] == 19 + 20
+    assert back.post("/wallet/api/publish", publish_body(identity)).status_code == 202
     reasons = [r[1] for r in _ledger(account.id)]
     assert f"allowance:{next_month:%Y-%m}" in reasons
     assert credits.balance(account.id) == 38

@@ -11,7 +11,6 @@ from sqlalchemy import select
 
 from raregen.db import db, utcnow
 from raregen.publish.models import RegisteredKey
-from raregen.wallet import keyreg
 from raregen.wallet.models import Account
 from tests.integration.wallet.conftest import WalletClient, expect_error, proof, register_keys
 
@@ -97,11 +96,11 @@ def test_challenge_single_use(signed_in):
     expect_error(signed_in.post("/wallet/api/keys", body), 401, "CHALLENGE_INVALID")
 
 
-def test_challenge_expires(signed_in, monkeypatch):
+def test_challenge_expires(signed_in, time_machine):
     key = coincurve.PrivateKey()
     challenge = signed_in.post("/wallet/api/challenge").json["challenge"]
     later = utcnow() + timedelta(seconds=301)
-    monkeypatch.setattr(keyreg, "utcnow", lambda: later)
+    time_machine.move_to(later, tick=False)
     body = {"challenge": challenge, "keys": [proof(key, challenge, "identity")]}
     expect_error(signed_in.post("/wallet/api/keys", body), 401, "CHALLENGE_INVALID")
 

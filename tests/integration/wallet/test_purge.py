@@ -107,10 +107,10 @@ def test_purged_code_asks_for_a_new_one(wallet, app):
     assert resp.status_code == 401 and resp.json["error"]["code"] == "CODE_EXPIRED"
 
 
-def test_purge_command(app, monkeypatch):
+def test_purge_command(app, time_machine):
     now = utcnow()
     _rows(now)
-    monkeypatch.setattr("raregen.db.utcnow", lambda: now)  # the command's clock
+    time_machine.move_to(now, tick=False)  # the command's clock
     runner = app.test_cli_runner()
     out = runner.invoke(args=["accounts", "purge-expired"])
     assert out.exit_code == 0, out.output

@@ -11,7 +11,6 @@ import pytest
 from sqlalchemy import func, select
 
 from raregen.db import db, utcnow
-from raregen.wallet import session as wallet_session
 from raregen.wallet.models import Account, WalletSession
 from tests.integration.wallet.conftest import WalletClient, expect_error
 
@@ -63,17 +62,16 @@ def test_signing_in_again_replaces_the_browsers_session(signed_in, app):
     expect_error(_replay(app, old).get("/wallet/api/me"), 401, "AUTH_REQUIRED")
 
 
-def test_sessions_expire_after_the_lifetime(signed_in, app, monkeypatch):
+def test_sessions_expire_after_the_lifetime(signed_in, app, time_machine):
     lifetime = int(app.config["SESSION_LIFETIME_SECONDS"])
     start = utcnow()
-    monkeypatch.setattr(wallet_session, "utcnow", lambda: start + timedelta(seconds=lifetime - 60))
+    time_machine.move_to(start + timedelta(seconds=lifetime - 60), tick=False)
     assert signed_in.get("/wallet/api/me").status_code == 200
     later = start + timedelta(seconds=lifetime + 1)
-    monkeypatch.setattr(wallet_session, "utcnow", lambda: later)
+    time_machine.move_to(later, tick=False)
     expect_error(signed_in.get("/wallet/api/me"), 401, "AUTH_REQUIRED")
     # the next sign-in of the account deletes its expired rows
     other = WalletClient(app, ip="192.0.2.10")
-    monkeypatch.setattr(wallet_session, "utcnow", lambda: later)
     other.sign_in("alice@example.com")
     assert _sessions() == 1
 

@@ -69,22 +69,22 @@ def test_code_is_single_use_even_with_a_replayed_cookie(wallet, app):
     assert page.status_code == 401 and "already used" in page.get_data(as_text=True)
 
 
-def test_code_expires(wallet, app, monkeypatch):
+def test_code_expires(wallet, app, time_machine):
     wallet.request_code("dave@example.com")
     code = latest_code(app, "dave@example.com")
     later = utcnow() + timedelta(seconds=601)
-    monkeypatch.setattr(signin, "utcnow", lambda: later)
+    time_machine.move_to(later, tick=False)
     resp = wallet.enter_code(code)
     assert resp.status_code == 401
     assert "expired" in resp.get_data(as_text=True)
     expect_error(wallet.enter_code(code, headers=JSON), 401, "CODE_EXPIRED")
 
 
-def test_code_valid_just_before_expiry(wallet, app, monkeypatch):
+def test_code_valid_just_before_expiry(wallet, app, time_machine):
     wallet.request_code("erin@example.com")
     code = latest_code(app, "erin@example.com")
     later = utcnow() + timedelta(seconds=590)
-    monkeypatch.setattr(signin, "utcnow", lambda: later)
+    time_machine.move_to(later, tick=False)
     assert wallet.enter_code(code).status_code == 303
 
 
@@ -149,7 +149,7 @@ def test_entry_that_cannot_be_a_code_spends_no_try(wallet, app):
     assert wallet.enter_code(f"{code[:3]} {code[3:]}").status_code == 303
 
 
-def test_entry_that_cannot_be_a_code_on_a_dead_code_says_why(wallet, app, monkeypatch):
+def test_entry_that_cannot_be_a_code_on_a_dead_code_says_why(wallet, app, time_machine):
     wallet.request_code("hal@example.com")
     code = latest_code(app, "hal@example.com")
     for _ in range(5):
@@ -158,7 +158,7 @@ def test_entry_that_cannot_be_a_code_on_a_dead_code_says_why(wallet, app, monkey
     expect_error(wallet.enter_code("", headers=JSON), 401, "TOO_MANY_TRIES")
     wallet.request_code("hal@example.com")
     later = utcnow() + timedelta(seconds=601)
-    monkeypatch.setattr(signin, "utcnow", lambda: later)
+    time_machine.move_to(later, tick=False)
     expect_error(wallet.enter_code("x", headers=JSON), 401, "CODE_EXPIRED")
 
 
