@@ -19,11 +19,11 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from rq.cron import CronScheduler
 
 from raregen import ROOT
-from raregen_dev.devnet import free_port
 from raregen.db import db, transaction, utcnow
 from raregen.publish import tasks
 from raregen.publish.models import QUEUED, PublishJob
 from raregen.queue import publish_queue, redis_connection, rq_job_id
+from raregen_dev.devnet import free_port
 from tests.plugins.wait import wait_until
 
 
