@@ -6,8 +6,8 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify, request
 
 from raregen.errors import PayloadTooLarge
-from raregen.extensions import limiter
 from raregen.publish import intake
+from raregen.web import ratelimit
 from raregen.webhooks import commands
 
 bp = Blueprint("webhooks_api", __name__, url_prefix="/v1")
@@ -18,7 +18,7 @@ def _limit() -> str:
 
 
 @bp.post("/webhooks")
-@limiter.limit(_limit)
+@ratelimit.limit(_limit)
 def command():  # type: ignore[no-untyped-def]
     """Run one signed command; 201 for ``webhooks.create``, 200 otherwise."""
     raw = request.get_data(cache=False)
