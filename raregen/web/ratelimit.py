@@ -80,6 +80,10 @@ class Limiter:
         storage_uri: a `limits` storage URI (``redis://host:6379/0``, ``memory://``).
         key_prefix: put before every counter's identifiers (``RATELIMIT_KEY_PREFIX``).
         storage_options: keyword arguments of the storage (``RATELIMIT_STORAGE_OPTIONS``).
+
+    Raises:
+        limits.errors.ConfigurationError: an unknown storage scheme, or its client missing.
+        ValueError: an asynchronous storage (``async+redis://``).
     """
 
     def __init__(
@@ -89,7 +93,10 @@ class Limiter:
         key_prefix: str = "",
         storage_options: dict[str, Any] | None = None,
     ) -> None:
-        self.storage: Storage = storage_from_string(storage_uri, **(storage_options or {}))
+        storage = storage_from_string(storage_uri, **(storage_options or {}))
+        if not isinstance(storage, Storage):  # an ``async+...`` URI: not for a WSGI app
+            raise ValueError(f"not a synchronous rate-limit storage: {storage_uri.split(':')[0]}")
+        self.storage = storage
         self.strategy = FixedWindowRateLimiter(self.storage)
         self.key_prefix = key_prefix
 
