@@ -63,6 +63,9 @@ from raregen.publish import tasks
 from raregen.queue import redis_connection, worker_queue_names
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import FrameType
+
     from flask import Flask
     from rq.cron import CronScheduler
     from rq.worker import BaseWorker
@@ -193,6 +196,18 @@ def keep_lead(lock, stop: threading.Event, on_lost) -> threading.Thread:  # type
     return thread
 
 
+def _setter(event: threading.Event) -> Callable[[int, FrameType | None], None]:
+    """A signal handler that sets ``event`` from a short thread: the handler runs in the main
+    thread, which may be inside ``event.wait()`` holding the event's lock at that instant;
+    setting it there directly could then wait on that lock for ever."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if not event.is_set():
+            threading.Thread(target=event.set, name="cron-stop", daemon=True).start()
+
+    return handler
+
+
 def run_cron(app: Flask | None = None) -> None:
     """With ``app`` (default: a new one), re-enqueue the ``queued`` jobs a restart left without an RQ job
     (:func:`raregen.publish.tasks.recover_at_start`, about a second), then run the
@@ -208,7 +223,7 @@ def run_cron(app: Flask | None = None) -> None:
     # SIGINT/SIGTERM (any number of them) only set `stop`: standing by, during the start-up
     # sweep and between the scheduler's ticks alike
     stop = threading.Event()
-    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous = {s: signal.signal(s, _setter(stop)) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         with app.app_context():
             lock = redis_connection().lock(
