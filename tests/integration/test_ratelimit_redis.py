@@ -128,7 +128,7 @@ def test_the_window_resets(redis_url):
     assert limiter.hit("2 per 2 seconds", who, "scope").allowed
 
 
-def test_key_prefix_keeps_counters_apart(redis_url):
+def test_prefixes_keep_counters_apart(redis_url):
     options = ratelimit_config(redis_url)["RATELIMIT_STORAGE_OPTIONS"]
     one = ratelimit.Limiter(redis_url, key_prefix="one", storage_options=options)  # type: ignore[arg-type]
     two = ratelimit.Limiter(redis_url, key_prefix="two", storage_options=options)  # type: ignore[arg-type]
