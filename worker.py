@@ -53,7 +53,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import threading
 from collections.abc import Callable
@@ -65,6 +64,9 @@ from raregen.publish import tasks
 from raregen.queue import redis_connection, worker_queue_names
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import FrameType
+
     from flask import Flask
     from redis.lock import Lock
     from rq.cron import CronScheduler
@@ -109,32 +111,34 @@ def run_worker(burst: bool = False, fork: bool = False, app: Flask | None = None
     worker.work(with_scheduler=True, burst=burst, logging_level="WARNING")
 
 
-def stop_once(scheduler: CronScheduler) -> None:
-    """Make ``scheduler`` stop on the first SIGINT/SIGTERM and ignore the ones after it.
+def run_scheduler(scheduler: CronScheduler, stop: threading.Event) -> None:
+    """Run ``scheduler``'s periodic jobs until ``stop`` is set, with RQ's public
+    :class:`~rq.cron.CronScheduler` methods (what its ``start()`` loop does, but waiting on
+    ``stop`` instead of sleeping).
 
-    RQ's :class:`~rq.cron.CronScheduler` raises ``StopRequested`` from its signal handler on
-    every signal. With two signals in a row (Ctrl-C reaching the whole process group and a
-    supervisor's SIGTERM; a second Ctrl-C) the second ``StopRequested`` interrupted the
-    scheduler's clean-up (``register_death``) with a traceback. With this, the first signal
-    stops the loop, the clean-up runs to its end and the process exits 0.
+    Each tick enqueues the jobs that are due (and saves their times), sends the scheduler's
+    heartbeat, then waits until the next job is due (at most 60 s) or ``stop`` is set. On
+    leaving, the scheduler unregisters (``register_death``), even after an error.
+
+    ``start()`` is not used: it installs signal handlers that raise ``StopRequested``
+    from any point of the loop, so a second signal (Ctrl-C reaching the whole process
+    group and a supervisor's SIGTERM) interrupted the clean-up. Here signals only set
+    ``stop`` (:func:`_lead`): the first one ends the loop after its tick, the ones after it
+    change nothing, and the clean-up runs to its end.
 
     Args:
-        scheduler: the scheduler, before ``start()`` (which installs the handler).
+        scheduler: the scheduler with its jobs registered, not started.
+        stop: set to end the loop.
     """
-    from rq.exceptions import StopRequested
-
-    def ignore(signum: int, frame: object) -> None:
-        pass
-
-    def request_stop(signum: int, frame: object) -> None:
-        # a Python no-op, not SIG_IGN: a signal already pending when the handler changes
-        # to SIG_IGN makes Python raise "OSError: Signal N ignored due to race condition"
-        signal.signal(signal.SIGINT, ignore)
-        signal.signal(signal.SIGTERM, ignore)
-        raise StopRequested()
-
-    # RQ installs ``self._request_stop`` in ``start()``; an instance attribute replaces it
-    scheduler._request_stop = request_stop  # type: ignore[method-assign]
+    scheduler.register_birth()
+    try:
+        while not stop.is_set():
+            if scheduler.enqueue_jobs():
+                scheduler.save()  # the jobs' enqueue times, for the next look
+            scheduler.heartbeat()
+            stop.wait(scheduler.calculate_sleep_interval())
+    finally:
+        scheduler.register_death()
 
 
 def cron_lock_name(app: Flask) -> str:
@@ -203,6 +207,18 @@ def keep_lead(lock: Lock, stop: threading.Event, on_lost: Callable[[], object]) 
     return thread
 
 
+def _setter(event: threading.Event) -> Callable[[int, FrameType | None], None]:
+    """A signal handler that sets ``event`` from a short thread: the handler runs in the main
+    thread, which may be inside ``event.wait()`` holding the event's lock at that instant;
+    setting it there directly could then wait on that lock for ever."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if not event.is_set():
+            threading.Thread(target=event.set, name="cron-stop", daemon=True).start()
+
+    return handler
+
+
 def run_cron(app: Flask | None = None) -> None:
     """With ``app`` (default: a new one), re-enqueue the ``queued`` jobs a restart left without an RQ job
     (:func:`raregen.publish.tasks.recover_at_start`, about a second), then run the
@@ -215,29 +231,33 @@ def run_cron(app: Flask | None = None) -> None:
     tasks.set_app(app)
     from raregen.publish.schedule import build_cron_scheduler
 
+    # SIGINT/SIGTERM (any number of them) only set `stop`: standing by, during the start-up
+    # sweep and between the scheduler's ticks alike
     stop = threading.Event()
-    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
-    with app.app_context():
-        lock = redis_connection().lock(
-            cron_lock_name(app), timeout=CRON_LOCK_SECONDS, thread_local=False
-        )
-    if not wait_for_lead(lock, stop):
-        return
-    for signum, handler in previous.items():
-        signal.signal(signum, handler)
-    renewing = threading.Event()
-    keep_lead(lock, renewing, lambda: os.kill(os.getpid(), signal.SIGTERM))
+    previous = {s: signal.signal(s, _setter(stop)) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        _lead(app, build_cron_scheduler)
-    finally:
-        renewing.set()
+        with app.app_context():
+            lock = redis_connection().lock(
+                cron_lock_name(app), timeout=CRON_LOCK_SECONDS, thread_local=False
+            )
+        if not wait_for_lead(lock, stop):
+            return
+        renewing = threading.Event()
+        keep_lead(lock, renewing, stop.set)
         try:
-            lock.release()
-        except Exception:  # expired or Redis gone: the next leader takes it after the TTL
-            pass
+            _lead(app, build_cron_scheduler, stop)
+        finally:
+            renewing.set()
+            try:
+                lock.release()
+            except Exception:  # expired or Redis gone: the next leader takes it after the TTL
+                pass
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
-def _lead(app: Flask, build_cron_scheduler: Callable[..., Any]) -> None:
+def _lead(app: Flask, build_cron_scheduler: Callable[..., Any], stop: threading.Event) -> None:
     with app.app_context():
         scheduler = build_cron_scheduler(app, logging_level="WARNING")
     try:
@@ -247,8 +267,7 @@ def _lead(app: Flask, build_cron_scheduler: Callable[..., Any]) -> None:
     else:
         if swept:
             log.info("start-up sweep re-enqueued %d queued jobs", swept)
-    stop_once(scheduler)
-    scheduler.start()
+    run_scheduler(scheduler, stop)
 
 
 def main() -> None:

@@ -226,7 +226,7 @@ class Harness:
         from raregen import create_app
         from raregen.publish import tasks
 
-        self.app = create_app({"RATELIMIT_STORAGE_URI": "memory://"})
+        self.app = create_app()  # rate limits off (RAREGEN_RATELIMIT_ENABLED=0), Redis storage
         tasks.set_app(self.app)
         with self.app.app_context():
             upgrade()

@@ -545,7 +545,7 @@ class Settings(BaseSettings):
     )
 
     ratelimit_enabled: bool = _setting("RATELIMIT_ENABLED", True, "Rate limits on.")
-    ratelimit_headers_enabled: bool = _setting(
+    ratelimit_headers: bool = _setting(
         "RATELIMIT_HEADERS_ENABLED",
         False,
         "`X-RateLimit-*` headers on every answer (two more Redis round trips per request; "

@@ -21,12 +21,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 from flask import current_app
 from redis import Redis
 from rq import Queue, Retry
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
 
 log = logging.getLogger(__name__)
 
@@ -172,11 +175,13 @@ def enqueue_publish(
 
 
 def live_deliveries(rq_ids: Sequence[str]) -> set[str]:
-    """Which of ``rq_ids`` still stand to run: waiting in the publish queue's list (or RQ's
-    intermediate list), in its scheduled registry and due less than :data:`_STARTED_GRACE`
-    seconds ago, or ``started`` less than that ago. Two pipelined round trips.
+    """Which of ``rq_ids`` still stand to run: waiting in the publish queue (or RQ's
+    intermediate queue), in its scheduled registry and due less than :data:`_STARTED_GRACE`
+    seconds ago, or ``started`` less than that ago. Read through RQ's public queue, registry
+    and job API: five Redis round trips however many ids (the job hashes in one pipeline,
+    ``Job.fetch_many``).
 
-    The job hash's status alone is not trusted: a worker killed between popping an id and
+    The job's status alone is not trusted: a worker killed between popping an id and
     starting it leaves the status ``queued`` with the id in no list, and a work horse killed
     while running leaves ``started`` for good. A scheduled entry long overdue means no RQ
     scheduler runs (the worker holding the scheduler lock was killed; RQ workers try to take
@@ -191,36 +196,39 @@ def live_deliveries(rq_ids: Sequence[str]) -> set[str]:
     """
     if not rq_ids:
         return set()
-    from rq.job import Job
-
     queue = publish_queue()
-    conn = queue.connection
-    listed_pipe = conn.pipeline(transaction=False)
-    listed_pipe.lrange(queue.key, 0, -1)
-    listed_pipe.lrange(queue.intermediate_queue_key, 0, -1)
-    waiting, moving = listed_pipe.execute()
-    listed = {x.decode() for x in (*waiting, *moving)}
-    pipe = conn.pipeline(transaction=False)
-    scheduled_key = queue.scheduled_job_registry.key
-    for rq_id in rq_ids:
-        pipe.zscore(scheduled_key, rq_id)
-        pipe.hmget(Job.key_for(rq_id), ["status", "started_at"])
-    answers = pipe.execute()
-    live: set[str] = set()
     cutoff = time.time() - _STARTED_GRACE
-    for i, rq_id in enumerate(rq_ids):
-        score, (status, started_at) = answers[2 * i], answers[2 * i + 1]
-        if rq_id in listed or (score is not None and float(score) > cutoff):
-            live.add(rq_id)
+    listed = set(queue.get_job_ids()) | set(queue.intermediate_queue.get_job_ids())
+    scheduled = queue.scheduled_job_registry
+    due = set(scheduled.get_job_ids(cleanup=False))
+    if due:
+        # entries due at or before the cutoff: long overdue, no scheduler moves them
+        due -= set(scheduled.get_jobs_to_schedule(int(cutoff), chunk_size=len(due)))
+    live = {rq_id for rq_id in rq_ids if rq_id in listed or rq_id in due}
+    rest = [rq_id for rq_id in rq_ids if rq_id not in live]
+    for job in _fetch_jobs(rest, queue.connection):
+        if job is None or job.get_status(refresh=False) != JobStatus.STARTED:
             continue
-        if (status or b"").decode() == "started" and started_at:
-            try:
-                begun = datetime.strptime(started_at.decode()[:19], "%Y-%m-%dT%H:%M:%S")
-            except ValueError:
-                continue
-            if (begun - datetime(1970, 1, 1)).total_seconds() > cutoff:
-                live.add(rq_id)
+        if job.started_at is not None and job.started_at.timestamp() > cutoff:
+            live.add(job.id)
     return live
+
+
+def _fetch_jobs(rq_ids: Sequence[str], conn: Redis) -> list[Job | None]:
+    """RQ's ``Job.fetch_many`` (one pipeline); if a stored job cannot be read (a malformed
+    field), the jobs one by one, a broken one as None."""
+    if not rq_ids:
+        return []
+    try:
+        return Job.fetch_many(rq_ids, connection=conn)
+    except (ValueError, TypeError):
+        jobs: list[Job | None] = []
+        for rq_id in rq_ids:
+            try:
+                jobs.append(Job.fetch(rq_id, connection=conn))
+            except (ValueError, TypeError, NoSuchJobError):
+                jobs.append(None)
+        return jobs
 
 
 def queue_depths() -> dict[str, int]:
@@ -292,22 +300,46 @@ def read_counters(kinds: Iterable[str]) -> dict[str, dict[str, float]]:
     return out
 
 
-def try_lock(name: str, seconds: int) -> bool:
-    """Take the Redis lock ``raregen:lock:<name>`` for ``seconds`` (SET NX EX).
+#: The key prefix of the periodic jobs' locks (:func:`job_lock`).
+LOCK_PREFIX = "raregen:lock:"
 
-    Returns:
-        True if taken; False if another holder has it. Redis unreachable counts as taken
-        (True): the work it guards is safe to run twice, only wasteful.
+
+@contextmanager
+def job_lock(name: str, timeout: int) -> Iterator[bool]:
+    """Hold the Redis lock ``raregen:lock:<name>`` (redis-py's :class:`redis.lock.Lock`, not
+    blocking) for the ``with`` block; yields whether it was taken.
+
+    The lock expires after ``timeout`` seconds if never released (its holder killed): give
+    it the RQ timeout of the job it guards, so that it never expires while the job still
+    runs (RQ stops a job at its timeout). On leaving the block the lock is released, if this
+    holder still has it.
+
+    Args:
+        name: the lock's name (``reaper``).
+        timeout: seconds the lock lives unreleased; the guarded job's RQ ``job_timeout``.
+
+    Yields:
+        True when taken; False when another holder has it. Redis unreachable yields True:
+        the work it guards is safe to run twice, only wasteful.
     """
-    try:
-        return bool(redis_connection().set(f"raregen:lock:{name}", "1", nx=True, ex=seconds))
-    except Exception:
-        return True
+    from redis.exceptions import LockError, RedisError
 
-
-def release_lock(name: str) -> None:
-    """Drop the lock taken by :func:`try_lock` (best effort)."""
+    lock = redis_connection().lock(
+        LOCK_PREFIX + name, timeout=timeout, blocking=False, thread_local=False
+    )
     try:
-        redis_connection().delete(f"raregen:lock:{name}")
-    except Exception:
-        pass
+        taken = bool(lock.acquire())
+    except RedisError as exc:
+        log.warning("lock %s unavailable (%s); running anyway", name, exc.__class__.__name__)
+        yield True
+        return
+    if not taken:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        try:
+            lock.release()
+        except (LockError, RedisError):  # expired, taken over, or Redis gone
+            log.debug("lock %s not released", name)

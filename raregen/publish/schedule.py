@@ -49,16 +49,46 @@ class PeriodicJob:
     queue: str = "periodic"
 
 
+#: The RQ timeouts of the jobs that take a lock: the locks live exactly as long
+#: (:data:`raregen.publish.tasks.PERIODIC_TIMEOUTS`).
+_LOCKED = tasks.PERIODIC_TIMEOUTS
+
 #: The periodic jobs, in registration order.
 PERIODIC_JOBS: tuple[PeriodicJob, ...] = (
-    PeriodicJob("confirm-sent", tasks.confirm_sent, "CONFIRM_INTERVAL_SECONDS", 5, 120),
-    PeriodicJob("reaper", tasks.reap, "REAPER_INTERVAL_SECONDS", 30, 300),
-    PeriodicJob("settle-dirty", tasks.settle_dirty, "SETTLE_DIRTY_INTERVAL_SECONDS", 60, 300),
-    PeriodicJob("replenish", tasks.replenish_pool, "REPLENISH_INTERVAL_SECONDS", 30, 300),
+    PeriodicJob(
+        "confirm-sent",
+        tasks.confirm_sent,
+        "CONFIRM_INTERVAL_SECONDS",
+        5,
+        _LOCKED["confirm"],
+    ),
+    PeriodicJob("reaper", tasks.reap, "REAPER_INTERVAL_SECONDS", 30, _LOCKED["reaper"]),
+    PeriodicJob(
+        "settle-dirty",
+        tasks.settle_dirty,
+        "SETTLE_DIRTY_INTERVAL_SECONDS",
+        60,
+        _LOCKED["settle-dirty"],
+    ),
+    PeriodicJob(
+        "replenish", tasks.replenish_pool, "REPLENISH_INTERVAL_SECONDS", 30, _LOCKED["replenish"]
+    ),
     # the operator console's pool chart (raregen.ops.charts): every 60 s (the name is only
     # looked up by `setting`; it is not one of the documented settings)
-    PeriodicJob("pool-sample", tasks.sample_pool, "POOL_SAMPLE_INTERVAL_SECONDS", 60, 60),
-    PeriodicJob("purge-wallet", tasks.purge_wallet_challenges, "PURGE_INTERVAL_SECONDS", 3600, 300),
+    PeriodicJob(
+        "pool-sample",
+        tasks.sample_pool,
+        "POOL_SAMPLE_INTERVAL_SECONDS",
+        60,
+        _LOCKED["pool-sample"],
+    ),
+    PeriodicJob(
+        "purge-wallet",
+        tasks.purge_wallet_challenges,
+        "PURGE_INTERVAL_SECONDS",
+        3600,
+        _LOCKED["purge-wallet"],
+    ),
     # webhook events (raregen.webhooks.delivery): what a nudge after a state change missed
     PeriodicJob("webhooks", tasks.deliver_webhooks, "WEBHOOK_INTERVAL_SECONDS", 2, 120),
     # batch and packed modes (docs/PROTOCOL.md §6); in immediate mode it only finishes old batches

@@ -1,8 +1,10 @@
 """RQ entry points. Each takes ids only, builds (once per process) the app, and runs the
 domain function inside an app context. All are safe to run twice; the periodic ones also
-take a short Redis lock so two copies do not usually run at the same time (they would only
-waste work: the domain functions are fenced by database row locks). The lock's TTL is short
-(30-120 s): a worker killed while holding it must not stop the reaper for long.
+take a Redis lock (:func:`raregen.queue.job_lock`) so two copies do not usually run at the
+same time (they would only waste work: the domain functions are fenced by database row
+locks). A lock lives as long as the RQ timeout of the job it guards
+(:data:`PERIODIC_TIMEOUTS`), so it never expires under a job still running; a worker killed
+while holding one delays the next run of that job by at most that timeout.
 
 Database connections. ``worker.py`` runs jobs in its own process (RQ's ``SimpleWorker``), so
 the app, its SQLAlchemy engine and the engine's connection pool live as long as the worker:
@@ -29,6 +31,18 @@ from flask import Flask
 log = logging.getLogger(__name__)
 
 _APP: Flask | None = None
+
+#: RQ job timeout, seconds, of each periodic job that takes a lock, by lock name: the cron
+#: scheduler registers the jobs with these (:mod:`raregen.publish.schedule`), and each lock
+#: lives as long as its job may run. The start-up sweep takes the reaper's lock.
+PERIODIC_TIMEOUTS: dict[str, int] = {
+    "confirm": 120,
+    "reaper": 300,
+    "settle-dirty": 300,
+    "replenish": 300,
+    "pool-sample": 60,
+    "purge-wallet": 300,
+}
 _FORK_HOOK_INSTALLED = False
 T = TypeVar("T")
 
@@ -86,18 +100,19 @@ def _run(fn: Callable[..., T], *args: Any) -> T:
             db.session.remove()
 
 
-def _run_locked(name: str, seconds: int, fn: Callable[..., T], default: T) -> T:
+def _run_locked(name: str, fn: Callable[..., T], default: T) -> T:
+    """``fn()`` under the lock ``name`` (timeout: the job's, :data:`PERIODIC_TIMEOUTS`), or
+    ``default`` when another holder has it."""
     from raregen.db import db
-    from raregen.queue import release_lock, try_lock
+    from raregen.queue import job_lock
 
-    with _app().app_context():
-        if not try_lock(name, seconds):
+    with _app().app_context(), job_lock(name, PERIODIC_TIMEOUTS[name]) as taken:
+        if not taken:
             return default
         try:
             return fn()
         finally:
             db.session.remove()
-            release_lock(name)
 
 
 def process_job(job_id: str) -> str:
@@ -126,14 +141,14 @@ def confirm_sent() -> int:
     """Periodic: mark ``sent`` jobs ``confirmed`` once their transaction is mined."""
     from raregen.publish import confirm
 
-    return _run_locked("confirm", 30, confirm.confirm_sent, 0)
+    return _run_locked("confirm", confirm.confirm_sent, 0)
 
 
 def reap() -> dict[str, int]:
     """Periodic: settle jobs left in ``processing`` and re-enqueue forgotten ``queued`` jobs."""
     from raregen.publish import reaper
 
-    return _run_locked("reaper", 30, reaper.reap, {})
+    return _run_locked("reaper", reaper.reap, {})
 
 
 #: Seconds a queued job must have been due before the start-up sweep re-enqueues it.
@@ -170,28 +185,28 @@ def recover_at_start(pause_seconds: float = 1.0) -> int:
         time.sleep(pause_seconds)
         return first + reaper.sweep_queued(grace_seconds=grace, limit=10_000)
 
-    return _run_locked("reaper", 30, sweep_twice, 0)
+    return _run_locked("reaper", sweep_twice, 0)
 
 
 def settle_dirty() -> int:
     """Periodic: settle dirty UTXOs against the chain."""
     from raregen.publish import reaper
 
-    return _run_locked("settle-dirty", 60, reaper.settle_dirty, 0)
+    return _run_locked("settle-dirty", reaper.settle_dirty, 0)
 
 
 def replenish_pool() -> int:
     """Periodic: split funding coins into publish UTXOs under the low-water mark."""
     from raregen.publish import funding
 
-    return _run_locked("replenish", 120, funding.replenish, 0)
+    return _run_locked("replenish", funding.replenish, 0)
 
 
 def sample_pool() -> dict[str, int]:
     """Periodic: store the pool level for the operator console's chart."""
     from raregen.ops import charts
 
-    return _run_locked("pool-sample", 50, charts.sample_pool, {})
+    return _run_locked("pool-sample", charts.sample_pool, {})
 
 
 def collect_batches() -> dict[str, int]:
@@ -220,4 +235,4 @@ def purge_wallet_challenges() -> dict[str, int]:
     """Periodic: delete wallet one-time codes and key challenges expired over a day ago."""
     from raregen.wallet import purge
 
-    return _run_locked("purge-wallet", 300, purge.purge_expired, {})
+    return _run_locked("purge-wallet", purge.purge_expired, {})

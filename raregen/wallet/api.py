@@ -14,10 +14,10 @@ from flask.typing import ResponseReturnValue
 
 from raregen import signing
 from raregen.errors import RequestError, UnsupportedMediaType
-from raregen.extensions import limiter
 from raregen.wallet import backup, forward, keyreg, overview
 from raregen.wallet.accounts import account_ref
 from raregen.wallet.session import api_login_required, current_account
+from raregen.web import ratelimit
 
 bp = Blueprint("wallet_api", __name__, url_prefix="/wallet/api")
 
@@ -129,7 +129,7 @@ def backup_versions() -> ResponseReturnValue:
 
 @bp.post("/publish")
 @api_login_required
-@limiter.limit(_publish_limit, key_func=_limit_key)
+@ratelimit.limit(_publish_limit, _limit_key)
 def publish() -> ResponseReturnValue:
     """Hand a v1 body signed in the browser to the publisher, for this account's key."""
     answer = forward.publisher().publish(

@@ -4,7 +4,7 @@ Both tables only grow otherwise: every code request adds an ``otp_challenges`` r
 client's IP) and every ``POST /wallet/api/challenge`` a ``key_challenges`` row. A row is of
 no use once it has expired (``expires_at`` in the past): it can no longer be accepted, and
 a used row (``used_at`` set) keeps its ``expires_at``, so it expires the same way. Rate
-limits are counted in Flask-Limiter's storage, not in these rows, and sign-ins are recorded
+limits are counted in the rate-limit storage (Redis), not in these rows, and sign-ins are recorded
 by the audit log, so deleting the rows changes no rule (docs/PROTOCOL.md §7). A browser whose
 session still names a purged code is told to ask for a new one (``CODE_EXPIRED``).
 

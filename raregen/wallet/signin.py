@@ -35,7 +35,7 @@ from raregen.errors import CodeRejected, RequestError
 from raregen.wallet import accounts, limits, mail, otp
 from raregen.wallet.models import OTP_PURPOSE_SIGNIN, OtpChallenge
 
-#: Code attempts per client IP (Flask-Limiter notation), well-formed or not; app config
+#: Code attempts per client IP (`limits` notation), well-formed or not; app config
 #: ``OTP_VERIFY_RATE_LIMIT_PER_IP`` overrides it.
 VERIFY_RATE_LIMIT_PER_IP = "100 per hour"
 

@@ -15,8 +15,6 @@ arriving (werkzeug's ``ClientDisconnected``; see ``raregen.web.bodyread``).
 from __future__ import annotations
 
 import logging
-import math
-import time
 
 from flask import Flask, Response, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
@@ -72,23 +70,12 @@ def _respond(status: int, code: str, message: str, field: str | None = None) -> 
 
 
 def _limit_retry_after(err: HTTPException) -> int:
-    """Seconds until the breached flask-limiter window resets (``Retry-After`` of a 429).
-
-    Read from the limiter's storage only on this path (two Redis round trips per 429), so
-    the ``X-RateLimit-*`` headers, which cost them on every answer, can stay off. 60 when the
-    limiter cannot say (storage down, a 429 not raised by the limiter).
-    """
+    """Seconds of the ``Retry-After`` of a 429 not raised as :class:`RateLimited` (the rate
+    limits of :mod:`raregen.web.ratelimit` raise that, with the window's own seconds): the
+    error's ``retry_after`` if it has one, else 60."""
     retry = getattr(err, "retry_after", None)
     if retry:
         return max(1, int(retry))
-    try:
-        from raregen.extensions import limiter
-
-        current = limiter.current_limit
-        if current is not None:
-            return max(1, math.ceil(current.reset_at - time.time()))
-    except Exception:  # noqa: BLE001 - an error handler must answer: storage down, say 60
-        log.warning("rate limit window unreadable; Retry-After 60")
     return 60
 
 

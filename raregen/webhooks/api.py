@@ -7,8 +7,8 @@ from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from raregen.errors import PayloadTooLarge
-from raregen.extensions import limiter
 from raregen.publish import intake
+from raregen.web import ratelimit
 from raregen.webhooks import commands
 
 bp = Blueprint("webhooks_api", __name__, url_prefix="/v1")
@@ -19,7 +19,7 @@ def _limit() -> str:
 
 
 @bp.post("/webhooks")
-@limiter.limit(_limit)
+@ratelimit.limit(_limit)
 def command() -> ResponseReturnValue:
     """Run one signed command; 201 for ``webhooks.create``, 200 otherwise."""
     raw = request.get_data(cache=False)

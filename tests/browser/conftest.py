@@ -201,7 +201,6 @@ def live(
         "NODE_RPC_PASSWORD": regtest_node.password,
         "MAIL_SERVER": smtp.host,
         "MAIL_PORT": smtp.port,
-        "RATELIMIT_STORAGE_URI": "memory://",
         "PUBLISH_MODE": "immediate",
     }
     with funded_app_with_worker(

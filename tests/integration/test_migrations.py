@@ -13,7 +13,7 @@ from flask_migrate import downgrade, upgrade
 
 from raregen import ROOT
 from raregen.db import db
-from tests.plugins.db import _drop_pg_database, _pg_database, backends
+from tests.plugins.db import _drop_pg_database, _pg_database, backends, ratelimit_config
 
 
 @pytest.fixture(params=backends())
@@ -36,8 +36,7 @@ def fresh_app(request, tmp_path, redis_url):
             "SERVER_WIF": ServerWallet.generate("regtest").to_wif(),
             "REDIS_URL": redis_url,
             "ENV_NAME": "test",  # no production checks (secret key, mail server)
-            # Flask-Limiter keeps one storage for its global object: every test app uses memory
-            "RATELIMIT_STORAGE_URI": "memory://",
+            **ratelimit_config(redis_url),  # rate limits in the test Redis
         }
     )
     with app.app_context():

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from flask import request
 
+from tests.plugins.db import ratelimit_config
+
 
 def _client(tmp_path, monkeypatch, redis_url, proxies: int):
     """A fresh app (routes can only be added before its first request) with a route that
@@ -17,7 +19,7 @@ def _client(tmp_path, monkeypatch, redis_url, proxies: int):
             "TESTING": True,
             "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'p.sqlite'}",
             "REDIS_URL": redis_url,
-            "RATELIMIT_STORAGE_URI": "memory://",
+            **ratelimit_config(redis_url),  # rate limits in the test Redis
             "TRUSTED_PROXIES": proxies,
             "ENV_NAME": "test",
         }

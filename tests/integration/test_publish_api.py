@@ -115,12 +115,10 @@ def test_no_rate_limit_headers_by_default(client, key):
     assert not [h for h in resp.headers if h[0].lower().startswith("x-ratelimit")]
 
 
-def test_rate_limit_headers_when_enabled(client, key, monkeypatch):
-    # RATELIMIT_HEADERS_ENABLED=1 (read by the process's first app): the view counts its own
-    # limit, and Flask-Limiter's after_request hook still writes the headers from it
-    from raregen.extensions import limiter
-
-    monkeypatch.setattr(limiter, "_headers_enabled", True)
+def test_rate_limit_headers_when_enabled(client, app, key, monkeypatch):
+    # RATELIMIT_HEADERS_ENABLED=1 (app config, read per request): the view's count writes
+    # the headers of its counter after the view
+    monkeypatch.setitem(app.config, "RATELIMIT_HEADERS_ENABLED", True)
     resp = post(client, body_for(key, payload()))
     assert resp.status_code == 202
     assert int(resp.headers["X-RateLimit-Limit"]) > 0
@@ -335,8 +333,9 @@ def test_payload_too_large(client, app, key):
 
 
 def test_rate_limited(client, app, key):
-    from raregen.extensions import limiter
+    from raregen.web.ratelimit import get_limiter
 
+    limiter = get_limiter(app)  # this run's counters in the test Redis
     old = app.config["PUBLISH_RATE_LIMIT"]
     app.config["PUBLISH_RATE_LIMIT"] = "2 per hour"
     limiter.reset()

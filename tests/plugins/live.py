@@ -106,6 +106,8 @@ def funded_app_with_worker(
     from raregen.publish import funding
     from tests.plugins import db as dbplugin
 
+    # rate limits in the test Redis (dbplugin.ratelimit_config), empty for this app
+    dbplugin.clear_rate_limits(redis_url)
     app = dbplugin._migrated_app(url, instance, redis_url, config)
     with app.app_context():
         funding.fund_dev(50_000_000)
@@ -170,7 +172,6 @@ def live_api(
         "NODE_RPC_USER": regtest_node.user,
         "NODE_RPC_PASSWORD": regtest_node.password,
         "SERVICE_TOKEN": service_token,
-        "RATELIMIT_STORAGE_URI": "memory://",
         "PUBLISH_MODE": "immediate",
     }
     with funded_app_with_worker(

@@ -20,25 +20,19 @@ from flask import g
 from flask.testing import FlaskClient
 
 from raregen import signing
-from raregen.extensions import limiter
+from tests.plugins.db import clear_rate_limits
 
 _TOKEN_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 _CODE_RE = re.compile(r"^\s+(\d{6})\s*$", re.MULTILINE)
 
 
 @pytest.fixture(autouse=True)
-def _fresh_limits() -> Iterator[None]:
-    """Every test starts with empty rate-limit counters (memory:// storage)."""
-
-    def reset() -> None:
-        try:
-            limiter.reset()
-        except AssertionError:  # no app has initialised the limiter yet
-            pass
-
-    reset()
+def _fresh_limits(redis_url: str) -> Iterator[None]:
+    """Every test starts with empty rate-limit counters (this run's keys in the test Redis,
+    ``tests.plugins.db.ratelimit_config``)."""
+    clear_rate_limits(redis_url)
     yield
-    reset()
+    clear_rate_limits(redis_url)
 
 
 def free_port() -> int:
