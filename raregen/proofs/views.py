@@ -8,6 +8,7 @@ import json
 from flask import Blueprint, Response
 
 from raregen.proofs import build, receipt
+from raregen.publish import services
 
 bp = Blueprint("proofs", __name__)
 
@@ -35,5 +36,5 @@ def record_proof(txid: str, vout: int):  # type: ignore[no-untyped-def]
 @bp.get("/.well-known/raregen/receipt-key")
 def receipt_key():  # type: ignore[no-untyped-def]
     """The key that signs acceptance receipts: ``{"pubkey", "algorithm"}``."""
-    key = receipt.app_receipt_key()
+    key = services.app_receipt_key()
     return {"pubkey": key.public_key.format(compressed=True).hex(), "algorithm": receipt.ALGORITHM}

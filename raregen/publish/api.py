@@ -12,7 +12,7 @@ from flask import Blueprint, current_app, jsonify, request, url_for
 from limits import RateLimitItem, parse
 
 from raregen.errors import PayloadTooLarge, RateLimited
-from raregen.extensions import _client_ip, limiter
+from raregen.extensions import client_ip, limiter
 from raregen.publish import intake, records
 from raregen.publish.jobs import get_job_view
 
@@ -47,7 +47,7 @@ def _count_publish() -> None:
         return
     item = _parsed_limit(str(current_app.config["PUBLISH_RATE_LIMIT"]))
     prefix = limiter._key_prefix  # RATELIMIT_KEY_PREFIX, as the extension keys its limits
-    args = [prefix, _client_ip(), _PUBLISH_SCOPE] if prefix else [_client_ip(), _PUBLISH_SCOPE]
+    args = [prefix, client_ip(), _PUBLISH_SCOPE] if prefix else [client_ip(), _PUBLISH_SCOPE]
     strategy = limiter.limiter
     allowed = strategy.hit(item, *args)
     if limiter._headers_enabled:

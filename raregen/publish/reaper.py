@@ -45,7 +45,7 @@ from flask import current_app
 from sqlalchemy import or_, select, update
 
 from raregen.db import db, transaction, utcnow
-from raregen.publish import confirm, pipeline, pool, services
+from raregen.publish import batch, confirm, pipeline, pool, services
 from raregen.publish.broadcasters.base import BroadcasterUnavailable, BroadcastResult, Outcome
 from raregen.publish.models import (
     PROCESSING,
@@ -55,7 +55,7 @@ from raregen.publish.models import (
     PublishJob,
     Utxo,
 )
-from raregen.queue import count_event, enqueue_publish, live_deliveries, rq_job_id
+from raregen.queue import count_event, enqueue_publish, live_deliveries, redis_connection, rq_job_id
 
 log = logging.getLogger(__name__)
 
@@ -168,8 +168,6 @@ def recover_job(job_id: str) -> str:
             txid, raw_tx = job.txid or "", job.raw_tx
             utxo_txid, utxo_vout = job.utxo_txid, job.utxo_vout
     if packed_batch is not None:
-        from raregen.publish import batch
-
         batch.resend_packed(packed_batch)
         return "packed"
     chain = services.broadcaster()
@@ -214,8 +212,6 @@ def _packed_batch_of(job: PublishJob) -> str | None:
     its batch row does), or None."""
     if job.raw_tx is not None or job.txid is None or job.processing_batch_id is None:
         return None
-    from raregen.publish import batch
-
     if batch.packed_raw_tx(job.txid) is None:
         return None
     return job.processing_batch_id
@@ -299,8 +295,6 @@ _SUSPECTS = "raregen:sweeper:suspects"
 def _confirm_suspects(dead: list[str]) -> set[str]:
     """The deliveries of ``dead`` that the previous sweep found dead too; remember the rest
     for the next sweep (Redis set, expires after 10 minutes)."""
-    from raregen.queue import redis_connection
-
     conn = redis_connection()
     previous = {x.decode() for x in cast("set[bytes]", conn.smembers(_SUSPECTS))}
     confirmed = {rq_id for rq_id in dead if rq_id in previous}

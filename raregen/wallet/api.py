@@ -11,7 +11,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from raregen import signing
+import raregen.signing as signing
 from raregen.errors import RequestError, UnsupportedMediaType
 from raregen.extensions import limiter
 from raregen.wallet import backup, forward, keyreg, overview

@@ -65,7 +65,7 @@ def spec_for(app: Flask) -> dict[str, Any]:
 @bp.get("/v1/openapi.json")
 def openapi():  # type: ignore[no-untyped-def]
     """The OpenAPI 3.1 document (JSON)."""
-    resp = jsonify(spec_for(current_app._get_current_object()))  # type: ignore[attr-defined]
+    resp = jsonify(spec_for(current_app))
     resp.headers["Cache-Control"] = "public, max-age=300"
     return resp
 

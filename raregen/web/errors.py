@@ -27,6 +27,7 @@ from sqlalchemy.exc import OperationalError as DBOperationalError
 from werkzeug.exceptions import ClientDisconnected, HTTPException
 
 from raregen.errors import RareGenError, RateLimited
+from raregen.extensions import limiter
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +83,6 @@ def _limit_retry_after(err: HTTPException) -> int:
     if retry:
         return max(1, int(retry))
     try:
-        from raregen.extensions import limiter
-
         current = limiter.current_limit
         if current is not None:
             return max(1, math.ceil(current.reset_at - time.time()))

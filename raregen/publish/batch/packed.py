@@ -18,10 +18,11 @@ from collections import Counter
 
 from flask import current_app
 
+import raregen.publish.batch.claim as claim
+import raregen.publish.batch.settle as settle
 from raregen.db import db, transaction, utcnow
 from raregen.errors import InsufficientFunds
 from raregen.publish import pool, services
-from raregen.publish.batch import claim, settle
 from raregen.publish.batch.common import (
     SIGNED,
     Coin,
