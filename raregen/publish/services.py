@@ -35,7 +35,8 @@ log = logging.getLogger(__name__)
 def app_object() -> Flask:
     """The Flask app of the current app context, itself rather than the ``current_app`` proxy:
     what is built here keeps it in closures that run outside the context (broadcaster
-    threads, :func:`_pool_prevouts`). ``flask.globals.app_ctx`` is the current app context.
+    threads, :func:`_pool_prevouts`). ``flask.globals.app_ctx`` is the current app context
+    (the name Flask 2.2 gave it when it retired its context stacks).
 
     Raises:
         RuntimeError: outside an app context.
