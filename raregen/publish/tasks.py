@@ -28,6 +28,7 @@ from flask import Flask
 from rq import get_current_job
 
 import raregen.logs as logs
+from raregen import create_app
 from raregen.account_link import services as account_services
 from raregen.db import db
 from raregen.ops import charts
@@ -54,10 +55,6 @@ def set_app(app: Flask) -> None:
 
 def _app() -> Flask:
     if _APP is None:
-        # the worker's composition root: the app factory imports every part of the app, and
-        # nothing imports this module (RQ names its functions by string), so no cycle
-        from raregen import create_app
-
         set_app(create_app())
     assert _APP is not None
     return _APP
