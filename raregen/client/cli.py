@@ -34,9 +34,6 @@ import coincurve
 
 from raregen.client.api import DEFAULT_SERVER, Client, Job, load_key
 from raregen.client.errors import RareGenError
-from raregen.proofs import headers
-from raregen.proofs import verify as proofs
-from raregen.proofs.verify import DEFAULT_MAX_BYTES
 
 
 class _Group(click.Group):
@@ -230,6 +227,10 @@ def status(obj: dict[str, str], job_id: str) -> None:
 
 
 def _proof_max_bytes() -> int:
+    # proof checking needs bsv-sdk (Merkle paths); imported only when a proof is checked so
+    # that the client command loads no server-side library (test_client_cli)
+    from raregen.proofs.verify import DEFAULT_MAX_BYTES
+
     value = os.environ.get("RAREGEN_PROOF_MAX_BYTES")
     return int(value) if value and value.isdigit() else DEFAULT_MAX_BYTES
 
@@ -245,6 +246,10 @@ def _verify_proof(
     as_json: bool,
 ) -> None:
     """``raregen verify --proof``: every check printed, then what is left to trust."""
+    # bsv-sdk only when a proof is checked (see _proof_max_bytes)
+    from raregen.proofs import headers
+    from raregen.proofs import verify as proofs
+
     try:
         with open(proof_path, "rb") as fh:
             data = fh.read(max_bytes + 1)
