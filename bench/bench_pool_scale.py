@@ -68,7 +68,7 @@ def explain(app) -> str:
     from raregen.publish import pool
     from raregen.publish.models import Utxo
 
-    q = pool._candidates(100, 20, "publish").limit(1).with_for_update(skip_locked=True, of=Utxo)
+    q = pool.candidates(100, 20, "publish").limit(1).with_for_update(skip_locked=True, of=Utxo)
     sql = str(q.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
     with app.app_context():
         with transaction():

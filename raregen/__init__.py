@@ -11,10 +11,12 @@ import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from raregen.paths import ROOT
+
 if TYPE_CHECKING:
     from flask import Flask
 
-ROOT = Path(__file__).resolve().parent.parent
+__all__ = ["ROOT", "create_app"]
 
 
 def _secret_key(app: Flask) -> str:
@@ -57,8 +59,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
             a SQLite database another process holds (:func:`raregen.config.check_startup`).
             Entry points turn it into one line on stderr (:func:`raregen.config.refuse`).
     """
-    # imported here so that `import raregen` (the `raregen` client command, the pure modules)
-    # does not pay for Flask and its extensions
+    # The app factory is the composition root: it alone imports every part of the app, and
+    # it imports them here, when called, because this package's __init__ runs for every
+    # `import raregen.x` (the `raregen` client command, the pure modules) and must not pay
+    # for Flask, the database and the blueprints (docs/ARCHITECTURE.md). The same reason
+    # holds for every import in this function.
     from flask import Flask
 
     from raregen.config import check_startup, default_instance_path, load_settings
@@ -104,8 +109,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     csrf.init_app(app)
     ratelimit.init_app(app)  # RATELIMIT_STORAGE_URI: Redis, shared by every process
 
-    from raregen import logs
+    import raregen.logs as logs
+    from raregen.account_link import register as register_account_services
+    from raregen.wallet.link import WalletAccounts
     from raregen.web import apidocs, errors, headers, health, metrics
+
+    # the wallet's accounts, for the publisher side (credits, owner mail, purge), in every
+    # role: both processes share one database (raregen.account_link)
+    register_account_services(app, WalletAccounts())
 
     logs.configure(app.config)
     logs.register(app)
@@ -115,7 +126,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(metrics.bp)
     app.register_blueprint(apidocs.bp)  # /v1/openapi.json, /docs/api
 
-    from raregen import audit_cli
+    import raregen.audit_cli as audit_cli
 
     audit_cli.register(app)
     role = app.config["ROLE"]

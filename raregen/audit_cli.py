@@ -9,6 +9,7 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
+import raregen.audit as audit
 from raregen.db import transaction
 
 audit_cli = AppGroup("audit", help="Check and read the hash-chained audit log.")
@@ -42,8 +43,6 @@ def audit_verify(anchor: tuple[int, str] | None) -> None:
     Exit 0 with one summary line (entries, head seq and hash: note it down as a later
     --anchor); exit 1 with one line naming the first broken entry.
     """
-    from raregen import audit
-
     with transaction():
         report = audit.verify(anchor)
     if report.problem is not None:
@@ -69,8 +68,6 @@ def audit_verify(anchor: tuple[int, str] | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def audit_tail(count: int, as_json: bool) -> None:
     """Show the newest entries, oldest of them first."""
-    from raregen import audit
-
     with transaction():
         entries = audit.tail(count)
     for entry in entries:

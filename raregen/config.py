@@ -35,6 +35,8 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings import SettingsError as SourceError
 
+from raregen.paths import ROOT
+
 PREFIX = "RAREGEN_"
 
 #: RQ worker processes of the development run (``RAREGEN_WORKER_PROCESSES``): one per core
@@ -687,8 +689,6 @@ def read_settings() -> Settings:
 def default_instance_path() -> str:
     """The Flask instance folder: ``RAREGEN_INSTANCE_PATH``, else ``instance/`` in the
     repository."""
-    from raregen import ROOT
-
     return os.environ.get("RAREGEN_INSTANCE_PATH") or str(ROOT / "instance")
 
 

@@ -19,6 +19,8 @@ from sqlalchemy import MetaData, event
 from sqlalchemy.engine import Connection, CursorResult, Engine
 from sqlalchemy.orm import DeclarativeBase, scoped_session
 
+from raregen.auditchain import sqlite_entry_hash
+
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -102,8 +104,6 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
         cur.execute("PRAGMA foreign_keys = ON")
         cur.close()
         # the audit_log chain trigger (migration 0006) hashes each new row with it
-        from raregen.auditchain import sqlite_entry_hash
-
         dbapi_connection.create_function(
             "raregen_audit_hash", 8, sqlite_entry_hash, deterministic=True
         )

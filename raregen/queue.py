@@ -31,12 +31,19 @@ from rq import Queue, Retry
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
+from raregen.logs import current_request_id
+
 log = logging.getLogger(__name__)
 
 _CONNECTIONS: dict[str, Redis] = {}
 
 #: RQ job timeout of a publish job, seconds.
 PUBLISH_JOB_TIMEOUT = 120
+
+#: The RQ entry point of a publish job, named by string (RQ imports it in the worker), so this
+#: module does not import the tasks module that imports the whole publisher.
+PROCESS_JOB_TASK = "raregen.publish.tasks.process_job"
+
 #: How long a ``started`` delivery of a job the database still has ``queued`` counts as
 #: alive, seconds (see :func:`live_deliveries`).
 _STARTED_GRACE = 30
@@ -144,15 +151,11 @@ def enqueue_publish(
     Returns:
         True if enqueued; False if Redis was unreachable (the sweeper will catch up).
     """
-    from raregen.publish import tasks
-
     try:
         conn, name = redis_connection(), current_app.config["QUEUE_NAME"]
         queue = _ENQUEUE_QUEUES.get((id(conn), name))
         if queue is None or queue.connection is not conn:
             queue = _ENQUEUE_QUEUES[(id(conn), name)] = Queue(name, connection=conn)
-        from raregen.logs import current_request_id
-
         kwargs = {
             # the request that stored the job, for the worker's log lines (raregen.logs)
             "meta": {"request_id": current_request_id()},
@@ -163,10 +166,10 @@ def enqueue_publish(
             "retry": Retry(max=3, interval=[2, 5, 15]),
         }
         if delay_seconds and delay_seconds > 0:
-            queue.enqueue_in(timedelta(seconds=delay_seconds), tasks.process_job, job_id, **kwargs)
+            queue.enqueue_in(timedelta(seconds=delay_seconds), PROCESS_JOB_TASK, job_id, **kwargs)
         else:
             pipe = queue.connection.pipeline()
-            queue.enqueue(tasks.process_job, job_id, pipeline=pipe, **kwargs)
+            queue.enqueue(PROCESS_JOB_TASK, job_id, pipeline=pipe, **kwargs)
             pipe.execute()
         return True
     except Exception as exc:  # Redis down: the DB row stays queued and the sweeper re-enqueues

@@ -13,6 +13,9 @@ from typing import TYPE_CHECKING
 
 import click
 
+from raregen.config import SettingsError, default_instance_path, load_settings, refuse
+from raregen.publish.txbuilder import ServerWallet
+
 if TYPE_CHECKING:
     from raregen.publish.txbuilder import ServerWallet
 
@@ -33,8 +36,6 @@ def write_key_file(path: Path, network: str) -> ServerWallet:
     Raises:
         FileExistsError: ``path`` exists.
     """
-    from raregen.publish.txbuilder import ServerWallet
-
     wallet = ServerWallet.generate(network)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -60,8 +61,6 @@ def new_command(receipt: bool) -> None:
 
     Refuses (exit status 1) when the file exists: a key is never overwritten.
     """
-    from raregen.config import SettingsError, default_instance_path, load_settings, refuse
-
     try:
         config = load_settings(default_instance_path())
     except SettingsError as exc:

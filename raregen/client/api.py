@@ -31,7 +31,8 @@ from typing import Any
 import coincurve
 import requests
 
-from raregen import protocol, signing
+import raregen.protocol as protocol
+import raregen.signing as signing
 from raregen.client.errors import (
     APIError,
     JobFailed,

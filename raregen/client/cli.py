@@ -227,6 +227,8 @@ def status(obj: dict[str, str], job_id: str) -> None:
 
 
 def _proof_max_bytes() -> int:
+    # proof checking needs bsv-sdk (Merkle paths); imported only when a proof is checked so
+    # that the client command loads no server-side library (test_client_cli)
     from raregen.proofs.verify import DEFAULT_MAX_BYTES
 
     value = os.environ.get("RAREGEN_PROOF_MAX_BYTES")
@@ -244,6 +246,7 @@ def _verify_proof(
     as_json: bool,
 ) -> None:
     """``raregen verify --proof``: every check printed, then what is left to trust."""
+    # bsv-sdk only when a proof is checked (see _proof_max_bytes)
     from raregen.proofs import headers
     from raregen.proofs import verify as proofs
 

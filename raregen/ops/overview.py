@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from raregen.db import db, utcnow
 from raregen.publish import pool
 from raregen.publish.models import FAILED, RESERVED, PublishBatch, PublishJob, Utxo
+from raregen.queue import redis_connection, worker_queue_names
 
 #: Rows shown per table (the newest).
 LIMIT = 25
@@ -48,8 +49,6 @@ def queues_and_workers() -> dict[str, Any]:
     """
     from redis.exceptions import RedisError
     from rq import Queue, Worker
-
-    from raregen.queue import redis_connection, worker_queue_names
 
     names = worker_queue_names(current_app.config["QUEUE_NAME"])
     try:

@@ -40,12 +40,16 @@ from flask import (
 )
 from flask.typing import ResponseReturnValue
 
-from raregen import audit as audit_log
+import raregen.audit as audit_log
 from raregen.db import transaction
 from raregen.errors import InsufficientFunds, RareGenError, RequestError
 from raregen.extensions import csrf
 from raregen.ops import charts, overview
-from raregen.wallet import session
+from raregen.publish import funding, keys, operator
+from raregen.publish.jobs import get_job_view
+from raregen.publish.operator import parse_outpoint
+from raregen.signing import parse_pubkey
+from raregen.wallet import accounts, credits, session
 
 bp = Blueprint("ops", __name__, url_prefix="/ops")
 
@@ -115,8 +119,6 @@ class Action:
 
 
 def _describe_retry(form: Any) -> str:
-    from raregen.publish.jobs import get_job_view
-
     job_id = _text(form, "job_id", 64)
     job = get_job_view(job_id)
     if job["status"] != "failed":
@@ -129,16 +131,12 @@ def _describe_retry(form: Any) -> str:
 
 
 def _run_retry(form: Any, actor: str) -> str:
-    from raregen.publish import operator
-
     result = operator.retry_failed_job(_text(form, "job_id", 64), actor=actor)
     return f"Job {result['jobId']} is queued again."
 
 
 def _describe_dirty(verb: str) -> Callable[[Any], str]:
     def describe(form: Any) -> str:
-        from raregen.publish.operator import parse_outpoint
-
         txid, vout = parse_outpoint(_text(form, "utxo", 80))
         if verb == "release":
             return f"Return the dirty UTXO {txid}:{vout} to the pool now (you vouch it is unspent)."
@@ -148,32 +146,24 @@ def _describe_dirty(verb: str) -> Callable[[Any], str]:
 
 
 def _run_release(form: Any, actor: str) -> str:
-    from raregen.publish import operator
-
     utxo = _text(form, "utxo", 80)
     operator.release_dirty_utxo(utxo, actor=actor)
     return f"UTXO {utxo} is back in the pool."
 
 
 def _run_settle(form: Any, actor: str) -> str:
-    from raregen.publish import operator
-
     utxo = _text(form, "utxo", 80)
     result = operator.settle_dirty_utxo(utxo, actor=actor)
     return f"UTXO {utxo}: {result}."
 
 
 def _describe_split(form: Any) -> str:
-    from raregen.publish import funding
-
     count = _int(form, "count", 1, 1000)
     sats = _int(form, "sats", 546, 100_000_000, required=False) or funding.default_utxo_sats()
     return f"Split a funding coin into {count} publish UTXOs of {sats} satoshis each."
 
 
 def _run_split(form: Any, actor: str) -> str:
-    from raregen.publish import funding
-
     count = _int(form, "count", 1, 1000)
     sats = _int(form, "sats", 546, 100_000_000, required=False) or funding.default_utxo_sats()
     assert count is not None
@@ -182,29 +172,21 @@ def _run_split(form: Any, actor: str) -> str:
 
 
 def _run_replenish(form: Any, actor: str) -> str:
-    from raregen.publish import operator
-
     return f"Replenishment added {operator.replenish_pool(actor=actor)} UTXOs."
 
 
 def _describe_revoke(form: Any) -> str:
-    from raregen.signing import parse_pubkey
-
     pubkey = parse_pubkey(_text(form, "pubkey", 140)).hex()
     return f"Revoke the key {pubkey}: its requests are refused from now on."
 
 
 def _run_revoke(form: Any, actor: str) -> str:
-    from raregen.publish import keys
-
     pubkey = _text(form, "pubkey", 140)
     keys.revoke_key(pubkey, actor=actor)
     return f"Key {pubkey} revoked."
 
 
 def _describe_grant(form: Any) -> str:
-    from raregen.wallet import accounts
-
     email = _text(form, "email", 254)
     amount = _int(form, "amount", -1_000_000, 1_000_000)
     if amount == 0:
@@ -215,8 +197,6 @@ def _describe_grant(form: Any) -> str:
 
 
 def _run_grant(form: Any, actor: str) -> str:
-    from raregen.wallet import accounts, credits
-
     amount = _int(form, "amount", -1_000_000, 1_000_000)
     note = str(form.get("note", "")).strip()[:100] or None
     assert amount is not None

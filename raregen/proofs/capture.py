@@ -44,6 +44,7 @@ from raregen.db import db, transaction, utcnow
 from raregen.proofs import merkle
 from raregen.publish.broadcasters.base import BroadcasterUnavailable, TxStatus
 from raregen.publish.models import CONFIRMED, SENT, BlockHeader, PublishJob, TxProof
+from raregen.webhooks import outbox
 
 __all__ = ["capture", "capture_many", "following_headers", "recheck", "revert_txids"]
 
@@ -256,8 +257,6 @@ def revert_txids(txids: Iterable[str], from_height: int | None = None) -> int:
     txids = sorted(set(txids))
     if not txids:
         return 0
-    from raregen.webhooks import outbox
-
     rows = db.session.execute(
         update(PublishJob)
         .where(PublishJob.txid.in_(txids), PublishJob.status == CONFIRMED)

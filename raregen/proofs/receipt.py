@@ -13,8 +13,8 @@ with a ``Z`` and whole seconds. The receipt key is a key of its own, never the s
 key: ``RECEIPT_WIF``, or the key file ``RECEIPT_KEY_FILE`` (hex secret, made with mode 0600
 on first use, as the development server key is).
 
-Signing and checking are pure (coincurve, rfc8785); :func:`app_receipt_key` reads the app's
-settings (Flask imported there only).
+Signing and checking are pure (coincurve, rfc8785); the app's receipt key is
+:func:`raregen.publish.services.app_receipt_key`.
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ from raregen.signing import is_low_s
 __all__ = [
     "ALGORITHM",
     "ReceiptError",
-    "app_receipt_key",
     "load_or_create_key",
     "rfc3339",
     "sign_receipt",
@@ -159,39 +158,3 @@ def load_or_create_key(path: Path) -> coincurve.PrivateKey:
         finally:
             tmp.unlink()
     return coincurve.PrivateKey(bytes.fromhex(path.read_text().strip()))
-
-
-def app_receipt_key(app: Any = None) -> coincurve.PrivateKey:
-    """The app's receipt key (cached per app): ``RECEIPT_WIF``, else ``RECEIPT_KEY_FILE``.
-
-    Raises:
-        FileNotFoundError: production, and no key file (keys are made only elsewhere).
-        RuntimeError: the receipt key is the server's funds key (refused: a receipt key may
-            be kept online and handed to more services than the key that spends).
-        ValueError: ``RECEIPT_WIF`` is not a WIF.
-    """
-    from flask import current_app
-
-    from raregen.publish import services
-
-    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
-    cache = app.extensions.setdefault("raregen.receipt", {})
-    key = cache.get("key")
-    if key is None:
-        cfg = app.config
-        if cfg.get("RECEIPT_WIF"):
-            from bsv import PrivateKey
-
-            key = coincurve.PrivateKey(PrivateKey(cfg["RECEIPT_WIF"]).serialize())
-        elif cfg.get("ENV_NAME") == "production":
-            # production never makes keys on its own (raregen.config.check_startup refuses
-            # to start without one; `flask --app app server-key new --receipt` makes it)
-            secret = Path(cfg["RECEIPT_KEY_FILE"]).read_text().strip()
-            key = coincurve.PrivateKey(bytes.fromhex(secret))
-        else:
-            key = load_or_create_key(Path(cfg["RECEIPT_KEY_FILE"]))
-        funds = services.server_wallet(app).public_key_hex
-        if key.public_key.format(compressed=True).hex() == funds:
-            raise RuntimeError("the receipt key must not be the server's funds key")
-        cache["key"] = key
-    return key  # type: ignore[no-any-return]

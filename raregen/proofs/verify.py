@@ -39,7 +39,8 @@ from typing import Any
 
 from bsv import MerklePath
 
-from raregen import protocol, signing
+import raregen.protocol as protocol
+import raregen.signing as signing
 from raregen.errors import RareGenError
 from raregen.proofs import merkle
 from raregen.proofs.receipt import ReceiptError, verify_receipt

@@ -9,6 +9,7 @@ from flask import Blueprint, Response
 from flask.typing import ResponseReturnValue
 
 from raregen.proofs import build, receipt
+from raregen.publish import services
 
 bp = Blueprint("proofs", __name__)
 
@@ -36,5 +37,5 @@ def record_proof(txid: str, vout: int) -> ResponseReturnValue:
 @bp.get("/.well-known/raregen/receipt-key")
 def receipt_key() -> ResponseReturnValue:
     """The key that signs acceptance receipts: ``{"pubkey", "algorithm"}``."""
-    key = receipt.app_receipt_key()
+    key = services.app_receipt_key()
     return {"pubkey": key.public_key.format(compressed=True).hex(), "algorithm": receipt.ALGORITHM}

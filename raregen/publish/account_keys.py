@@ -13,16 +13,16 @@ from typing import Any
 
 from sqlalchemy import select
 
-from raregen import signing
+import raregen.signing as signing
 from raregen.audit import audit
 from raregen.db import db, transaction
 from raregen.errors import KeyRefused, KeyTaken, RareGenError, RequestError
 from raregen.publish import intake
+from raregen.publish.keys import PURPOSES
 from raregen.publish.models import RegisteredKey
 from raregen.webhooks.service import owner_has_endpoints
 
 # the keypairs a wallet derives from its seed (docs/PROTOCOL.md §7); only identity keys publish
-PURPOSES = ("identity", "financial", "tokens")
 
 
 def register_account_keys(
@@ -74,16 +74,6 @@ def register_account_keys(
             if key.status != "active":
                 raise KeyRefused("This public key was revoked.", code="KEY_REVOKED", field="pubkey")
     return [{"purpose": purpose, "pubkey": pubkey} for purpose, pubkey in parsed]
-
-
-def keys_for_account(account_ref: str) -> list[dict[str, str]]:
-    """The account's active keys, oldest first: ``[{"purpose", "pubkey"}]``."""
-    rows = db.session.scalars(
-        select(RegisteredKey)
-        .where(RegisteredKey.account_ref == account_ref, RegisteredKey.status == "active")
-        .order_by(RegisteredKey.id)
-    )
-    return [{"purpose": k.purpose, "pubkey": k.pubkey} for k in rows]
 
 
 def _owned(account_ref: str, pubkey_hex: str) -> bool:

@@ -10,7 +10,8 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
-from raregen.errors import RareGenError
+from raregen.errors import InsufficientFunds, RareGenError
+from raregen.publish import funding, keys, operator, pool, services
 
 keys_cli = AppGroup("keys", help="Register, list and revoke publishing keys.")
 pool_cli = AppGroup("pool", help="Inspect, fund and split the server's UTXO pool.")
@@ -24,8 +25,6 @@ jobs_cli = AppGroup("jobs", help="Act on publish jobs.")
 @click.option("--account", default=None, help="Account reference the key belongs to.")
 def keys_add(pubkey_hex: str, credits: int | None, label: str | None, account: str | None) -> None:
     """Register PUBKEY_HEX (compressed or uncompressed secp256k1, hex)."""
-    from raregen.publish import keys
-
     try:
         key = keys.register_key(pubkey_hex, credits=credits, label=label, account_ref=account)
     except RareGenError as err:
@@ -37,8 +36,6 @@ def keys_add(pubkey_hex: str, credits: int | None, label: str | None, account: s
 @keys_cli.command("list")
 def keys_list() -> None:
     """List registered keys."""
-    from raregen.publish import keys
-
     for key in keys.list_keys():
         credits = "unlimited" if key["credits"] is None else key["credits"]
         click.echo(f"{key['pubkey']}  {key['status']:8}  credits={credits}  {key['label'] or ''}")
@@ -48,8 +45,6 @@ def keys_list() -> None:
 @click.argument("pubkey_hex")
 def keys_revoke(pubkey_hex: str) -> None:
     """Revoke PUBKEY_HEX: its requests are refused with KEY_REVOKED from now on."""
-    from raregen.publish import keys
-
     try:
         keys.revoke_key(pubkey_hex)
     except RareGenError as err:
@@ -61,8 +56,6 @@ def keys_revoke(pubkey_hex: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def pool_status(as_json: bool) -> None:
     """Counts and satoshis by status, dirty count, reservations past their timeout."""
-    from raregen.publish import pool
-
     summary = pool.status_summary()
     if as_json:
         click.echo(json.dumps(summary, indent=2))
@@ -85,9 +78,6 @@ def pool_status(as_json: bool) -> None:
 @click.option("--sats", type=int, default=None, help="Satoshis each (default: derived).")
 def pool_split(count: int, sats: int | None) -> None:
     """Split a funding UTXO into COUNT publish UTXOs of SATS satoshis."""
-    from raregen.errors import InsufficientFunds
-    from raregen.publish import funding
-
     try:
         result = funding.split(count, sats or funding.default_utxo_sats())
     except (InsufficientFunds, RuntimeError) as exc:
@@ -99,8 +89,6 @@ def pool_split(count: int, sats: int | None) -> None:
 @click.option("--sats", type=int, default=1_000_000_000, help="Satoshis to fund (regtest).")
 def pool_fund(sats: int) -> None:
     """Development: mine regtest coins to the server address and import them."""
-    from raregen.publish import funding
-
     try:
         result = funding.fund_dev(sats)
     except RuntimeError as exc:
@@ -112,16 +100,12 @@ def pool_fund(sats: int) -> None:
 @click.option("--no-rescan", is_flag=True, help="Do not rescan the chain for the address.")
 def pool_sync(no_rescan: bool) -> None:
     """Import the server address's UTXOs known to the node."""
-    from raregen.publish import funding
-
     click.echo(f"imported {funding.sync_from_node(rescan=not no_rescan)} UTXOs")
 
 
 @pool_cli.command("address")
 def pool_address() -> None:
     """Print the server's funding address."""
-    from raregen.publish import services
-
     click.echo(services.server_wallet().address)
 
 
@@ -129,8 +113,6 @@ def pool_address() -> None:
 @click.argument("outpoint")
 def pool_release_dirty(outpoint: str) -> None:
     """Return the dirty UTXO OUTPOINT (txid:vout) to the pool: you vouch it is unspent."""
-    from raregen.publish import operator
-
     try:
         operator.release_dirty_utxo(outpoint)
     except RareGenError as err:
@@ -142,8 +124,6 @@ def pool_release_dirty(outpoint: str) -> None:
 @click.argument("outpoint")
 def pool_settle_dirty(outpoint: str) -> None:
     """Ask the chain about the dirty UTXO OUTPOINT (txid:vout) and settle it."""
-    from raregen.publish import operator
-
     try:
         result = operator.settle_dirty_utxo(outpoint)
     except RareGenError as err:
@@ -154,8 +134,6 @@ def pool_settle_dirty(outpoint: str) -> None:
 @pool_cli.command("replenish")
 def pool_replenish() -> None:
     """Split new publish UTXOs now if the pool is under its low-water mark."""
-    from raregen.publish import operator
-
     click.echo(f"added {operator.replenish_pool()} UTXOs")
 
 
@@ -163,8 +141,6 @@ def pool_replenish() -> None:
 @click.argument("job_id")
 def jobs_retry(job_id: str) -> None:
     """Put the failed job JOB_ID back in the queue."""
-    from raregen.publish import operator
-
     try:
         result = operator.retry_failed_job(job_id)
     except RareGenError as err:

@@ -24,7 +24,8 @@ from sqlalchemy import func, select, update
 
 from raregen.audit import audit
 from raregen.db import db, transaction, utcnow
-from raregen.publish import pool, services
+from raregen.proofs import capture as proofs
+from raregen.publish import batch, pool, services
 from raregen.publish.broadcasters.base import TxStatus
 from raregen.publish.models import CONFIRMED, SENT, PublishJob
 from raregen.webhooks import outbox
@@ -96,8 +97,6 @@ def confirm_sent(limit: int = 2000) -> int:
     capture_on = bool(cfg.get("PROOF_CAPTURE", True))
     recheck_blocks = int(cfg.get("PROOF_RECHECK_BLOCKS", 6))
     if recheck_blocks > 0:
-        from raregen.proofs import capture as proofs
-
         if proofs.recheck(chain, blocks=recheck_blocks, capture_missing=capture_on)["reverted"]:
             with transaction():  # the jobs sent back are asked about in this pass
                 txids = _sent_txids(limit)
@@ -137,8 +136,6 @@ def confirm_sent(limit: int = 2000) -> int:
 def _capture(mined: list[tuple[str, TxStatus]], chain: object, blocks: dict) -> None:  # type: ignore[type-arg]
     """Capture the proofs of ``mined`` per block (one txid list and header per block and
     pass, kept in ``blocks``; one transaction for a block's proofs) and empty the list."""
-    from raregen.proofs import capture as proofs
-
     proofs.capture_many(mined, chain, blocks)
     mined.clear()
 
@@ -162,8 +159,6 @@ def stored_raw_tx(txid: str) -> str | None:
     """The raw hex of our transaction ``txid`` as stored before it was broadcast: on one of
     its jobs (immediate and batch modes) or on its packed batch row; None if neither keeps
     it (current transaction)."""
-    from raregen.publish import batch
-
     raw = db.session.scalar(
         select(PublishJob.raw_tx)
         .where(PublishJob.txid == txid, PublishJob.raw_tx.is_not(None))

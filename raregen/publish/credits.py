@@ -4,7 +4,8 @@ Which balance pays depends on the key:
 
 * ``account_ref`` ``"acct:<id>"`` (keys registered through the wallet): the account's
   append-only credit ledger and its running balance ``accounts.credit_balance``
-  (:mod:`raregen.wallet.credits`); the key's ``credits`` column is not used.
+  (kept by the wallet, reached through :func:`raregen.account_link.services`); the key's
+  ``credits`` column is not used.
 * otherwise ``credits`` set (operator or API keys): that column, decremented in place.
 * otherwise (``credits`` None): unlimited.
 
@@ -18,11 +19,11 @@ from typing import Any, cast
 
 from sqlalchemy import CursorResult, update
 
+from raregen.account_link import parse_account_ref
+from raregen.account_link import services as account_services
 from raregen.db import db
 from raregen.errors import NoCredits
 from raregen.publish.models import RegisteredKey
-from raregen.wallet import credits as ledger
-from raregen.wallet.accounts import parse_account_ref
 
 
 def take(key: RegisteredKey, job_id: str) -> None:
@@ -36,7 +37,7 @@ def take(key: RegisteredKey, job_id: str) -> None:
     """
     account_id = parse_account_ref(key.account_ref)
     if account_id is not None:
-        ledger.charge(account_id, job_id)
+        account_services().charge(account_id, job_id)
         return
     if key.credits is None:
         return
@@ -65,7 +66,7 @@ def refund(key_id: int | None, job_id: str) -> None:
         return
     account_id = parse_account_ref(key.account_ref)
     if account_id is not None:
-        ledger.refund(account_id, job_id)
+        account_services().refund(account_id, job_id)
         return
     if key.credits is None:
         return

@@ -10,7 +10,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import func, select
 
-from raregen import protocol
+import raregen.protocol as protocol
 from raregen.audit import audit
 from raregen.db import db, transaction
 from raregen.errors import InsufficientFunds

@@ -28,7 +28,7 @@ from sqlalchemy import String, and_, bindparam, create_engine, insert, literal, 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from raregen import signing
+import raregen.signing as signing
 from raregen.db import after_commit, db, transaction, utcnow
 from raregen.errors import (
     KeyRefused,
@@ -38,7 +38,8 @@ from raregen.errors import (
     TimeWindowError,
     UnsupportedMediaType,
 )
-from raregen.publish import batch, credits
+from raregen.proofs import receipt
+from raregen.publish import batch, credits, services
 from raregen.publish.models import QUEUED, AuditLog, PublishJob, RegisteredKey
 from raregen.queue import enqueue_publish
 
@@ -296,7 +297,7 @@ def _autocommit_engine() -> Engine:
     connections close with the process (``app.extensions["raregen.intake_engine"]``;
     ``dispose()`` it where the app's engine is disposed for good).
     """
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    app = current_app
     engine = app.extensions.get("raregen.intake_engine")
     if engine is None:
         options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
@@ -308,11 +309,9 @@ def _autocommit_engine() -> Engine:
 
 def _receipt(job_id: str, body_sha256: str, stamp: Any) -> str:
     """The signed acceptance receipt of a new job as compact JSON text (docs/PROOFS.md)."""
-    from raregen.proofs import receipt
-
     cfg = current_app.config
     signed = receipt.sign_receipt(
-        receipt.app_receipt_key(),
+        services.app_receipt_key(),
         job_id=job_id,
         body_sha256=body_sha256,
         accepted_at=stamp,

@@ -19,9 +19,9 @@ import hmac
 from flask import Blueprint, current_app, jsonify, request, url_for
 from flask.typing import ResponseReturnValue
 
+from raregen.account_link import parse_account_ref
 from raregen.errors import AuthRequired, RequestError
 from raregen.publish import account_keys, intake
-from raregen.wallet.accounts import parse_account_ref
 
 bp = Blueprint("publish_internal", __name__, url_prefix="/internal")
 

@@ -1,4 +1,5 @@
-"""Registered publishing keys: add, list, revoke (docs/PROTOCOL.md §2: 403 if unknown/revoked)."""
+"""Registered publishing keys: add, list, revoke (docs/PROTOCOL.md §2: 403 if unknown/revoked),
+and the keys of a wallet account."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ from raregen.db import db, transaction, utcnow
 from raregen.errors import NotFound
 from raregen.publish.models import RegisteredKey
 from raregen.signing import parse_pubkey
+
+#: The purposes of the keys a wallet account registers (docs/WALLET_API.md).
+PURPOSES = ("identity", "financial", "tokens")
 
 
 def _view(key: RegisteredKey) -> dict[str, Any]:
@@ -77,3 +81,13 @@ def revoke_key(pubkey_hex: str, *, actor: str = "cli") -> None:
         key.status = "revoked"
         key.revoked_at = utcnow()
         audit(actor, "keys:key:revoked", pubkey)
+
+
+def keys_for_account(account_ref: str) -> list[dict[str, str]]:
+    """The account's active keys, oldest first: ``[{"purpose", "pubkey"}]``."""
+    rows = db.session.scalars(
+        select(RegisteredKey)
+        .where(RegisteredKey.account_ref == account_ref, RegisteredKey.status == "active")
+        .order_by(RegisteredKey.id)
+    )
+    return [{"purpose": k.purpose, "pubkey": k.pubkey} for k in rows]

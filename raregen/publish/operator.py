@@ -24,13 +24,13 @@ from typing import Any
 
 from sqlalchemy import select
 
+from raregen.account_link import parse_account_ref
 from raregen.audit import audit
 from raregen.db import db, transaction
 from raregen.errors import NotFound, RequestError, ServiceError
 from raregen.publish import credits, funding, pipeline, pool, services
 from raregen.publish.broadcasters.base import BroadcasterUnavailable
 from raregen.publish.models import FAILED, SPENT, PublishJob, RegisteredKey, Utxo
-from raregen.wallet.accounts import parse_account_ref
 
 _OUTPOINT_RE = re.compile(r"([0-9a-fA-F]{64}):([0-9]{1,9})")
 

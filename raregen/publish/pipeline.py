@@ -39,7 +39,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import case, select, update
 
-from raregen import protocol
+import raregen.protocol as protocol
 from raregen.audit import audit
 from raregen.db import after_commit, db, rows_matched, transaction, utcnow
 from raregen.errors import InsufficientFunds

@@ -73,7 +73,10 @@ def reservation_values(holder: str, now: datetime, timeout_seconds: float) -> di
     }
 
 
-def _candidates(min_satoshis: int, max_depth: int, purpose: str) -> Select[int]:
+def candidates(min_satoshis: int, max_depth: int, purpose: str) -> Select[int]:
+    """The ``SELECT Utxo.id`` of the UTXOs a reservation may take: ``available``, clean, of
+    ``purpose``, at least ``min_satoshis``, under ``max_depth`` unconfirmed ancestors, smallest
+    first. Callers add their limit and row locks (``FOR UPDATE SKIP LOCKED`` on PostgreSQL)."""
     return (
         select(Utxo.id)
         .where(
@@ -116,7 +119,7 @@ def reserve(
     values = reservation_values(holder, now, timeout_seconds)
     if is_postgres():
         sub = (
-            _candidates(min_satoshis, max_depth, purpose)
+            candidates(min_satoshis, max_depth, purpose)
             .limit(1)
             .with_for_update(skip_locked=True, of=Utxo)
             .scalar_subquery()
@@ -131,7 +134,7 @@ def reserve(
         if row is None:
             return None
         return db.session.get(Utxo, row[0], populate_existing=True)
-    for (utxo_id,) in db.session.execute(_candidates(min_satoshis, max_depth, purpose).limit(8)):
+    for (utxo_id,) in db.session.execute(candidates(min_satoshis, max_depth, purpose).limit(8)):
         result = db.session.execute(
             update(Utxo)
             .where(Utxo.id == utxo_id, Utxo.status == AVAILABLE, Utxo.dirty.is_(False))
@@ -160,7 +163,7 @@ def reserve_many(
     now = now or utcnow()
     release_expired(now)
     values = reservation_values(holder, now, timeout_seconds)
-    cand = _candidates(min_satoshis, max_depth, PURPOSE_PUBLISH).limit(count)
+    cand = candidates(min_satoshis, max_depth, PURPOSE_PUBLISH).limit(count)
     if is_postgres():
         cand = cand.with_for_update(skip_locked=True, of=Utxo)
     ids = [row[0] for row in db.session.execute(cand)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from raregen import protocol
+import raregen.protocol as protocol
 from raregen.chain.rpc import RPCError, RPCTransportError
 from raregen.errors import NotFound, RequestError, ServiceError
 from raregen.publish import services

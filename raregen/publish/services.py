@@ -15,16 +15,33 @@ import time
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, current_app
+import coincurve
+from flask import Flask
+from flask.globals import app_ctx
 
 from raregen.chain.rpc import NodeRPC
+from raregen.proofs import receipt
+from raregen.publish import pool
 from raregen.publish.broadcasters import build_chain
 from raregen.publish.broadcasters.base import Broadcaster
 from raregen.publish.txbuilder import ServerWallet
+from raregen.server_key import write_key_file
 
 _EXT = "raregen.services"
 
 log = logging.getLogger(__name__)
+
+
+def app_object() -> Flask:
+    """The Flask app of the current app context, itself rather than the ``current_app`` proxy:
+    what is built here keeps it in closures that run outside the context (broadcaster
+    threads, :func:`_pool_prevouts`). ``flask.globals.app_ctx`` is the current app context
+    (the name Flask 2.2 gave it when it retired its context stacks).
+
+    Raises:
+        RuntimeError: outside an app context.
+    """
+    return app_ctx.app
 
 
 def _cache(app: Flask) -> dict[str, Any]:
@@ -42,8 +59,6 @@ def load_or_create_wif(path: Path, network: str, *, create: bool = True) -> str:
         return path.read_text().strip()
     if not create:
         raise FileNotFoundError(f"server key file {path} does not exist")
-    from raregen.server_key import write_key_file
-
     try:
         return write_key_file(path, network).to_wif()
     except FileExistsError:  # another process made it first: use theirs
@@ -52,7 +67,7 @@ def load_or_create_wif(path: Path, network: str, *, create: bool = True) -> str:
 
 def server_wallet(app: Flask | None = None) -> ServerWallet:
     """The server's wallet (cached per app)."""
-    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+    app = app or app_object()
     cache = _cache(app)
     if "wallet" not in cache:
         cfg = app.config
@@ -67,7 +82,7 @@ def server_wallet(app: Flask | None = None) -> ServerWallet:
 
 def node_rpc(app: Flask | None = None) -> NodeRPC:
     """JSON-RPC client of the SV Node: settings, else the dev node's ``rpc.json`` file."""
-    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+    app = app or app_object()
     cache = _cache(app)
     if "rpc" not in cache:
         cfg = app.config
@@ -82,7 +97,7 @@ def node_rpc(app: Flask | None = None) -> NodeRPC:
 
 def broadcaster(app: Flask | None = None) -> Broadcaster:
     """The configured broadcaster chain (``BROADCASTERS``, in failover order)."""
-    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+    app = app or app_object()
     cache = _cache(app)
     if "broadcaster" not in cache:
         config = dict(app.config)
@@ -93,8 +108,6 @@ def broadcaster(app: Flask | None = None) -> Broadcaster:
 
 
 def _pool_prevouts(app: Flask, outpoints: list[tuple[str, int]]) -> dict[Any, Any]:
-    from raregen.publish import pool
-
     with app.app_context():
         return pool.prevouts(outpoints)
 
@@ -112,7 +125,7 @@ def fee_rate(app: Flask | None = None) -> int:
 
     Either way the result is never below ``FEE_RATE_FLOOR_SAT_PER_KB``.
     """
-    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+    app = app or app_object()
     cfg = app.config
     floor = int(cfg["FEE_RATE_FLOOR_SAT_PER_KB"])
     rate = int(cfg["FEE_RATE_SAT_PER_KB"])
@@ -136,3 +149,36 @@ def _policy_rate(app: Flask, *, default: int) -> int:
         cached = (now, int(asked) if asked is not None else None)
         cache["fee_policy"] = cached
     return default if cached[1] is None else cached[1]
+
+
+def app_receipt_key(app: Flask | None = None) -> coincurve.PrivateKey:
+    """The app's receipt key (cached per app): ``RECEIPT_WIF``, else ``RECEIPT_KEY_FILE``.
+
+    Raises:
+        FileNotFoundError: production, and no key file (keys are made only elsewhere).
+        RuntimeError: the receipt key is the server's funds key (refused: a receipt key may
+            be kept online and handed to more services than the key that spends).
+        ValueError: ``RECEIPT_WIF`` is not a WIF.
+    """
+    app = app or app_object()
+    cache = app.extensions.setdefault("raregen.receipt", {})
+    key = cache.get("key")
+    if key is None:
+        cfg = app.config
+        if cfg.get("RECEIPT_WIF"):
+            # bsv-sdk reads the WIF (imported here: only this branch needs it)
+            from bsv import PrivateKey
+
+            key = coincurve.PrivateKey(PrivateKey(cfg["RECEIPT_WIF"]).serialize())
+        elif cfg.get("ENV_NAME") == "production":
+            # production never makes keys on its own (raregen.config.check_startup refuses
+            # to start without one; `flask --app app server-key new --receipt` makes it)
+            secret = Path(cfg["RECEIPT_KEY_FILE"]).read_text().strip()
+            key = coincurve.PrivateKey(bytes.fromhex(secret))
+        else:
+            key = receipt.load_or_create_key(Path(cfg["RECEIPT_KEY_FILE"]))
+        funds = server_wallet(app).public_key_hex
+        if key.public_key.format(compressed=True).hex() == funds:
+            raise RuntimeError("the receipt key must not be the server's funds key")
+        cache["key"] = key
+    return key  # type: ignore[no-any-return]

@@ -27,6 +27,16 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from flask import Flask
+from rq import get_current_job
+
+import raregen.logs as logs
+from raregen import create_app
+from raregen.account_link import services as account_services
+from raregen.db import db
+from raregen.ops import charts
+from raregen.publish import batch, confirm, funding, pipeline, reaper
+from raregen.queue import job_lock
+from raregen.webhooks import delivery
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +69,6 @@ def set_app(app: Flask) -> None:
 
 def _app() -> Flask:
     if _APP is None:
-        from raregen import create_app
-
         set_app(create_app())
     assert _APP is not None
     return _APP
@@ -81,8 +89,6 @@ def _fresh_pools_in_child() -> None:
     if app is None:
         return
     try:
-        from raregen.db import db
-
         with app.app_context():
             for engine in db.engines.values():
                 engine.dispose(close=False)
@@ -91,8 +97,6 @@ def _fresh_pools_in_child() -> None:
 
 
 def _run(fn: Callable[..., T], *args: Any) -> T:
-    from raregen.db import db
-
     with _app().app_context():
         try:
             return fn(*args)
@@ -103,9 +107,6 @@ def _run(fn: Callable[..., T], *args: Any) -> T:
 def _run_locked(name: str, fn: Callable[..., T], default: T) -> T:
     """``fn()`` under the lock ``name`` (timeout: the job's, :data:`PERIODIC_TIMEOUTS`), or
     ``default`` when another holder has it."""
-    from raregen.db import db
-    from raregen.queue import job_lock
-
     with _app().app_context(), job_lock(name, PERIODIC_TIMEOUTS[name]) as taken:
         if not taken:
             return default
@@ -121,11 +122,6 @@ def process_job(job_id: str) -> str:
     The job's log lines carry ``job_id`` and the ``request_id`` of the request that stored it
     (the RQ job's ``meta``, :func:`raregen.queue.enqueue_publish`); one line says the outcome.
     """
-    from rq import get_current_job
-
-    from raregen import logs
-    from raregen.publish import pipeline
-
     rq_job = get_current_job()
     request_id = (rq_job.meta or {}).get("request_id") if rq_job is not None else None
     logs.bind(job_id=job_id, request_id=request_id)
@@ -139,14 +135,12 @@ def process_job(job_id: str) -> str:
 
 def confirm_sent() -> int:
     """Periodic: mark ``sent`` jobs ``confirmed`` once their transaction is mined."""
-    from raregen.publish import confirm
 
     return _run_locked("confirm", confirm.confirm_sent, 0)
 
 
 def reap() -> dict[str, int]:
     """Periodic: settle jobs left in ``processing`` and re-enqueue forgotten ``queued`` jobs."""
-    from raregen.publish import reaper
 
     return _run_locked("reaper", reaper.reap, {})
 
@@ -177,7 +171,6 @@ def recover_at_start(pause_seconds: float = 1.0) -> int:
         lock (that reaper sweeps) or Redis is unreachable (the sweeper logs it; the periodic
         reaper catches up).
     """
-    from raregen.publish import reaper
 
     def sweep_twice() -> int:
         grace = START_SWEEP_GRACE_SECONDS
@@ -190,21 +183,18 @@ def recover_at_start(pause_seconds: float = 1.0) -> int:
 
 def settle_dirty() -> int:
     """Periodic: settle dirty UTXOs against the chain."""
-    from raregen.publish import reaper
 
     return _run_locked("settle-dirty", reaper.settle_dirty, 0)
 
 
 def replenish_pool() -> int:
     """Periodic: split funding coins into publish UTXOs under the low-water mark."""
-    from raregen.publish import funding
 
     return _run_locked("replenish", funding.replenish, 0)
 
 
 def sample_pool() -> dict[str, int]:
     """Periodic: store the pool level for the operator console's chart."""
-    from raregen.ops import charts
 
     return _run_locked("pool-sample", charts.sample_pool, {})
 
@@ -212,8 +202,6 @@ def sample_pool() -> dict[str, int]:
 def collect_batches() -> dict[str, int]:
     """Periodic and triggered: batch and packed modes take queued jobs and publish them
     together (docs/PROTOCOL.md §6); in every mode, finish batches left behind."""
-    from raregen.publish import batch
-
     return _run(batch.run_collector)
 
 
@@ -221,7 +209,6 @@ def deliver_webhooks() -> dict[str, int]:
     """Periodic and nudged after each state change: deliver the due webhook events
     (:mod:`raregen.webhooks.delivery`); several runs may go at once (each claims its
     events). Also drops expired command nonces."""
-    from raregen.webhooks import delivery
 
     def run() -> dict[str, int]:
         counts = delivery.deliver_due()
@@ -232,7 +219,7 @@ def deliver_webhooks() -> dict[str, int]:
 
 
 def purge_wallet_challenges() -> dict[str, int]:
-    """Periodic: delete wallet one-time codes and key challenges expired over a day ago."""
-    from raregen.wallet import purge
-
-    return _run_locked("purge-wallet", purge.purge_expired, {})
+    """Periodic: delete wallet one-time codes and key challenges expired over a day ago
+    (the wallet's :func:`raregen.wallet.purge.purge_expired`, through
+    :func:`raregen.account_link.services`)."""
+    return _run_locked("purge-wallet", lambda: account_services().purge_expired(), {})

@@ -12,7 +12,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from raregen import signing
+import raregen.signing as signing
 from raregen.errors import RequestError, UnsupportedMediaType
 from raregen.wallet import backup, forward, keyreg, overview
 from raregen.wallet.accounts import account_ref

@@ -23,7 +23,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import func, select
 
-from raregen import signing
+import raregen.signing as signing
 from raregen.audit import audit
 from raregen.db import db, transaction
 from raregen.errors import NotFound, PayloadTooLarge, RequestError

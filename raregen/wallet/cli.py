@@ -7,8 +7,12 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
-from raregen.db import transaction
+import raregen.db
+from raregen.db import db, transaction
 from raregen.errors import RareGenError
+from raregen.wallet import accounts, credits
+from raregen.wallet.models import CreditEntry
+from raregen.wallet.purge import purge_expired
 
 accounts_cli = AppGroup(
     "accounts", help="Wallet accounts: list them, set plans, grant credits, check balances."
@@ -22,8 +26,6 @@ def _fail(err: RareGenError) -> click.ClickException:
 @accounts_cli.command("list")
 def accounts_list() -> None:
     """List accounts: id, email, plan, spendable credits, created."""
-    from raregen.wallet import accounts, credits
-
     with transaction():
         for account in accounts.list_all():
             click.echo(
@@ -37,8 +39,6 @@ def accounts_list() -> None:
 @click.argument("plan", type=click.Choice(["free", "paid"]))
 def accounts_plan(email: str, plan: str) -> None:
     """Put the account of EMAIL on PLAN (free or paid)."""
-    from raregen.wallet import accounts
-
     try:
         with transaction():
             account = accounts.set_plan(email, plan)
@@ -54,8 +54,6 @@ def accounts_plan(email: str, plan: str) -> None:
 @click.option("--reason", default=None, help="A note kept in the ledger (grant:<note>).")
 def accounts_grant(email: str, amount: int, reason: str | None) -> None:
     """Add AMOUNT credits to the account of EMAIL (negative to correct a mistake)."""
-    from raregen.wallet import accounts, credits
-
     try:
         with transaction():
             account = accounts.require_by_email(email)
@@ -71,8 +69,6 @@ def accounts_grant(email: str, amount: int, reason: str | None) -> None:
 @click.option("--revoke", is_flag=True, help="Take the operator role away instead.")
 def accounts_operator(email: str, revoke: bool) -> None:
     """Let the account of EMAIL use the operator console at /ops (or, --revoke, stop it)."""
-    from raregen.wallet import accounts
-
     try:
         with transaction():
             account = accounts.set_operator(email, not revoke)
@@ -87,10 +83,6 @@ def accounts_operator(email: str, revoke: bool) -> None:
 def accounts_ledger(email: str) -> None:
     """Print the credit ledger of the account of EMAIL, oldest first."""
     from sqlalchemy import select
-
-    from raregen.db import db
-    from raregen.wallet import accounts
-    from raregen.wallet.models import CreditEntry
 
     try:
         with transaction():
@@ -125,8 +117,6 @@ def accounts_check_balances(repair: bool) -> None:
     Prints one line per mismatch and exits 1 if any is found (0 when all agree, or when
     --repair corrected them).
     """
-    from raregen.wallet import credits
-
     with transaction():
         found = credits.repair_balances() if repair else credits.check_balances()
     for m in found:
@@ -154,10 +144,7 @@ def accounts_purge_expired(grace_hours: float) -> None:
     """Delete expired sign-in codes and key challenges (raregen.wallet.purge)."""
     from datetime import timedelta
 
-    from raregen.db import utcnow
-    from raregen.wallet.purge import purge_expired
-
-    now = utcnow()
+    now = raregen.db.utcnow()  # looked up when run: tests set the clock there
     grace = timedelta(hours=grace_hours)
     counts = purge_expired(now, grace, actor="cli")
     click.echo(

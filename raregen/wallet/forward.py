@@ -19,6 +19,7 @@ from flask import current_app, url_for
 
 from raregen.db import db
 from raregen.errors import RareGenError, RateLimited, ServiceError
+from raregen.publish import account_keys
 from raregen.wallet.keyreg import KeyProof
 
 ACCOUNT_HEADER = "X-RareGen-Account"
@@ -59,8 +60,6 @@ class InProcessPublisher:
     """The publisher in this process (``ROLE=all``): direct service calls."""
 
     def register_keys(self, account_ref: str, keys: Sequence[KeyProof]) -> Answer:
-        from raregen.publish import account_keys
-
         try:
             pairs = [(k.purpose, k.pubkey) for k in keys]
             return Answer(
@@ -70,8 +69,6 @@ class InProcessPublisher:
             return _error_answer(err)
 
     def publish(self, account_ref: str, raw: bytes, content_type: str | None) -> Answer:
-        from raregen.publish import account_keys
-
         try:
             accepted = account_keys.accept_for_account(account_ref, raw, content_type)
         except RareGenError as err:

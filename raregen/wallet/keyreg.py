@@ -23,10 +23,10 @@ from typing import Any, cast
 
 from sqlalchemy import CursorResult, update
 
-from raregen import signing
+import raregen.signing as signing
 from raregen.db import db, transaction, utcnow
 from raregen.errors import RequestError, SignatureRejected
-from raregen.publish.account_keys import PURPOSES
+from raregen.publish.keys import PURPOSES
 from raregen.wallet.models import KeyChallenge
 
 CHALLENGE_SECONDS = 300

@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy import func, select
 
 from raregen.db import db
-from raregen.publish.account_keys import keys_for_account
 from raregen.publish.jobs import job_view
+from raregen.publish.keys import keys_for_account
 from raregen.publish.models import PublishJob
 from raregen.wallet import backup, credits
 from raregen.wallet.accounts import account_ref

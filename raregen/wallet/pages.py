@@ -34,7 +34,11 @@ from flask import Blueprint, Response, current_app, make_response, render_templa
 from sqlalchemy.exc import SQLAlchemyError
 
 from raregen.errors import NotFound, RareGenError, RequestError
+from raregen.publish import records as publish_records
+from raregen.publish.jobs import get_job_view
 from raregen.wallet import display, session
+from raregen.wallet.certificate import certificate_facts, published_outputs
+from raregen.wallet.overview import account_jobs, account_view
 
 bp = Blueprint("wallet_pages", __name__)
 
@@ -139,10 +143,8 @@ def job_panel(job_id: str) -> tuple[str, int]:
 
 @bp.get("/records/<txid>")
 def record(txid: str) -> tuple[str, int]:
-    from raregen.publish.records import read_records
-
     try:
-        found = read_records(txid)
+        found = publish_records.read_records(txid)
     except RequestError:
         return render_template("records/show.html", txid=txid, found=None, problem="bad-txid"), 400
     except NotFound:
@@ -151,8 +153,6 @@ def record(txid: str) -> tuple[str, int]:
         return render_template(
             "records/show.html", txid=txid, found=None, problem="unavailable"
         ), 503
-    from raregen.wallet.certificate import published_outputs
-
     shown = [_record_view(r) for r in found["records"]]
     return render_template(
         "records/show.html",
@@ -166,8 +166,6 @@ def record(txid: str) -> tuple[str, int]:
 
 @bp.get("/records/<txid>/<int:vout>/certificate")
 def certificate(txid: str, vout: int) -> tuple[str, int]:
-    from raregen.wallet.certificate import certificate_facts
-
     try:
         facts = certificate_facts(txid, vout)
     except RequestError:
@@ -197,36 +195,17 @@ def _account_summary() -> dict[str, Any]:
     """The dashboard's facts, from the wallet API's own view of the account when it has one."""
     account = session.current_account()
     assert account is not None  # login_required
-    try:
-        from raregen.wallet import views
-
-        return dict(views.account_view(account))
-    except (ImportError, AttributeError):
-        return {
-            "email": account.email,
-            "plan": account.plan,
-            "credits": None,
-            "keys": [],
-            "hasBackup": False,
-            "backupVersion": None,
-        }
+    return dict(account_view(account))
 
 
 def _account_jobs() -> list[dict[str, Any]]:
     """The signed-in account's jobs, newest first, as the wallet API lists them."""
     account = session.current_account()
     assert account is not None
-    try:
-        from raregen.wallet import views
-
-        return list(views.account_jobs(account))
-    except (ImportError, AttributeError):
-        return []
+    return list(account_jobs(account))
 
 
 def _job_view(job_id: str) -> dict[str, Any]:
-    from raregen.publish.jobs import get_job_view
-
     return get_job_view(job_id)
 
 

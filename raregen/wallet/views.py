@@ -22,7 +22,6 @@ gets the error JSON of docs/PROTOCOL.md §2 instead of the re-rendered form.
 
 from __future__ import annotations
 
-import importlib.util
 from datetime import timedelta
 from typing import Any
 
@@ -42,7 +41,7 @@ from flask import (
 from flask.typing import ResponseReturnValue
 
 from raregen.errors import RareGenError, RateLimited
-from raregen.wallet import mail, signin
+from raregen.wallet import api, cli, mail, pages, signin
 from raregen.wallet import session as wallet_session
 from raregen.wallet.overview import account_jobs, account_view
 from raregen.wallet.redirects import DEFAULT_NEXT, safe_next
@@ -141,9 +140,7 @@ def outbox() -> ResponseReturnValue:
 
 def init_app(app: Flask) -> None:
     """Attach the wallet to ``app`` (roles ``all`` and ``wallet``): pages, JSON API, mail,
-    operator commands, and the browser pages blueprint ``raregen.wallet.pages.bp`` if present."""
-    from raregen.wallet import api, cli
-
+    operator commands, and the browser pages blueprint ``raregen.wallet.pages.bp``."""
     app.permanent_session_lifetime = timedelta(seconds=int(app.config["SESSION_LIFETIME_SECONDS"]))
     # Flask-Mail would silently drop mail whenever TESTING is on; send unless told not to
     app.config.setdefault("MAIL_SUPPRESS_SEND", False)
@@ -152,8 +149,5 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(api.bp)
     if app.config.get("ENV_NAME") == "development":
         app.register_blueprint(dev_bp)
-    if importlib.util.find_spec("raregen.wallet.pages") is not None:
-        from raregen.wallet import pages
-
-        app.register_blueprint(pages.bp)
+    app.register_blueprint(pages.bp)
     cli.register(app)

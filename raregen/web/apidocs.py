@@ -66,7 +66,7 @@ def spec_for(app: Flask) -> dict[str, Any]:
 @bp.get("/v1/openapi.json")
 def openapi() -> ResponseReturnValue:
     """The OpenAPI 3.1 document (JSON)."""
-    resp = jsonify(spec_for(current_app._get_current_object()))  # type: ignore[attr-defined]
+    resp = jsonify(spec_for(current_app))
     resp.headers["Cache-Control"] = "public, max-age=300"
     return resp
 

@@ -9,6 +9,12 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify
 from flask.typing import ResponseReturnValue
 
+from raregen.db import db, utcnow
+from raregen.publish import pool
+from raregen.publish.models import PROCESSING, QUEUED, PublishJob
+from raregen.queue import publish_queue, queue_depths
+from raregen.web.metrics import operator_client
+
 bp = Blueprint("health", __name__)
 
 
@@ -63,11 +69,6 @@ def healthz() -> ResponseReturnValue:
     """
     from sqlalchemy import func, select
 
-    from raregen.db import db, utcnow
-    from raregen.publish import pool
-    from raregen.publish.models import PROCESSING, QUEUED, PublishJob
-    from raregen.web.metrics import operator_client
-
     operator = operator_client()
     try:
         queued = int(
@@ -94,8 +95,6 @@ def healthz() -> ResponseReturnValue:
     queue = None
     if current_app.config.get("PUBLISH_MODE", "immediate") == "immediate":
         try:
-            from raregen.queue import queue_depths
-
             queue = queue_depths()
         except Exception:
             queue = None
@@ -122,8 +121,6 @@ def live_workers() -> int:
         redis.RedisError: Redis unreachable.
     """
     from rq import Worker
-
-    from raregen.queue import publish_queue
 
     queue = publish_queue()
     keys = Worker.all_keys(queue=queue)

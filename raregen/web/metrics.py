@@ -56,6 +56,11 @@ from prometheus_client.core import (
 )
 from sqlalchemy import func, select
 
+from raregen.db import db, utcnow
+from raregen.publish import pool
+from raregen.publish.models import JOB_STATES, PROCESSING, PublishJob, Utxo
+from raregen.queue import LATENCY_BUCKETS, queue_depths, read_counters
+
 bp = Blueprint("metrics", __name__)
 
 log = logging.getLogger(__name__)
@@ -85,10 +90,6 @@ class _Collector:
         yield up
 
     def _database(self) -> Iterator[Metric]:
-        from raregen.db import db, utcnow
-        from raregen.publish import pool
-        from raregen.publish.models import JOB_STATES, PROCESSING, PublishJob, Utxo
-
         counts = dict.fromkeys(JOB_STATES, 0)
         for status, n in db.session.execute(
             select(PublishJob.status, func.count()).group_by(PublishJob.status)
@@ -153,8 +154,6 @@ class _Collector:
         )
 
     def _redis(self) -> Iterator[Metric]:
-        from raregen.queue import LATENCY_BUCKETS, queue_depths, read_counters
-
         depths = queue_depths()
         queue = GaugeMetricFamily("raregen_queue_jobs", "RQ jobs by state", labels=["state"])
         for state, n in sorted(depths.items()):

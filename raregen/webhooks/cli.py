@@ -9,7 +9,12 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
+from raregen.db import db, transaction
 from raregen.errors import RareGenError
+from raregen.publish.models import RegisteredKey
+from raregen.signing import parse_pubkey
+from raregen.webhooks import delivery, service
+from raregen.webhooks.service import Owner
 
 if TYPE_CHECKING:
     from raregen.webhooks.service import Owner
@@ -19,11 +24,6 @@ webhooks_cli = AppGroup("webhooks", help="Webhook endpoints of keys and wallet a
 
 def _owner(key: str | None, account: str | None) -> Owner:
     from sqlalchemy import select
-
-    from raregen.db import db, transaction
-    from raregen.publish.models import RegisteredKey
-    from raregen.signing import parse_pubkey
-    from raregen.webhooks.service import Owner
 
     if (key is None) == (account is None):
         raise click.UsageError("give exactly one of --key PUBKEY_HEX or --account acct:<id>")
@@ -51,8 +51,6 @@ def _fail(err: RareGenError) -> click.ClickException:
 @click.option("--description", default=None, help="A note to recognise the endpoint by.")
 def add(url: str, key: str | None, account: str | None, description: str | None) -> None:
     """Register URL; prints the endpoint and its secret (shown once)."""
-    from raregen.webhooks import service
-
     try:
         view = service.create_endpoint(_owner(key, account), url, description, actor="cli")
     except RareGenError as err:
@@ -65,8 +63,6 @@ def add(url: str, key: str | None, account: str | None, description: str | None)
 @click.option("--account", default=None, help="Only this account's endpoints.")
 def list_(key: str | None, account: str | None) -> None:
     """List endpoints (all by default)."""
-    from raregen.webhooks import service
-
     owner = None if key is None and account is None else _owner(key, account)
     for view in service.list_endpoints(owner):
         who = view.get("owner", "")
@@ -80,8 +76,6 @@ def list_(key: str | None, account: str | None) -> None:
 @click.argument("endpoint_id", type=int)
 def remove(endpoint_id: int) -> None:
     """Remove endpoint ENDPOINT_ID with its pending events and history."""
-    from raregen.webhooks import service
-
     try:
         service.remove_endpoint(None, endpoint_id, actor="cli")
     except RareGenError as err:
@@ -93,8 +87,6 @@ def remove(endpoint_id: int) -> None:
 @click.argument("endpoint_id", type=int)
 def enable(endpoint_id: int) -> None:
     """Enable a disabled endpoint again."""
-    from raregen.webhooks import service
-
     try:
         service.enable_endpoint(None, endpoint_id, actor="cli")
     except RareGenError as err:
@@ -108,8 +100,6 @@ def enable(endpoint_id: int) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (with every attempt).")
 def deliveries(endpoint_id: int | None, limit: int, as_json: bool) -> None:
     """The latest events and their delivery attempts, newest first."""
-    from raregen.webhooks import service
-
     try:
         events = service.deliveries(None, endpoint_id, limit=limit)
     except RareGenError as err:
@@ -130,8 +120,6 @@ def deliveries(endpoint_id: int | None, limit: int, as_json: bool) -> None:
 @click.option("--budget", type=float, default=30.0, show_default=True, help="Seconds.")
 def deliver(budget: float) -> None:
     """Deliver the due events now (what the workers do)."""
-    from raregen.webhooks import delivery
-
     click.echo(json.dumps(delivery.deliver_due(budget_seconds=budget)))
 
 

@@ -24,7 +24,7 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from raregen import signing
+import raregen.signing as signing
 from raregen.db import db, transaction
 from raregen.errors import KeyRefused, NonceReused, RequestError
 from raregen.publish.models import RegisteredKey

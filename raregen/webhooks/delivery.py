@@ -41,13 +41,16 @@ from sqlalchemy import and_, exists, insert, or_, select, update
 from sqlalchemy.orm import aliased
 from standardwebhooks.webhooks import Webhook
 
+from raregen.audit import audit
 from raregen.db import db, rows_matched, transaction, utcnow
 from raregen.errors import RareGenError
-from raregen.webhooks import urls
+from raregen.queue import periodic_queue_name, redis_connection
+from raregen.webhooks import service, urls
 from raregen.webhooks.models import (
     DELIVERED,
     GAVE_UP,
     PENDING,
+    CommandNonce,
     WebhookAttempt,
     WebhookEndpoint,
     WebhookEvent,
@@ -298,14 +301,10 @@ def record(claimed: Claimed, outcome: Outcome, now: datetime | None = None) -> s
                     f"disabled after {endpoint.failures} failed attempts in a row; last: "
                     f"{outcome.error or 'no answer'}"
                 )[:1000]
-                from raregen.audit import audit
-
                 audit("worker", "webhooks:endpoint:disabled", str(endpoint.id))
                 notice = (endpoint.id, endpoint.disabled_reason)
         status = event.status
     if notice is not None:
-        from raregen.webhooks import service
-
         service.tell_owner_disabled(*notice)
     return status
 
@@ -418,8 +417,6 @@ def nudge() -> None:
     """Start a delivery run soon (an RQ job on the periodic queue), at most one enqueue per
     200 ms per Redis. Best effort: with Redis down the periodic run delivers."""
     try:
-        from raregen.queue import periodic_queue_name, redis_connection
-
         conn = redis_connection()
         if not conn.set(_NUDGE_KEY, "1", nx=True, px=200):
             return
@@ -438,8 +435,6 @@ def nudge() -> None:
 def purge_nonces(now: datetime | None = None) -> int:
     """Delete expired nonces of signed webhook commands. Returns how many."""
     from sqlalchemy import delete
-
-    from raregen.webhooks.models import CommandNonce
 
     with transaction():
         result = db.session.execute(

@@ -31,6 +31,7 @@ from sqlalchemy import String, and_, bindparam, cast, insert, literal, or_, sele
 
 from raregen.db import after_commit, db, utcnow
 from raregen.publish.models import PublishJob
+from raregen.webhooks import delivery
 from raregen.webhooks.models import PENDING, WebhookEndpoint, WebhookEvent
 
 SENT, CONFIRMED, FAILED, REORGED = "job.sent", "job.confirmed", "job.failed", "job.reorged"
@@ -160,6 +161,4 @@ def emit(event_type: str, jobs: Iterable[Any]) -> int:
 
 
 def _nudge() -> None:
-    from raregen.webhooks import delivery
-
     delivery.nudge()

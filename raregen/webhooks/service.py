@@ -20,6 +20,8 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import delete, exists, func, or_, select, update
 
+from raregen.account_link import parse_account_ref
+from raregen.account_link import services as account_services
 from raregen.audit import audit
 from raregen.db import db, transaction
 from raregen.errors import NotFound, RareGenError, RequestError
@@ -304,9 +306,8 @@ def deliveries(
 def tell_owner_disabled(endpoint_id: int, reason: str) -> None:
     """Tell an endpoint's owner it was disabled: a wallet account by mail (the wallet's
     mail settings); a key owner reads it in ``list`` (``status``, ``disabledReason``).
-    Best effort: a mail failure is logged (the endpoint stays disabled either way)."""
-    from raregen.wallet.accounts import parse_account_ref
-
+    Best effort: a mail failure is logged (the endpoint stays disabled either way). The mail
+    is the wallet's (:func:`raregen.account_link.services`)."""
     with transaction():
         endpoint = db.session.get(WebhookEndpoint, endpoint_id)
         if endpoint is None or endpoint.account_ref is None:
@@ -315,21 +316,4 @@ def tell_owner_disabled(endpoint_id: int, reason: str) -> None:
         url = endpoint.url
     if account_id is None:
         return
-    from raregen.wallet import mail
-    from raregen.wallet.models import Account
-
-    with transaction():
-        account = db.session.get(Account, account_id)
-        email = account.email if account is not None else None
-    if email is None:
-        return
-    try:
-        mail.send_notice(
-            email,
-            "RareGen: a webhook endpoint was disabled",
-            "wallet/webhook_disabled_mail.txt",
-            url=url,
-            reason=reason,
-        )
-    except Exception:
-        log.exception("could not tell %s that webhook endpoint %s was disabled", email, endpoint_id)
+    account_services().tell_webhook_disabled(account_id, endpoint_id, url, reason)

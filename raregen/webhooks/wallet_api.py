@@ -11,7 +11,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from raregen import signing
+import raregen.signing as signing
 from raregen.errors import RequestError, UnsupportedMediaType
 from raregen.wallet.accounts import account_ref
 from raregen.wallet.session import api_login_required, current_account

@@ -121,9 +121,7 @@ def test_batch_with_one_conflict_publishes_the_others(chain_app, regtest_node, a
     with transaction():
         victims = list(
             db.session.scalars(
-                pool._candidates(need, chain_app.config["MAX_UNCONFIRMED_DEPTH"], "publish").limit(
-                    4
-                )
+                pool.candidates(need, chain_app.config["MAX_UNCONFIRMED_DEPTH"], "publish").limit(4)
             )
         )
         row = db.session.get(Utxo, victims[2])

@@ -150,7 +150,7 @@ def test_outside_double_spend_marks_dirty_and_retries(node_app, regtest_node, au
     need = required_satoshis([script], services.fee_rate())
     with transaction():
         victim = db.session.scalar(
-            pool._candidates(need, node_app.config["MAX_UNCONFIRMED_DEPTH"], "publish").limit(1)
+            pool.candidates(need, node_app.config["MAX_UNCONFIRMED_DEPTH"], "publish").limit(1)
         )
         row = db.session.get(Utxo, victim)
         spendable = SpendableUtxo(row.txid, row.vout, row.satoshis, row.script_pub_key)

@@ -27,10 +27,11 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 
+import raregen.publish.batch.claim as claim
+import raregen.publish.batch.settle as settle
 from raregen.db import db, transaction, utcnow
 from raregen.errors import InsufficientFunds
 from raregen.publish import pool, services
-from raregen.publish.batch import claim, settle
 from raregen.publish.batch.common import (
     POOL_WAIT_SECONDS,
     SIGNED,

@@ -63,13 +63,13 @@ def lock_coins(
 ) -> list[Coin]:
     """Up to ``count`` pool UTXOs worth at least ``min_satoshis`` (satoshis), locked for this
     transaction but not written: the same choice as :func:`pool.reserve_many` (the smallest
-    available, clean UTXOs of ``purpose`` under the depth limit, ``pool._candidates``).
+    available, clean UTXOs of ``purpose`` under the depth limit, ``pool.candidates``).
 
     ``exclude``: ids this transaction already holds (PostgreSQL's SKIP LOCKED does not skip
     rows locked by the same transaction). Call :func:`pool.release_expired` first.
     """
     query = (
-        pool._candidates(min_satoshis, max_depth, purpose)
+        pool.candidates(min_satoshis, max_depth, purpose)
         .with_only_columns(
             Utxo.id, Utxo.txid, Utxo.vout, Utxo.satoshis, Utxo.script_pub_key, Utxo.depth
         )

@@ -23,7 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 
-from raregen import protocol
+import raregen.protocol as protocol
 from raregen.db import db, is_postgres
 from raregen.publish import services
 from raregen.publish.broadcasters.base import BroadcastResult, Outcome, txid_of

@@ -19,10 +19,11 @@ from datetime import datetime
 
 from flask import current_app
 
+import raregen.publish.batch.claim as claim
+import raregen.publish.batch.settle as settle
 from raregen.db import db, transaction, utcnow
 from raregen.errors import InsufficientFunds
 from raregen.publish import pool, services
-from raregen.publish.batch import claim, settle
 from raregen.publish.batch.common import (
     SIGNED,
     Coin,

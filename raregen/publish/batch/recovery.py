@@ -17,9 +17,9 @@ from datetime import datetime, timedelta
 from flask import current_app
 from sqlalchemy import select, update
 
+import raregen.publish.batch.settle as settle
 from raregen.db import db, transaction, utcnow
 from raregen.publish import pipeline, services
-from raregen.publish.batch import settle
 from raregen.publish.batch.common import (
     ABANDONED,
     COLLECTING,

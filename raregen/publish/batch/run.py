@@ -12,7 +12,7 @@ from raregen.publish.batch.batch_mode import collect_batch
 from raregen.publish.batch.common import RunReport
 from raregen.publish.batch.packed import collect_packed
 from raregen.publish.batch.recovery import resume_stale
-from raregen.publish.batch.trigger import _reset_pending
+from raregen.publish.batch.trigger import reset_pending
 
 
 def run_collector(*, budget_seconds: float | None = None) -> dict[str, int]:
@@ -42,7 +42,7 @@ def run_collector(*, budget_seconds: float | None = None) -> dict[str, int]:
             if not report.more or time.monotonic() > deadline:
                 break
     while True:
-        _reset_pending()
+        reset_pending()
         report = collect_packed() if mode == "packed" else collect_batch()
         _add(totals, report)
         if not report.more or time.monotonic() > deadline:

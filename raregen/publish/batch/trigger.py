@@ -94,12 +94,10 @@ def enqueue_collector() -> bool:
     from rq import Queue
     from rq.exceptions import DuplicateJobError
 
-    from raregen.publish import tasks
-
     queue = Queue(batch_queue_name(current_app.config["QUEUE_NAME"]), connection=redis_connection())
     try:
         queue.enqueue(
-            tasks.collect_batches,
+            "raregen.publish.tasks.collect_batches",  # by name: RQ imports it in the worker
             job_id=trigger_job_id(),
             unique=True,
             job_timeout=int(current_app.config["BATCH_RUN_SECONDS"]) + 120,
@@ -111,7 +109,9 @@ def enqueue_collector() -> bool:
     return True
 
 
-def _reset_pending() -> None:
+def reset_pending() -> None:
+    """Zero the trigger's count of queued jobs (the collector calls it as it starts a run).
+    Best effort: a Redis failure is ignored (the periodic run does not need the count)."""
     try:
         redis_connection().set(_pending_key(), 0)
     except Exception:  # only the trigger's counter; the periodic run does not need it

@@ -79,6 +79,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from raregen.chain.rpc import NodeRPC, RPCError, RPCTransportError, btc_to_sats
+from raregen.proofs import merkle
 from raregen.publish.broadcasters.base import (
     BroadcasterUnavailable,
     BroadcastResult,
@@ -403,8 +404,6 @@ class SVNodeBroadcaster:
             BroadcasterUnavailable: the node is unreachable, does not know the block, or the
                 transaction is not in it.
         """
-        from raregen.proofs import merkle
-
         try:
             head = self.rpc.call("getblockheader", block_hash, True)
             height = int(head["height"])

@@ -31,7 +31,7 @@ from flask import current_app
 from sqlalchemy import select, update
 
 from raregen.db import db, transaction, utcnow
-from raregen.publish import confirm, pipeline, pool, services
+from raregen.publish import batch, confirm, pipeline, pool, services
 from raregen.publish.broadcasters.base import BroadcasterUnavailable, BroadcastResult, Outcome
 from raregen.publish.models import PROCESSING, RESERVED, PublishJob, Utxo
 
@@ -87,8 +87,6 @@ def recover_job(job_id: str) -> str:
             txid, raw_tx = job.txid or "", job.raw_tx
             utxo_txid, utxo_vout = job.utxo_txid, job.utxo_vout
     if packed_batch is not None:
-        from raregen.publish import batch
-
         batch.resend_packed(packed_batch)
         return "packed"
     chain = services.broadcaster()
@@ -133,8 +131,6 @@ def _packed_batch_of(job: PublishJob) -> str | None:
     its batch row does), or None."""
     if job.raw_tx is not None or job.txid is None or job.processing_batch_id is None:
         return None
-    from raregen.publish import batch
-
     if batch.packed_raw_tx(job.txid) is None:
         return None
     return job.processing_batch_id

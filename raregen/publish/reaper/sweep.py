@@ -18,7 +18,7 @@ from sqlalchemy import or_, select
 from raregen.db import db, transaction, utcnow
 from raregen.publish import pipeline
 from raregen.publish.models import QUEUED, PublishJob
-from raregen.queue import enqueue_publish, live_deliveries, rq_job_id
+from raregen.queue import enqueue_publish, live_deliveries, redis_connection, rq_job_id
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +87,6 @@ _SUSPECTS = "raregen:sweeper:suspects"
 def _confirm_suspects(dead: list[str]) -> set[str]:
     """The deliveries of ``dead`` that the previous sweep found dead too; remember the rest
     for the next sweep (Redis set, expires after 10 minutes)."""
-    from raregen.queue import redis_connection
-
     conn = redis_connection()
     previous = {x.decode() for x in cast("set[bytes]", conn.smembers(_SUSPECTS))}
     confirmed = {rq_id for rq_id in dead if rq_id in previous}
