@@ -490,7 +490,7 @@ def test_metrics_exposes_states_pool_outcomes_and_latency(rec_app, author):
 # ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("mode", ["immediate", "batch", "packed"])
+@pytest.mark.parametrize("mode", ["immediate", "batch", "packed", "auto"])
 def test_requeue_enqueues_an_rq_job_only_in_immediate_mode(rec_app, author, monkeypatch, mode):
     """In batch and packed modes a re-queued job is only set back to ``queued``: the
     collector takes it from the database (an RQ publish job would publish it outside its

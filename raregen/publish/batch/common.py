@@ -33,7 +33,7 @@ from raregen.signing import decode_stored_signature, parse_pubkey
 
 log = logging.getLogger("raregen.publish.batch")
 
-MODES = ("immediate", "batch", "packed")
+MODES = ("auto", "immediate", "batch", "packed")
 #: Seconds a job waits before its next try when no pool UTXO was free for it.
 POOL_WAIT_SECONDS = 3
 
