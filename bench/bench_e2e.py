@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -696,6 +697,8 @@ def main() -> int:
     ap.add_argument("--live-seconds", type=float, default=10.0)
     ap.add_argument("--ceiling", type=int, default=5000, help="transactions per ceiling run")
     ap.add_argument("--profile", action="store_true", help="py-spy the workers while draining")
+    ap.add_argument("--profile-seconds", type=int, default=20, help="--profile: how long")
+    ap.add_argument("--profile-top", type=int, default=14, help="--profile: frames printed")
     ap.add_argument("--timeout", type=float, default=900, help="per drain, seconds")
     ap.add_argument("--window", type=int, default=5, help="BATCH_WINDOW_SECONDS")
     ap.add_argument(
@@ -846,7 +849,9 @@ def main() -> int:
                 wait_workers_ready(env, workers.worker_pids)
                 prof = None
                 if args.profile:
-                    prof = profile_pid(workers.pids()[0], 20, tmp / f"pyspy-{mode}.txt")
+                    prof = profile_pid(
+                        workers.pids()[0], args.profile_seconds, tmp / f"pyspy-{mode}.txt"
+                    )
                 t0 = kick(app, mode, ids, args.collectors)
                 done = wait_sent(app, ids, args.timeout)
                 drain = sent_stats(app, ids, t0)
@@ -902,8 +907,12 @@ def main() -> int:
                 from bench_ingest import summarize_pyspy
 
                 print(f"  py-spy, {mode} worker while draining (inclusive %, self %):")
-                for frame, inc, slf in summarize_pyspy(tmp / f"pyspy-{mode}.txt", top=14):
+                raw = tmp / f"pyspy-{mode}.txt"
+                for frame, inc, slf in summarize_pyspy(raw, top=args.profile_top):
                     print(f"    {inc:5.1f}% {slf:5.1f}%  {frame}")
+                kept = Path(tempfile.gettempdir()) / f"bench-e2e-pyspy-{mode}-{os.getpid()}.txt"
+                shutil.copy(raw, kept)
+                print(f"  py-spy raw stacks kept in {kept}")
             sys.stdout.flush()
 
     batched = ceiling["batched_tps"]
