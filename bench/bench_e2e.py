@@ -190,6 +190,9 @@ def sent_stats(app, ids: list[str], t0_wall: float | None) -> dict:  # type: ign
         last = max(r.sent_at for r in sent)
         epoch = datetime(1970, 1, 1)
         start = t0_wall if t0_wall is not None else (first_created - epoch).total_seconds()
+        if t0_wall is not None and batches:
+            # a periodic collector run may have started on the backlog before the kick
+            start = min(start, (batches[0].created_at - epoch).total_seconds())
         span = (last - epoch).total_seconds() - start
         out["seconds"] = span
         out["rate"] = len(sent) / span if span > 0 else float("inf")

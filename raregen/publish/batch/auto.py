@@ -15,9 +15,10 @@ delete, so this last look sees it (or another collector holds it); a job whose a
 after the delete set the key again and enqueued a new run. No wake is lost, and no window
 decides when a lone record goes.
 
-Under load: a step that took a full batch asks for up to ``AUTO_COLLECTORS - 1`` helper runs
-(one ``SET NX`` key each), which take full batches beside it (their claims never overlap)
-and stop at the first step that was not full. ``AUTO_PACK`` puts each step's records into
+Under load: a step that took a full batch, or a tenth of one, asks for up to
+``AUTO_COLLECTORS - 1`` helper runs (one ``SET NX`` key each), which take batches beside it
+(their claims never overlap: one signs while the other broadcasts) and stop at the first
+step that took less. ``AUTO_PACK`` puts each step's records into
 one transaction (:func:`.packed.collect_packed`) instead of one transaction each.
 
 Guarantees are the batch and packed modes' (claim, sign and store in one transaction; the
@@ -119,10 +120,13 @@ def step() -> RunReport:
     return collect_packed()
 
 
-def _full(report: RunReport) -> bool:
+def _busy(report: RunReport) -> bool:
+    """A step that found a load worth a second collector: a full batch, or at least a tenth
+    of one (``BATCH_SIZE`` // 10, at least 2): records arrive faster than one collector's
+    cycle, so a helper beside it overlaps one's signing with the other's broadcast."""
     cfg = current_app.config
-    size = cfg["PACKED_MAX_RECORDS"] if cfg.get("AUTO_PACK") else cfg["BATCH_SIZE"]
-    return report.more or report.claimed >= int(size)
+    size = int(cfg["PACKED_MAX_RECORDS"] if cfg.get("AUTO_PACK") else cfg["BATCH_SIZE"])
+    return report.more or report.claimed >= max(2, size // 10)
 
 
 def run_auto(slot: int = 0, *, budget_seconds: float | None = None) -> dict[str, int]:
@@ -130,7 +134,7 @@ def run_auto(slot: int = 0, *, budget_seconds: float | None = None) -> dict[str,
 
     Args:
         slot: 0 for the run :func:`wake` starts (and the periodic run); 1.. for a helper,
-            which stops at its first step that did not take a full batch.
+            which stops at its first step that took less than a tenth of a batch.
         budget_seconds: at most this long (default ``BATCH_RUN_SECONDS``); a run stopped by
             it hands over to a new one.
 
@@ -151,12 +155,12 @@ def run_auto(slot: int = 0, *, budget_seconds: float | None = None) -> dict[str,
             report = step()
             _add(totals, report)
             if report.claimed:
-                if _full(report):
+                if _busy(report):
                     for other in range(1, helpers):
                         if other != slot:
                             _start(other)
                 elif slot:
-                    break  # a helper stops when the load no longer fills a batch
+                    break  # a helper stops when the load is gone
                 if time.monotonic() > deadline:
                     handover = slot == 0
                     break
