@@ -655,6 +655,7 @@ def _worker_env(app, **extra: str) -> dict[str, str]:
         RAREGEN_SECRET_KEY="test-secret",
         RAREGEN_RESERVATION_TIMEOUT_SECONDS=str(cfg["RESERVATION_TIMEOUT_SECONDS"]),
         RAREGEN_ENV="test",  # no production checks (mail server, SQLite shared with tests)
+        RAREGEN_PUBLISH_MODE=cfg["PUBLISH_MODE"],  # the mode the test's intake runs in
     )
     env.update(extra)
     return env
