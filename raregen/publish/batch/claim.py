@@ -151,7 +151,7 @@ def store_signed(
     txs = [j.built for j in built if j.built is not None]
     if len(coins) != len(built) or len(txs) != len(built):
         raise ValueError("store_signed needs every job built, with its input")
-    per_job = {
+    per_job: dict[str, list[Any]] = {
         "raw_tx": [t.raw_hex for t in txs],
         "txid": [t.txid for t in txs],
         "utxo_txid": [c.txid for c in coins],

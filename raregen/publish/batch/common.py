@@ -204,7 +204,7 @@ def rows_update(
     fixed: dict[str, Any] | None = None,
     where: tuple[Any, ...] = (),
     prefix: str = "a",
-) -> tuple[Any, dict[str, list[Any]]]:
+) -> tuple[Any, dict[str, str]]:
     """PostgreSQL: ``(UPDATE statement, parameters)`` setting, on row ``i`` of ``table`` (by
     ``id``), ``columns[name][i]`` for every name and ``fixed`` on every row, where ``where``
     holds, so the statement can also be one CTE of a larger one.
@@ -251,8 +251,8 @@ def update_rows(
     if not columns["id"]:
         return 0
     if is_postgres():
-        statement, params = rows_update(table, columns, fixed=fixed, where=where)
-        return rowcount(db.session.execute(statement, params))
+        statement, one = rows_update(table, columns, fixed=fixed, where=where)
+        return rowcount(db.session.execute(statement, one))
     params = [{f"b_{n}": columns[n][i] for n in names} for i in range(len(columns["id"]))]
     result = db.session.execute(
         update(table)
