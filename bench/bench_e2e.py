@@ -675,6 +675,11 @@ def profile_pid(pid: int, seconds: int, out: Path) -> subprocess.Popen:  # type:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="a few hundred records, for CI")
+    ap.add_argument(
+        "--auto-pack",
+        action="store_true",
+        help="auto mode with AUTO_PACK=1 (records packed into one transaction per step)",
+    )
     ap.add_argument("--records", type=int, default=10_000)
     ap.add_argument(
         "--modes", default="auto", help="any of auto,immediate,batch,packed (default: auto)"
@@ -788,6 +793,7 @@ def main() -> int:
         "RAREGEN_POOL_LOW_WATER": "0",
         "RAREGEN_MAX_UNCONFIRMED_DEPTH": "25",
         "RAREGEN_BATCH_WINDOW_SECONDS": str(args.window),
+        "RAREGEN_AUTO_PACK": "1" if args.auto_pack else "0",
     }
     with h.bench_env(**extra) as env, h.regtest_node(tmp) as node:
         app = h.make_app(env)
@@ -805,7 +811,7 @@ def main() -> int:
             runs = 2 * args.ab_rounds if args.proof_capture == "both" else 1
             small = runs * args.records + 50
         t = h.fund_pool(app, node, small, 20_000) if small else 0.0
-        if "packed" in modes:
+        if "packed" in modes or ("auto" in modes and args.auto_pack):
             t += h.fund_pool(app, node, 60, 200_000, per_tx=60)
         h.pg_analyze(app)
         print(f"pool funded: {small} x 20000 sat + 60 x 200000 sat in {t:.1f} s")
@@ -831,6 +837,7 @@ def main() -> int:
         )
         for mode in modes:
             app.config["PUBLISH_MODE"] = mode
+            app.config["AUTO_PACK"] = bool(args.auto_pack)
             k = args.collectors if mode in ("batch", "packed") else args.workers
             n = per_mode(mode)
             bodies = h.sign_bodies(key, n, size=RECORD_PAD)
