@@ -361,8 +361,8 @@ class Settings(BaseSettings):
     auto_collectors: int = _setting(
         "AUTO_COLLECTORS",
         2,
-        "`auto` mode: collector runs at once while full batches wait (one per worker process "
-        "is enough).",
+        "`auto` mode: collector runs at once under load (a step took a tenth of `BATCH_SIZE` "
+        "or more); one per worker process is enough.",
         ge=1,
         le=16,
     )
