@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -67,45 +68,91 @@ import _harness as h  # noqa: E402
 RECORD_PAD = 120  # extra characters per record: a ~450-byte signed payload, like a "work"
 
 
-def bulk_queue(app, key, bodies: list[bytes]) -> list[str]:
-    """Store pre-signed requests as ``queued`` jobs in one multi-row INSERT per 1000 (the
-    intake path itself is measured by bench_ingest and by the live phase here)."""
+def _job_rows(key_id: int, bodies: list[bytes]) -> list[dict]:
+    """``queued`` job rows of pre-signed requests (``created_at`` set when stored)."""
+    rows = []
+    for raw in bodies:
+        body = json.loads(raw)
+        rows.append(
+            {
+                "job_id": str(uuid.uuid4()),
+                "key_id": key_id,
+                "pubkey": body["pubkey"],
+                "nonce": json.loads(body["signedPayload"])["nonce"],
+                "signed_payload": body["signedPayload"],
+                "signature": body["signature"],
+                "record_type": "work",
+                "status": "queued",
+                "attempts": 0,
+            }
+        )
+    return rows
+
+
+def _key_id(key) -> int:
+    from raregen.db import db
+    from raregen.publish.models import RegisteredKey
+
+    return int(
+        db.session.scalar(
+            db.select(RegisteredKey.id).where(RegisteredKey.pubkey == key.public_key.format().hex())
+        )
+    )
+
+
+def _store(rows: list[dict]) -> None:
     from sqlalchemy import insert
 
     from raregen.db import db, transaction, utcnow
-    from raregen.publish.models import PublishJob, RegisteredKey
+    from raregen.publish.models import PublishJob
 
+    now = utcnow()
+    for row in rows:
+        row["created_at"] = row["updated_at"] = now
+    with transaction():
+        db.session.execute(insert(PublishJob), rows)
+
+
+def bulk_queue(app, key, bodies: list[bytes]) -> list[str]:
+    """Store pre-signed requests as ``queued`` jobs in one multi-row INSERT per 1000 (the
+    intake path itself is measured by bench_ingest and by the live phase here)."""
     ids: list[str] = []
     with app.app_context():
-        key_id = db.session.scalar(
-            db.select(RegisteredKey.id).where(RegisteredKey.pubkey == key.public_key.format().hex())
-        )
-        for start in range(0, len(bodies), 1000):
-            rows = []
-            now = utcnow()
-            for raw in bodies[start : start + 1000]:
-                body = json.loads(raw)
-                job_id = str(uuid.uuid4())
-                ids.append(job_id)
-                rows.append(
-                    {
-                        "job_id": job_id,
-                        "key_id": key_id,
-                        "pubkey": body["pubkey"],
-                        "nonce": json.loads(body["signedPayload"])["nonce"],
-                        "signed_payload": body["signedPayload"],
-                        "signature": body["signature"],
-                        "record_type": "work",
-                        "status": "queued",
-                        "attempts": 0,
-                        "created_at": now,
-                        "updated_at": now,
-                    }
-                )
-            with transaction():
-                db.session.execute(insert(PublishJob), rows)
+        rows = _job_rows(_key_id(key), bodies)
+        for start in range(0, len(rows), 1000):
+            _store(rows[start : start + 1000])
+        ids = [r["job_id"] for r in rows]
         h.dispose(app)
     return ids
+
+
+def feed(app, key, rate: float, seconds: float) -> tuple[list[str], int]:
+    """Offer ``rate`` records a second for ``seconds`` faster than one Python thread can
+    run ``intake.accept`` (about 2.5 ms of CPU each): every couple of milliseconds the
+    records now due are stored in one INSERT and the collector is woken as intake does
+    after its commit (``batch.notify_queued``). ``created_at`` is the time of storing.
+
+    Returns:
+        ``(job ids, how many were not sent yet when the feed stopped)``.
+    """
+    from raregen.publish import batch
+
+    n = max(1, int(rate * seconds))
+    with app.app_context():
+        rows = _job_rows(_key_id(key), h.sign_bodies(key, n, size=RECORD_PAD))
+        t0 = time.monotonic()
+        done = 0
+        while done < n:
+            due = min(n, int((time.monotonic() - t0) * rate) + 1)
+            if due > done:
+                _store(rows[done:due])
+                batch.notify_queued(due - done)
+                done = due
+            else:
+                time.sleep(0.002)
+        h.dispose(app)
+    ids = [r["job_id"] for r in rows]
+    return ids, len(ids) - count_sent(app, ids)
 
 
 def sent_stats(app, ids: list[str], t0_wall: float | None) -> dict:
@@ -143,6 +190,9 @@ def sent_stats(app, ids: list[str], t0_wall: float | None) -> dict:
         last = max(r.sent_at for r in sent)
         epoch = datetime(1970, 1, 1)
         start = t0_wall if t0_wall is not None else (first_created - epoch).total_seconds()
+        if t0_wall is not None and batches:
+            # a periodic collector run may have started on the backlog before the kick
+            start = min(start, (batches[0].created_at - epoch).total_seconds())
         span = (last - epoch).total_seconds() - start
         out["seconds"] = span
         out["rate"] = len(sent) / span if span > 0 else float("inf")
@@ -558,6 +608,10 @@ def kick(app, mode: str, ids: list[str], collectors: int = 1) -> float:
                         for j in ids[s : s + 500]
                     ]
                 )
+        elif mode == "auto":
+            from raregen.publish import batch
+
+            batch.wake()  # as intake does after its commit; helpers join under load
         else:
             from rq import Queue
 
@@ -621,12 +675,38 @@ def profile_pid(pid: int, seconds: int, out: Path) -> subprocess.Popen:  # type:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="a few hundred records, for CI")
+    ap.add_argument(
+        "--auto-pack",
+        action="store_true",
+        help="auto mode with AUTO_PACK=1 (records packed into one transaction per step)",
+    )
     ap.add_argument("--records", type=int, default=10_000)
-    ap.add_argument("--modes", default="immediate,batch,packed")
-    ap.add_argument("--workers", type=int, default=2, help="RQ workers in immediate mode")
+    ap.add_argument(
+        "--modes", default="auto", help="any of auto,immediate,batch,packed (default: auto)"
+    )
+    ap.add_argument(
+        "--auto-rates",
+        default="2,100,1000",
+        help="auto mode: offered loads (records/s) of the live phases",
+    )
+    ap.add_argument(
+        "--intake-max-rate",
+        type=float,
+        default=200.0,
+        help="live phases up to this rate go through intake.accept; faster ones are fed in "
+        "bulk (see feed())",
+    )
+    ap.add_argument(
+        "--live-timeout", type=float, default=120.0, help="seconds a live phase may take to end"
+    )
+    ap.add_argument(
+        "--workers", type=int, default=2, help="RQ worker processes in immediate and auto modes"
+    )
     ap.add_argument("--live-seconds", type=float, default=10.0)
     ap.add_argument("--ceiling", type=int, default=5000, help="transactions per ceiling run")
     ap.add_argument("--profile", action="store_true", help="py-spy the workers while draining")
+    ap.add_argument("--profile-seconds", type=int, default=20, help="--profile: how long")
+    ap.add_argument("--profile-top", type=int, default=14, help="--profile: frames printed")
     ap.add_argument("--timeout", type=float, default=900, help="per drain, seconds")
     ap.add_argument("--window", type=int, default=5, help="BATCH_WINDOW_SECONDS")
     ap.add_argument(
@@ -680,6 +760,7 @@ def main() -> int:
     args = ap.parse_args()
     if args.quick:
         args.records, args.live_seconds, args.ceiling, args.timeout = 30, 1.0, 100, 120
+        args.live_timeout = 60.0
         args.window = 1
         args.confirm_every = min(args.confirm_every, 0.5)
     modes = [m for m in args.modes.split(",") if m]
@@ -690,6 +771,13 @@ def main() -> int:
         if mode == "immediate" and args.immediate_records:
             return int(args.immediate_records)
         return int(args.records)
+
+    auto_rates = [float(x) for x in args.auto_rates.split(",") if x]
+
+    def live_rates(mode: str) -> list[float]:
+        if mode == "auto":
+            return auto_rates
+        return [args.immediate_rate if mode == "immediate" else args.live_rate]
 
     h.header("bench_e2e: queued -> sent per mode, and the node's ceiling")
     print(
@@ -705,21 +793,25 @@ def main() -> int:
         "RAREGEN_POOL_LOW_WATER": "0",
         "RAREGEN_MAX_UNCONFIRMED_DEPTH": "25",
         "RAREGEN_BATCH_WINDOW_SECONDS": str(args.window),
+        "RAREGEN_AUTO_PACK": "1" if args.auto_pack else "0",
     }
     with h.bench_env(**extra) as env, h.regtest_node(tmp) as node:
         app = h.make_app(env)
         h.wire_node(app, node)
         key = h.make_author()
         h.register_key(app, key)
+
         # pool: one UTXO per record for immediate and batch, per live record too; packed:
         # a few big ones (each pays a whole packed transaction, change goes on)
-        live_n = int(max(args.live_rate, args.immediate_rate) * args.live_seconds) + 50
-        small = sum(per_mode(m) + live_n for m in modes if m in ("immediate", "batch"))
+        def live_n(mode: str) -> int:
+            return int(sum(live_rates(mode)) * args.live_seconds) + 50 * len(live_rates(mode))
+
+        small = sum(per_mode(m) + live_n(m) for m in modes if m in ("immediate", "batch", "auto"))
         if args.proof_capture:
             runs = 2 * args.ab_rounds if args.proof_capture == "both" else 1
             small = runs * args.records + 50
         t = h.fund_pool(app, node, small, 20_000) if small else 0.0
-        if "packed" in modes:
+        if "packed" in modes or ("auto" in modes and args.auto_pack):
             t += h.fund_pool(app, node, 60, 200_000, per_tx=60)
         h.pg_analyze(app)
         print(f"pool funded: {small} x 20000 sat + 60 x 200000 sat in {t:.1f} s")
@@ -745,7 +837,8 @@ def main() -> int:
         )
         for mode in modes:
             app.config["PUBLISH_MODE"] = mode
-            k = args.workers if mode == "immediate" else args.collectors
+            app.config["AUTO_PACK"] = bool(args.auto_pack)
+            k = args.collectors if mode in ("batch", "packed") else args.workers
             n = per_mode(mode)
             bodies = h.sign_bodies(key, n, size=RECORD_PAD)
             ids = bulk_queue(app, key, bodies)
@@ -761,66 +854,117 @@ def main() -> int:
             ticker = None
             if mode != "immediate" and not args.cron:
                 ticker = Ticker(app, args.window)
+            lives: dict[str, dict] = {}
             try:
                 wait_workers_ready(env, workers.worker_pids)
                 prof = None
                 if args.profile:
-                    prof = profile_pid(workers.pids()[0], 20, tmp / f"pyspy-{mode}.txt")
+                    prof = profile_pid(
+                        workers.pids()[0], args.profile_seconds, tmp / f"pyspy-{mode}.txt"
+                    )
                 t0 = kick(app, mode, ids, args.collectors)
                 done = wait_sent(app, ids, args.timeout)
                 drain = sent_stats(app, ids, t0)
                 if prof is not None:
                     prof.wait(60)
                 settle_chain(app, node)
-                rate = args.immediate_rate if mode == "immediate" else args.live_rate
-                live_ids = live(app, key, mode, rate, args.live_seconds)
-                wait_sent(app, live_ids, 300)
-                lv = sent_stats(app, live_ids, None)
-                settle_chain(app, node)
+                for rate in live_rates(mode):
+                    if rate <= args.intake_max_rate:
+                        live_ids = live(app, key, mode, rate, args.live_seconds)
+                        waiting = len(live_ids) - count_sent(app, live_ids)
+                        how = "intake.accept"
+                    else:
+                        live_ids, waiting = feed(app, key, rate, args.live_seconds)
+                        how = "bulk feed"
+                    complete = wait_sent(app, live_ids, args.live_timeout)
+                    lv = sent_stats(app, live_ids, None)
+                    lv.update(
+                        waiting_when_feed_stopped=waiting,
+                        left_waiting=lv["jobs"] - lv["sent"],
+                        complete=complete,
+                        feed=how,
+                    )
+                    lives[f"{rate:g}"] = lv
+                    settle_chain(app, node)
             finally:
                 if ticker is not None:
                     ticker.stop()
                 workers.stop()
-            results[mode] = {"drain": drain, "live": lv, "live_rate": rate, "complete": done}
+            first = next(iter(lives.values()))
+            results[mode] = {
+                "drain": drain,
+                "live": first,
+                "lives": lives,
+                "live_rate": float(next(iter(lives))),
+                "complete": done,
+            }
             extra_keys = ("batches", "batch_p50_s", "first_batch_after_s")
             more = {k: round(drain[k], 2) for k in extra_keys if k in drain}
             print(
                 f"{mode}: drained {drain['sent']}/{n} in {drain.get('seconds', 0):.1f} s "
-                f"= {drain.get('rate', 0):.0f} records/s in {drain['txs']} txs {more}; live at "
-                f"{rate:.0f}/s: p50 {lv['p50_s'] * 1000:.0f} ms p99 {lv['p99_s'] * 1000:.0f} ms "
-                f"({lv['sent']}/{lv['jobs']} sent) load {h.machine()['load']}"
+                f"= {drain.get('rate', 0):.0f} records/s in {drain['txs']} txs {more} "
+                f"({k} worker processes) load {h.machine()['load']}"
             )
-            if "batch_starts_s" in lv:
+            for rate, lv in lives.items():
                 print(
-                    f"  live batches started at (s after the first submit): {lv['batch_starts_s']}"
+                    f"  live at {rate}/s ({lv['feed']}): submit->sent p50 "
+                    f"{lv['p50_s'] * 1000:.0f} ms p99 {lv['p99_s'] * 1000:.0f} ms; "
+                    f"{lv['sent']}/{lv['jobs']} sent in {lv['txs']} txs; "
+                    f"{lv['waiting_when_feed_stopped']} waiting when the feed stopped, "
+                    f"{lv['left_waiting']} left waiting at the end"
                 )
             if args.profile and (tmp / f"pyspy-{mode}.txt").exists():
                 from bench_ingest import summarize_pyspy
 
                 print(f"  py-spy, {mode} worker while draining (inclusive %, self %):")
-                for frame, inc, slf in summarize_pyspy(tmp / f"pyspy-{mode}.txt", top=14):
+                raw = tmp / f"pyspy-{mode}.txt"
+                for frame, inc, slf in summarize_pyspy(raw, top=args.profile_top):
                     print(f"    {inc:5.1f}% {slf:5.1f}%  {frame}")
+                kept = Path(tempfile.gettempdir()) / f"bench-e2e-pyspy-{mode}-{os.getpid()}.txt"
+                shutil.copy(raw, kept)
+                print(f"  py-spy raw stacks kept in {kept}")
             sys.stdout.flush()
 
+    batched = ceiling["batched_tps"]
     print()
     print(
-        f"{'mode':<10} {'drain rec/s':>12} {'live rate':>10} {'p50 ms':>8} {'p99 ms':>8} {'txs':>6}"
+        f"{'mode':<10} {'drain rec/s':>12} {'of ceiling':>10} {'live rate':>10} {'p50 ms':>8} "
+        f"{'p99 ms':>8} {'left':>6} {'txs':>6}"
     )
     for mode, r in results.items():
-        print(
-            f"{mode:<10} {r['drain'].get('rate', 0):12.0f} {r['live_rate']:10.0f} "
-            f"{r['live']['p50_s'] * 1000:8.0f} {r['live']['p99_s'] * 1000:8.0f} "
-            f"{r['drain']['txs']:6d}"
-        )
+        rate = r["drain"].get("rate", 0)
+        for i, (live_rate, lv) in enumerate(r["lives"].items()):
+            head = (
+                f"{mode:<10} {rate:12.0f} {100 * rate / batched:9.0f}%"
+                if i == 0
+                else f"{'':<10} {'':>12} {'':>10}"
+            )
+            print(
+                f"{head} {float(live_rate):10g} {lv['p50_s'] * 1000:8.0f} "
+                f"{lv['p99_s'] * 1000:8.0f} {lv['left_waiting']:6d} "
+                f"{r['drain']['txs'] if i == 0 else lv['txs']:6d}"
+            )
     print(f"{'node 1x1':<10} {ceiling['single_tps']:12.0f}")
-    print(f"{'node x500':<10} {ceiling['batched_tps']:12.0f}")
+    print(f"{'node x500':<10} {batched:12.0f}")
+    if "auto" in results:
+        r = results["auto"]
+        a = r["drain"].get("rate", 0)
+        print(
+            f"auto: drain {a:.0f} records/s = {a / batched:.2f} of the node's batched ceiling "
+            f"({batched:.0f} tx/s, same run); goal >= 0.50: {'met' if a >= 0.5 * batched else 'NOT met'}"
+        )
+        for live_rate, lv in r["lives"].items():
+            print(
+                f"auto at {live_rate}/s: p50 {lv['p50_s'] * 1000:.0f} ms, p99 "
+                f"{lv['p99_s'] * 1000:.0f} ms, left waiting at the end {lv['left_waiting']}"
+            )
     if "batch" in results:
         b = results["batch"]["drain"].get("rate", 0)
         print(
             f"goal batch >= 500/s: {'met' if b >= 500 else 'NOT met'} ({b:.0f}); "
-            f">= 50% of node batched ({ceiling['batched_tps']:.0f}/s): "
-            f"{'met' if b >= 0.5 * ceiling['batched_tps'] else 'NOT met'} "
-            f"({100 * b / ceiling['batched_tps']:.0f}%)"
+            f">= 50% of node batched ({batched:.0f}/s): "
+            f"{'met' if b >= 0.5 * batched else 'NOT met'} "
+            f"({100 * b / batched:.0f}%)"
         )
     if "packed" in results:
         p = results["packed"]["drain"].get("rate", 0)
@@ -833,7 +977,10 @@ def main() -> int:
         )
     h.emit({"bench": "e2e", "ceiling": ceiling, "modes": results, "machine": h.machine()})
     shutil.rmtree(tmp, ignore_errors=True)
-    ok = all(r["complete"] and r["live"]["sent"] == r["live"]["jobs"] for r in results.values())
+    ok = all(
+        r["complete"] and all(lv["sent"] == lv["jobs"] for lv in r["lives"].values())
+        for r in results.values()
+    )
     return 0 if ok else 1
 
 

@@ -116,6 +116,12 @@ def base_parser(description: str, **defaults: Any) -> argparse.ArgumentParser:
         default=defaults.get("fork_workers", 0),
         help="how many of the workers run `worker.py --fork` (a work horse per job)",
     )
+    p.add_argument(
+        "--mode",
+        choices=("auto", "immediate", "batch", "packed"),
+        default="auto",
+        help="PUBLISH_MODE of the workers and of intake (default: auto, the app's default)",
+    )
     p.add_argument("--seed", type=int, default=None)
     p.add_argument(
         "--redis-url",
@@ -219,6 +225,7 @@ class Harness:
             "RAREGEN_RATELIMIT_ENABLED": "0",
             "RAREGEN_NETWORK": "regtest",
             "RAREGEN_ENV": "test",  # no production checks (no mail server here)
+            "RAREGEN_PUBLISH_MODE": getattr(args, "mode", "auto"),
         }
         os.environ.update(self.env)
         from flask_migrate import upgrade
@@ -472,6 +479,10 @@ class Harness:
             with self.app.app_context():
                 try:
                     reaper.reap()
+                    if self.app.config["PUBLISH_MODE"] != "immediate":
+                        from raregen.publish import batch
+
+                        batch.run_collector(budget_seconds=30)  # as the periodic run does
                 except Exception as exc:
                     log(f"reaper call failed: {exc.__class__.__name__}")
                 finally:
@@ -589,6 +600,7 @@ class Harness:
             "UTXOs left reserved": reserved,
             "jobs confirmed": states["confirmed"],
             "seconds": round(time.monotonic() - self.started, 1),
+            "publish mode": self.app.config["PUBLISH_MODE"],
         }
         result.update({k: v for k, v in self.stats.items()})
         return result

@@ -49,7 +49,7 @@ EXIT_CONFIG = 78
 Role = Literal["all", "publisher", "wallet"]
 EnvName = Literal["production", "development", "test"]
 Network = Literal["mainnet", "testnet", "regtest"]
-PublishMode = Literal["immediate", "batch", "packed"]
+PublishMode = Literal["immediate", "batch", "packed", "auto"]
 BroadcasterName = Literal["node", "arc", "woc"]
 FeeRateSource = Literal["config", "policy"]
 WocNetwork = Literal["main", "test", "stn"]
@@ -348,9 +348,25 @@ class Settings(BaseSettings):
     )
     publish_mode: PublishMode = _setting(
         "PUBLISH_MODE",
-        "immediate",
-        "`immediate`: one transaction per record; `batch`: records collected and sent in "
-        "batches; `packed`: many records in one transaction (docs/PROTOCOL.md §6).",
+        "auto",
+        "`auto`: a record is sent at once when the service is quiet, and the records waiting "
+        "are taken together (up to `BATCH_SIZE`, one broadcast call) under load, no window; "
+        "`immediate`: one transaction per record, one RQ job each; `batch`: records collected "
+        "and sent in batches; `packed`: many records in one transaction (docs/PROTOCOL.md §6).",
+    )
+    auto_pack: bool = _setting(
+        "AUTO_PACK",
+        False,
+        "`auto` mode: put the records waiting into one transaction each run (as `packed` "
+        "does, up to `PACKED_MAX_RECORDS`) instead of one transaction per record.",
+    )
+    auto_collectors: int = _setting(
+        "AUTO_COLLECTORS",
+        2,
+        "`auto` mode: collector runs at once under load (a step took a tenth of `BATCH_SIZE` "
+        "or more); one per worker process is enough.",
+        ge=1,
+        le=16,
     )
     batch_size: int = _setting("BATCH_SIZE", 500, "Records per batch.", gt=0)
     batch_window_seconds: int = _setting(

@@ -53,7 +53,7 @@ def default_utxo_sats() -> int:
     biggest = protocol.record_script(b"x" * cfg["MAX_PAYLOAD_BYTES"], b"\x30" * 72, b"\x02" * 33)
     one = fee_for_size(estimate_size(1, [biggest], with_change=True), rate)
     sats = 3 * one
-    if cfg["PUBLISH_MODE"] == "packed":
+    if cfg["PUBLISH_MODE"] == "packed" or (cfg["PUBLISH_MODE"] == "auto" and cfg.get("AUTO_PACK")):
         sats = max(sats, fee_for_size(int(cfg["PACKED_MAX_BYTES"]), rate))
     return max(sats, 1000)
 

@@ -157,7 +157,8 @@ def requeue(
     set back to ``queued`` (due at ``not_before``), and the batch collector, which takes
     queued rows from the database, picks it up (a kept transaction is sent again as it is,
     :func:`raregen.publish.batch.run_collector`). An RQ publish job there would publish the
-    record outside its batch.
+    record outside its batch. In auto mode the collector is woken after the commit
+    (:func:`raregen.publish.batch.auto.wake`; a job due later waits for a later run).
 
     Args:
         keep_tx: keep the stored transaction (a later attempt re-sends it; its input stays
@@ -179,7 +180,13 @@ def requeue(
     if not keep_tx:
         job.raw_tx = job.txid = None
         job.vout = job.utxo_txid = job.utxo_vout = None
-    if current_app.config["PUBLISH_MODE"] != "immediate":
+    mode = current_app.config["PUBLISH_MODE"]
+    if mode == "auto":
+        from raregen.publish.batch.auto import wake
+
+        after_commit(wake)  # due now or after the back-off: the collector or its periodic run
+        return
+    if mode != "immediate":
         return  # batch / packed: the collector reads queued rows from the database
     job_id, not_before = job.job_id, job.not_before
     after_commit(lambda: enqueue_publish(job_id, delay, not_before=not_before))

@@ -7,7 +7,9 @@ CI) without them.
 The workers run their jobs in-process (``worker.py``: RQ's SimpleWorker, no work horse), so
 the crash run's main fault is ``kill -9`` of whole workers, which abandons the job a worker
 runs mid-step; one of its two workers runs ``worker.py --fork`` so that work-horse-only
-kills, and the forking worker, stay covered; warm stops (SIGTERM once) are mixed in."""
+kills, and the forking worker, stay covered; warm stops (SIGTERM once) are mixed in.
+
+They run in ``auto`` mode, the default (``--mode``; the full runs take any mode)."""
 
 from __future__ import annotations
 
@@ -57,6 +59,8 @@ def test_quick_fault_run(script: str, postgres_up: None, node_binary) -> None:
             "7",
             "--max-seconds",
             "420",
+            "--mode",
+            "auto",
         ],
         cwd=ROOT,
         env=env,
@@ -75,4 +79,5 @@ def test_quick_fault_run(script: str, postgres_up: None, node_binary) -> None:
     if script == "fault_crash.py":
         assert result["kill -9 (worker and children)"] > 0, table
     assert result["records published"] == result["records submitted"] > 0, table
+    assert result["publish mode"] == "auto", table
     assert proc.returncode == 0, table

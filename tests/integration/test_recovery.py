@@ -491,7 +491,7 @@ def test_metrics_exposes_states_pool_outcomes_and_latency(rec_app, author):
 # ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("mode", ["immediate", "batch", "packed"])
+@pytest.mark.parametrize("mode", ["immediate", "batch", "packed", "auto"])
 def test_requeue_enqueues_an_rq_job_only_in_immediate_mode(rec_app, author, monkeypatch, mode):
     """In batch and packed modes a re-queued job is only set back to ``queued``: the
     collector takes it from the database (an RQ publish job would publish it outside its
@@ -656,6 +656,7 @@ def _worker_env(app, **extra: str) -> dict[str, str]:
         RAREGEN_SECRET_KEY="test-secret",
         RAREGEN_RESERVATION_TIMEOUT_SECONDS=str(cfg["RESERVATION_TIMEOUT_SECONDS"]),
         RAREGEN_ENV="test",  # no production checks (mail server, SQLite shared with tests)
+        RAREGEN_PUBLISH_MODE=cfg["PUBLISH_MODE"],  # the mode the test's intake runs in
     )
     env.update(extra)
     return env

@@ -147,6 +147,9 @@ def _migrated_app(url: str, instance: Path, redis: str, extra: dict | None = Non
         "SECRET_KEY": "test-secret",
         "ENV_NAME": "development",
         "WTF_CSRF_ENABLED": True,
+        # the tests of one job's pipeline drive it step by step; auto mode (the default) has
+        # its own tests (tests/integration/test_auto.py) and sets it where it is meant
+        "PUBLISH_MODE": "immediate",
     }
     config.update(extra or {})
     os.environ["RAREGEN_INSTANCE_PATH"] = str(instance)

@@ -90,7 +90,7 @@ def test_defaults_and_unprefixed_names(environ, tmp_path) -> None:
     assert cfg["ROLE"] == "all" and cfg["ENV_NAME"] == "production"
     assert cfg["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{inst / 'raregen.sqlite'}"
     assert cfg["SERVER_KEY_FILE"] == str(inst / "server.key")
-    assert cfg["BROADCASTERS"] == ["node"] and cfg["PUBLISH_MODE"] == "immediate"
+    assert cfg["BROADCASTERS"] == ["node"] and cfg["PUBLISH_MODE"] == "auto"
     assert cfg["MAX_CONTENT_LENGTH"] == 100_000 * 2 + 4096
     assert cfg["SQLALCHEMY_ENGINE_OPTIONS"] == {"pool_pre_ping": True}
     assert cfg["SECRET_KEY"] is None and cfg["PORT"] == 5000
@@ -290,6 +290,6 @@ def test_module_entry_point_checks_the_environment() -> None:
     assert done.returncode == EXIT_CONFIG
     expected = (
         "raregen: invalid setting RAREGEN_PUBLISH_MODE='bogus' "
-        "(allowed values: immediate, batch, packed)"
+        "(allowed values: immediate, batch, packed, auto)"
     )
     assert done.stderr.splitlines() == [expected]

@@ -3,7 +3,10 @@
 ``PUBLISH_MODE`` chooses how accepted jobs reach the chain; the API answers the same in
 every mode (docs/PROTOCOL.md §2):
 
-* ``immediate`` (default): one RQ job per record (``raregen.publish.pipeline``);
+* ``auto`` (default): group commit, :mod:`.auto`: a record is sent at once when nothing
+  else waits; the records waiting are taken together (up to ``BATCH_SIZE``) and sent as a
+  batch, with no window (``AUTO_PACK``: packed into one transaction);
+* ``immediate``: one RQ job per record (``raregen.publish.pipeline``);
 * ``batch``: a collector takes up to ``BATCH_SIZE`` queued jobs at once, gives each its own
   transaction, and broadcasts them in one call (node ``sendrawtransactions``, ARC
   ``/v1/txs``);
@@ -16,6 +19,7 @@ One module a job:
 * :mod:`.trigger`: when the collector runs (``notify_queued``, ``enqueue_collector``,
   ``trigger_job_id``);
 * :mod:`.run`: one collector run (``run_collector``);
+* :mod:`.auto`: auto mode's wake and loop (``wake``, ``run_auto``);
 * :mod:`.claim`: locking queued jobs and pool UTXOs, and writing each of them once;
 * :mod:`.batch_mode`: one transaction per job (``collect_batch``);
 * :mod:`.packed`: many records in one transaction (``collect_packed``);
@@ -35,6 +39,7 @@ The public names stay importable from ``raregen.publish.batch``.
 
 from __future__ import annotations
 
+from raregen.publish.batch.auto import run_auto, wake
 from raregen.publish.batch.batch_mode import collect_batch
 from raregen.publish.batch.common import (
     ABANDONED,
@@ -71,6 +76,8 @@ __all__ = [
     "packed_raw_tx",
     "resend_packed",
     "resume_stale",
+    "run_auto",
     "run_collector",
     "trigger_job_id",
+    "wake",
 ]

@@ -91,23 +91,33 @@ def collect_batch(*, with_tx: bool | None = None, limit: int | None = None) -> R
                     unbuilt.append(job)
             built = [j for j in fresh if j.built is not None]
 
-            _store(batch_id, built, resend, now=now, lease=lease, timeout=timeout)
+            sending = built + resend
+            batch_row = {
+                "batch_id": batch_id,
+                "job_count": len(sending) + len(broken),
+                "status": SIGNED,
+                "mode": "batch",
+                "created_at": now,
+                "txids": _txids_json(sending),
+            }
+            if built and not resend:
+                # the common case: jobs, inputs and the batch row in one statement
+                claim.store_signed(
+                    batch_id,
+                    built,
+                    now=now,
+                    lease_until=lease,
+                    timeout=timeout,
+                    batch_row=batch_row,
+                )
+            else:
+                _store(batch_id, built, resend, now=now, lease=lease, timeout=timeout)
+                db.session.add(PublishBatch(**batch_row))
             wait_until = now + timedelta(seconds=POOL_WAIT_SECONDS)
             claim.defer(waiting, detail="waiting for a pool UTXO", not_before=wait_until)
             claim.defer(unbuilt, detail="build failed", not_before=wait_until, attempt=True)
             if broken:
                 counts["failed"] += fail_unencodable(batch_id, broken)
-            sending = built + resend
-            db.session.add(
-                PublishBatch(
-                    batch_id=batch_id,
-                    job_count=len(sending) + len(broken),
-                    status=SIGNED,
-                    mode="batch",
-                    created_at=now,
-                    txids=_txids_json(sending),
-                )
-            )
     except Rollback as stop:
         return RunReport(None, 0, False, stop.counts)
 
@@ -151,17 +161,24 @@ def _match_coins(fresh: list[Job], now: datetime, max_depth: int) -> list[Job]:
     """Give each job to sign a locked pool UTXO (sets ``job.coin``): up to one per job in one
     statement with the smallest need of the batch, matched biggest need to biggest UTXO; a
     job none of them covers (a large payload) gets its own. Expired reservations are
-    released first (docs/PROTOCOL.md §4).
+    released (docs/PROTOCOL.md §4) only when the free UTXOs do not suffice (one statement
+    fewer per batch: the reaper releases them too), then the lock is tried again.
 
     Returns:
         The jobs no UTXO was free for.
     """
     if not fresh:
         return []
-    pool.release_expired(now)
-    coins = claim.lock_coins(
-        len(fresh), min(j.need for j in fresh), max_depth=max_depth, purpose=PURPOSE_PUBLISH
-    )
+    least = min(j.need for j in fresh)
+    coins = claim.lock_coins(len(fresh), least, max_depth=max_depth, purpose=PURPOSE_PUBLISH)
+    if len(coins) < len(fresh) and pool.release_expired(now):
+        coins += claim.lock_coins(
+            len(fresh) - len(coins),
+            least,
+            max_depth=max_depth,
+            purpose=PURPOSE_PUBLISH,
+            exclude=[c.id for c in coins],
+        )
     coins.sort(key=lambda c: c.satoshis, reverse=True)
     held = [c.id for c in coins]
     unmatched: list[Job] = []

@@ -14,12 +14,31 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, insert, or_, select, update
 
 from raregen.db import db, is_postgres
 from raregen.publish import pool
-from raregen.publish.batch.common import JOB_COLUMNS, JOBS, UTXOS, Coin, Job, id_in, update_rows
-from raregen.publish.models import AVAILABLE, PROCESSING, QUEUED, RESERVED, PublishJob, Utxo
+from raregen.publish.batch.common import (
+    JOB_COLUMNS,
+    JOBS,
+    UTXOS,
+    Coin,
+    Job,
+    id_in,
+    rows_update,
+    update_rows,
+)
+from raregen.publish.models import (
+    AVAILABLE,
+    PROCESSING,
+    QUEUED,
+    RESERVED,
+    PublishBatch,
+    PublishJob,
+    Utxo,
+)
+
+BATCHES = PublishBatch.__table__
 
 
 class ClaimLost(RuntimeError):
@@ -104,6 +123,95 @@ def reserve_signed(
     )
     if changed != len(coins):
         raise ClaimLost(f"{len(coins) - changed} of {len(coins)} UTXOs changed under the claim")
+
+
+def store_signed(
+    batch_id: str,
+    built: list[Job],
+    *,
+    now: datetime,
+    lease_until: datetime,
+    timeout: int,
+    batch_row: dict[str, Any],
+) -> None:
+    """Write the claim of jobs locked by :func:`lock_queued` and signed (``job.built``, input
+    ``job.coin`` locked by :func:`lock_coins`), their inputs and the batch row, each row
+    once: jobs ``queued -> processing`` (this batch, the lease ``lease_until``, one more
+    attempt, raw transaction, txid, vout 0, input), inputs ``available -> reserved`` by their
+    job until ``now`` + ``timeout`` seconds and signed by its txid, and ``batch_row`` (the
+    columns of ``publish_batches``) inserted.
+
+    PostgreSQL: ONE statement (the two updates and the insert as CTEs of one query, one
+    round trip). SQLite: :func:`write_claims`, :func:`reserve_signed` and the insert.
+
+    Raises:
+        ClaimLost: a job was no longer ``queued`` or an input no longer ``available``.
+    """
+    coins = [j.coin for j in built if j.coin is not None]
+    txs = [j.built for j in built if j.built is not None]
+    if len(coins) != len(built) or len(txs) != len(built):
+        raise ValueError("store_signed needs every job built, with its input")
+    per_job: dict[str, list[Any]] = {
+        "raw_tx": [t.raw_hex for t in txs],
+        "txid": [t.txid for t in txs],
+        "utxo_txid": [c.txid for c in coins],
+        "utxo_vout": [c.vout for c in coins],
+    }
+    if not is_postgres():
+        write_claims(
+            batch_id, built, now=now, lease_until=lease_until, per_job=per_job, fixed={"vout": 0}
+        )
+        reserve_signed(coins, [j.job_id for j in built], per_job["txid"], now, timeout)
+        db.session.execute(insert(BATCHES).values(**batch_row))
+        for job in built:
+            job.attempts += 1  # as written: settling compares it with MAX_ATTEMPTS
+        return
+    jobs_update, job_params = rows_update(
+        JOBS,
+        {"id": [j.id for j in built], **per_job},
+        fixed={
+            "status": PROCESSING,
+            "processing_batch_id": batch_id,
+            "lease_until": lease_until,
+            "not_before": None,
+            "updated_at": now,
+            "vout": 0,
+            "attempts": JOBS.c.attempts + 1,
+        },
+        where=(JOBS.c.status == QUEUED,),
+        prefix="j",
+    )
+    reservation = pool.reservation_values("", now, timeout)
+    reservation.pop("reserved_by")
+    coins_update, coin_params = rows_update(
+        UTXOS,
+        {
+            "id": [c.id for c in coins],
+            "reserved_by": [j.job_id for j in built],
+            "spent_by_txid": per_job["txid"],
+        },
+        fixed={**reservation, "updated_at": now},
+        where=(UTXOS.c.status == AVAILABLE,),
+        prefix="u",
+    )
+    jobs_cte = jobs_update.returning(JOBS.c.id).cte("claimed_jobs")
+    coins_cte = coins_update.returning(UTXOS.c.id).cte("reserved_coins")
+    batch_cte = insert(BATCHES).values(**batch_row).returning(BATCHES.c.batch_id).cte("batch_row")
+    jobs_n, coins_n, _ = db.session.execute(
+        select(
+            select(func.count()).select_from(jobs_cte).scalar_subquery(),
+            select(func.count()).select_from(coins_cte).scalar_subquery(),
+            select(func.count()).select_from(batch_cte).scalar_subquery(),
+        ),
+        {**job_params, **coin_params},
+    ).one()
+    if jobs_n != len(built) or coins_n != len(coins):
+        raise ClaimLost(
+            f"{len(built) - jobs_n} of {len(built)} jobs and {len(coins) - coins_n} of "
+            f"{len(coins)} UTXOs changed under the claim"
+        )
+    for job in built:
+        job.attempts += 1  # as written: settling compares it with MAX_ATTEMPTS
 
 
 def extend_reservations(jobs: list[Job], now: datetime, timeout: int) -> None:

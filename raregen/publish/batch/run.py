@@ -8,6 +8,7 @@ from collections import Counter
 
 from flask import current_app
 
+from raregen.publish.batch.auto import run_auto
 from raregen.publish.batch.batch_mode import collect_batch
 from raregen.publish.batch.common import RunReport
 from raregen.publish.batch.packed import collect_packed
@@ -19,7 +20,8 @@ def run_collector(*, budget_seconds: float | None = None) -> dict[str, int]:
     """One collector run: recover stale batches, then take batches while full ones wait, for
     at most ``budget_seconds`` seconds (default ``BATCH_RUN_SECONDS``).
 
-    In immediate mode only the recovery runs (packed batches left by an earlier mode).
+    In immediate mode only the recovery runs (packed batches left by an earlier mode); in
+    auto mode the recovery, then :func:`.auto.run_auto` (until nothing waits).
 
     Returns:
         Counts: ``batches``, ``claimed``, ``resumed`` and one per outcome (``sent``,
@@ -31,6 +33,12 @@ def run_collector(*, budget_seconds: float | None = None) -> dict[str, int]:
     deadline = time.monotonic() + budget
     totals: Counter[str] = Counter()
     totals["resumed"] = resume_stale()
+    if mode == "auto":
+        # the periodic run of auto mode: the same loop as a woken run (it also frees a wake
+        # key a killed collector left behind)
+        for name, count in run_auto(0, budget_seconds=budget).items():
+            totals[name] += count
+        return dict(totals)
     if mode not in ("batch", "packed"):
         return dict(totals)
     if mode == "packed":

@@ -23,7 +23,7 @@ from flask import current_app
 from sqlalchemy import func, insert, update
 
 from raregen.audit import audit
-from raregen.db import db, transaction, utcnow
+from raregen.db import db, is_postgres, transaction, utcnow
 from raregen.publish import pipeline, pool, services
 from raregen.publish.batch.common import (
     DONE,
@@ -44,6 +44,7 @@ from raregen.publish.batch.statements import (
     processing_jobs,
     release_coins,
     requeue,
+    settle_all_sent,
     utxo_row,
 )
 from raregen.publish.broadcasters.base import BroadcastResult, Outcome
@@ -85,9 +86,15 @@ def settle_batch(
         else:
             groups["later"].append((job, result))
     counts: Counter[str] = Counter()
+    ok_jobs = [j for j, _ in groups["ok"]]
+    if (
+        is_postgres()
+        and len(ok_jobs) == len(sending)
+        and all(j.built is not None and j.coin is not None for j in ok_jobs)
+    ):
+        return _settle_all_sent(batch_id, lease, ok_jobs, now)
     with transaction():
         # accepted / already known: jobs sent, inputs spent, change back in the pool
-        ok_jobs = [j for j, _ in groups["ok"]]
         settled = mark_sent(batch_id, lease, ok_jobs, now)
         wallet_script = services.server_wallet().locking_script_hex
         change_rows: list[dict[str, Any]] = []
@@ -181,6 +188,34 @@ def settle_batch(
         sent_jobs = sorted(j.job_id for j in ok_jobs if j.id in settled)
         audit("worker", "publish:batch:settled", batch_id, sent_jobs=sent_jobs, **summary)
     return dict(counts)
+
+
+def _settle_all_sent(
+    batch_id: str, lease: datetime, jobs: list[Job], now: datetime
+) -> dict[str, int]:
+    """Every transaction of the batch accepted (the common case), PostgreSQL: jobs, inputs,
+    change and the batch row in one statement (:func:`.statements.settle_all_sent`), the
+    outbox events and the batch's audit entry in the same transaction."""
+    with transaction():
+        rows = settle_all_sent(
+            batch_id, lease, jobs, now, services.server_wallet().locking_script_hex
+        )
+        outbox.emit(outbox.SENT, rows)
+        summary = {"sent": len(rows)} if rows else {}
+        if len(rows) != len(jobs):  # some were taken over by the reaper meanwhile
+            db.session.execute(
+                update(PublishBatch)
+                .where(PublishBatch.batch_id == batch_id)
+                .values(error_detail=json.dumps(summary))
+            )
+        audit(
+            "worker",
+            "publish:batch:settled",
+            batch_id,
+            sent_jobs=sorted(r.job_id for r in rows),
+            **summary,
+        )
+    return summary
 
 
 def settle_packed(

@@ -5,18 +5,20 @@ lease token) unless noted."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy import ColumnElement, func, select, text, update
 
 from raregen.audit import audit
 from raregen.db import db, utcnow
 from raregen.publish import credits, pool
-from raregen.publish.batch.common import JOB_COLUMNS, Job, id_in, ours
+from raregen.publish.batch.common import DONE, JOB_COLUMNS, PARTIAL, Job, id_in, ours
 from raregen.publish.models import (
     AVAILABLE,
     FAILED,
+    PROCESSING,
     PURPOSE_PUBLISH,
     QUEUED,
     SENT,
@@ -66,6 +68,97 @@ def mark_sent(batch_id: str, lease: datetime | None, jobs: list[Job], now: datet
     ).all()
     outbox.emit(outbox.SENT, rows)
     return {r[0] for r in rows}
+
+
+def settle_all_sent(
+    batch_id: str,
+    lease: datetime,
+    jobs: list[Job],
+    now: datetime,
+    wallet_script: str,
+) -> list[Any]:
+    """PostgreSQL, a batch-mode broadcast every transaction of which was accepted: in ONE
+    statement (CTEs, one round trip), those of ``jobs`` this batch still holds (fenced by
+    :func:`common.ours`) ``processing -> sent``, their inputs ``spent``, their change
+    outputs (to ``wallet_script``, one unconfirmed ancestor more than the input) new
+    ``available`` publish UTXOs, and the batch row ``sent`` (``partial`` if a job was taken
+    over meanwhile). Every job needs ``built`` and ``coin``.
+
+    Returns:
+        The settled jobs' rows: ``id`` and :data:`outbox.JOB_FIELDS`.
+    """
+    data = []
+    for job in jobs:
+        assert job.built is not None and job.coin is not None
+        change = job.built.change_satoshis if job.built.change_vout is not None else 0
+        data.append(
+            {
+                "job": job.id,
+                "coin": job.coin.id,
+                "txid": job.built.txid,
+                "vout": job.built.change_vout or 0,
+                "sats": change or 0,
+                "depth": job.coin.depth + 1,
+            }
+        )
+    returned = ", ".join(
+        f"publish_jobs.{attr.expression.name} AS {attr.key}"
+        for attr in (PublishJob.id, *outbox.JOB_FIELDS)
+    )
+    query = text(
+        f"""
+        WITH sent_jobs AS (
+            UPDATE publish_jobs
+               SET status = :sent, sent_at = COALESCE(sent_at, :now), lease_until = NULL,
+                   error_code = NULL, error_detail = NULL
+             WHERE id = ANY(:ids) AND status = :processing
+               AND processing_batch_id = :batch_id AND lease_until = :lease
+            RETURNING {returned}
+        ), per_job AS (
+            SELECT * FROM json_to_recordset(CAST(:rows AS json))
+                AS r(job integer, coin integer, txid text, vout integer, sats bigint,
+                     depth integer)
+        ), spent_coins AS (
+            UPDATE utxos SET status = :spent, reserved_until = NULL
+              FROM per_job
+             WHERE utxos.id = per_job.coin AND per_job.job IN (SELECT id FROM sent_jobs)
+            RETURNING utxos.id
+        ), change_coins AS (
+            INSERT INTO utxos (txid, vout, satoshis, script_pub_key, purpose, status, dirty,
+                               depth, created_at, updated_at)
+            SELECT per_job.txid, per_job.vout, per_job.sats, :script, :purpose, :available,
+                   false, per_job.depth, :now, :now
+              FROM per_job
+             WHERE per_job.sats > 0 AND per_job.job IN (SELECT id FROM sent_jobs)
+            RETURNING id
+        ), closed_batch AS (
+            UPDATE publish_batches
+               SET status = CASE WHEN (SELECT count(*) FROM sent_jobs) = :n THEN :done
+                                 ELSE :partial END,
+                   broadcasted_at = :now, completed_at = :now, error_detail = NULL
+             WHERE batch_id = :batch_id
+            RETURNING batch_id
+        )
+        SELECT * FROM sent_jobs
+        """
+    )
+    params = {
+        "sent": SENT,
+        "processing": PROCESSING,
+        "now": now,
+        "ids": [j.id for j in jobs],
+        "batch_id": batch_id,
+        "lease": lease,
+        "rows": json.dumps(data),
+        "spent": SPENT,
+        "script": wallet_script,
+        "purpose": PURPOSE_PUBLISH,
+        "available": AVAILABLE,
+        "n": len(jobs),
+        "done": DONE,
+        "partial": PARTIAL,
+    }
+    return list(db.session.execute(query, params).all())
 
 
 def mark_coins_spent(ids: list[int]) -> None:

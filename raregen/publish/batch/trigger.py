@@ -51,7 +51,8 @@ def notify_queued(count: int = 1) -> None:
     """Count ``count`` newly queued jobs; when the count passes a full batch, enqueue a
     collector run now.
 
-    Intake calls this after its commit in batch and packed modes. The count lives in Redis
+    Intake calls this after its commit in auto, batch and packed modes. In auto mode it
+    is :func:`raregen.publish.batch.auto.wake` (``count`` does not matter). The count lives in Redis
     (``INCRBY``, cheaper than counting queued rows on every request); only the call that
     crosses a multiple of the batch size tries to enqueue, so a backlog waiting for a busy
     collector does not cost every request an enqueue attempt.
@@ -66,6 +67,11 @@ def notify_queued(count: int = 1) -> None:
     from the database. Never raises: with Redis down, the periodic run still takes the jobs
     (the jobs of a failed addition are not counted again).
     """
+    if current_app.config["PUBLISH_MODE"] == "auto":
+        from raregen.publish.batch.auto import wake
+
+        wake()  # one SET NX; enqueues a run only when none is awake
+        return
     try:
         full = max(_full_batch(), 1)
         step = max(1, min(_FLUSH_JOBS, full // 20))

@@ -1,0 +1,190 @@
+"""Auto mode (docs/PROTOCOL.md §6): group commit. A record is sent at once when the service is
+quiet; the records that arrive while a send is under way are taken together, as many as wait
+(up to ``BATCH_SIZE``), broadcast in one call and settled in one database transaction.
+
+The wake. After its commit, intake calls :func:`wake`: ``SET <wake key> NX EX`` in Redis, and
+only when the key was absent, one collector run is enqueued on the collector's queue. While
+a collector is awake, an accept costs that one ``SET NX`` round trip and nothing else (no
+enqueue, no stacked runs).
+
+The loop (:func:`run_auto`): take a batch of what waits (:func:`.batch_mode.collect_batch`,
+``FOR UPDATE SKIP LOCKED``: one record is a batch of one, sent at once) and go on while a
+step took something. When a step finds nothing, the run deletes the wake key and looks
+once more: a job committed before an accept's ``SET NX`` failed was committed before that
+delete, so this last look sees it (or another collector holds it); a job whose accept came
+after the delete set the key again and enqueued a new run. No wake is lost, and no window
+decides when a lone record goes.
+
+Under load: a step that took a full batch, or a tenth of one, asks for up to
+``AUTO_COLLECTORS - 1`` helper runs (one ``SET NX`` key each), which take batches beside it
+(their claims never overlap: one signs while the other broadcasts) and stop at the first
+step that took less. ``AUTO_PACK`` puts each step's records into
+one transaction (:func:`.packed.collect_packed`) instead of one transaction each.
+
+Guarantees are the batch and packed modes' (claim, sign and store in one transaction; the
+reaper and :func:`.recovery.resume_stale` recover a crashed collector's jobs). The wake is
+only a trigger: with the key or the RQ job lost (Redis flushed, a worker killed), the
+periodic ``batch-collector`` run (every ``BATCH_WINDOW_SECONDS``) runs the same loop and
+takes every due queued job from the database, and its delete of the wake key frees a key a
+killed collector left behind (the key also expires after :data:`WAKE_TTL_SECONDS`).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+
+from flask import current_app
+
+from raregen.publish.batch.batch_mode import collect_batch
+from raregen.publish.batch.common import RunReport, log
+from raregen.publish.batch.packed import collect_packed
+from raregen.queue import batch_queue_name, redis_connection
+
+#: Seconds a wake or helper key lives without its collector renewing it (a killed collector
+#: holds no key longer; the periodic run frees it sooner).
+WAKE_TTL_SECONDS = 60
+
+
+def _key(slot: int) -> str:
+    name = current_app.config["QUEUE_NAME"]
+    return f"raregen:{name}:auto-wake" if slot == 0 else f"raregen:{name}:auto-helper:{slot}"
+
+
+def wake() -> bool:
+    """Make sure a collector run is awake to take the jobs just committed (call after the
+    commit). One ``SET NX`` in Redis; one RQ enqueue only when no run was awake.
+
+    Never raises: with Redis down the periodic run takes the jobs.
+
+    Returns:
+        True if a run was enqueued.
+    """
+    return _start(0)
+
+
+def _start(slot: int) -> bool:
+    try:
+        conn = redis_connection()
+        if not conn.set(_key(slot), "1", nx=True, ex=WAKE_TTL_SECONDS):
+            return False
+        try:
+            _enqueue(slot)
+        except Exception:
+            conn.delete(_key(slot))
+            raise
+        return True
+    except Exception as exc:
+        log.warning("auto wake failed: %s", exc.__class__.__name__)
+        return False
+
+
+def _enqueue(slot: int) -> None:
+    from rq import Queue
+
+    from raregen.publish import tasks
+
+    cfg = current_app.config
+    queue = Queue(batch_queue_name(cfg["QUEUE_NAME"]), connection=redis_connection())
+    queue.enqueue(
+        tasks.collect_auto,
+        slot,
+        job_id=f"{cfg['QUEUE_NAME']}-auto-{slot}-{uuid.uuid4().hex[:12]}",
+        job_timeout=int(cfg["BATCH_RUN_SECONDS"]) + 120,
+        result_ttl=0,
+        failure_ttl=60,
+    )
+
+
+def _redis(call: Callable[[], object]) -> None:
+    try:
+        call()
+    except Exception as exc:  # the key is only a trigger; the periodic run is the guarantee
+        log.warning("auto wake key: %s", exc.__class__.__name__)
+
+
+def step() -> RunReport:
+    """One group commit: everything due that waits, up to ``BATCH_SIZE`` (``AUTO_PACK``: up
+    to ``PACKED_MAX_RECORDS`` in one transaction), built, broadcast in one call, settled in
+    one transaction."""
+    cfg = current_app.config
+    if not cfg.get("AUTO_PACK"):
+        return collect_batch()
+    # jobs that kept a signed transaction (a transient failure) are sent again as they are,
+    # never re-signed into a packed transaction
+    report = collect_batch(with_tx=True)
+    if report.claimed:
+        return report
+    return collect_packed()
+
+
+def _busy(report: RunReport) -> bool:
+    """A step that found a load worth a second collector: a full batch, or at least a tenth
+    of one (``BATCH_SIZE`` // 10, at least 2): records arrive faster than one collector's
+    cycle, so a helper beside it overlaps one's signing with the other's broadcast."""
+    cfg = current_app.config
+    size = int(cfg["PACKED_MAX_RECORDS"] if cfg.get("AUTO_PACK") else cfg["BATCH_SIZE"])
+    return report.more or report.claimed >= max(2, size // 10)
+
+
+def run_auto(slot: int = 0, *, budget_seconds: float | None = None) -> dict[str, int]:
+    """Take what waits until nothing does (see the module doc).
+
+    Args:
+        slot: 0 for the run :func:`wake` starts (and the periodic run); 1.. for a helper,
+            which stops at its first step that took less than a tenth of a batch.
+        budget_seconds: at most this long (default ``BATCH_RUN_SECONDS``); a run stopped by
+            it hands over to a new one.
+
+    Returns:
+        Counts: ``batches``, ``claimed`` and one per outcome (``sent``, ``retry``,
+        ``dirty``, ``failed``, ``waiting``).
+    """
+    cfg = current_app.config
+    budget = float(cfg["BATCH_RUN_SECONDS"] if budget_seconds is None else budget_seconds)
+    deadline = time.monotonic() + budget
+    helpers = int(cfg.get("AUTO_COLLECTORS") or 1)
+    conn = redis_connection()
+    key = _key(slot)
+    totals: Counter[str] = Counter()
+    handover = False
+    try:
+        while True:
+            report = step()
+            _add(totals, report)
+            if report.claimed:
+                if _busy(report):
+                    for other in range(1, helpers):
+                        if other != slot:
+                            _start(other)
+                elif slot:
+                    break  # a helper stops when the load is gone
+                if time.monotonic() > deadline:
+                    handover = slot == 0
+                    break
+                continue
+            if slot:
+                break
+            # nothing waits: give the wake back, then look once more (module doc)
+            _redis(lambda: conn.delete(key))
+            report = step()
+            _add(totals, report)
+            if not report.claimed:
+                return dict(totals)  # the key may be a newer accept's: left alone
+            _redis(lambda: conn.set(key, "1", ex=WAKE_TTL_SECONDS))
+    except BaseException:
+        _redis(lambda: conn.delete(key))  # the periodic run takes over
+        raise
+    _redis(lambda: conn.delete(key))
+    if handover:
+        wake()
+    return dict(totals)
+
+
+def _add(totals: Counter[str], report: RunReport) -> None:
+    if report.batch_id is not None:
+        totals["batches"] += 1
+    totals["claimed"] += report.claimed
+    totals.update(report.counts)
