@@ -54,6 +54,7 @@ from raregen.publish.models import (
     Utxo,
 )
 from raregen.publish.txbuilder import SpendableUtxo, build_publish_tx, required_satoshis
+from raregen.publish.wake import wake
 from raregen.queue import count_event, enqueue_publish, observe_latency
 from raregen.signing import decode_stored_signature, parse_pubkey
 from raregen.webhooks import outbox
@@ -158,7 +159,7 @@ def requeue(
     queued rows from the database, picks it up (a kept transaction is sent again as it is,
     :func:`raregen.publish.batch.run_collector`). An RQ publish job there would publish the
     record outside its batch. In auto mode the collector is woken after the commit
-    (:func:`raregen.publish.batch.auto.wake`; a job due later waits for a later run).
+    (:func:`raregen.publish.wake.wake`; a job due later waits for a later run).
 
     Args:
         keep_tx: keep the stored transaction (a later attempt re-sends it; its input stays
@@ -182,8 +183,6 @@ def requeue(
         job.vout = job.utxo_txid = job.utxo_vout = None
     mode = current_app.config["PUBLISH_MODE"]
     if mode == "auto":
-        from raregen.publish.batch.auto import wake
-
         after_commit(wake)  # due now or after the back-off: the collector or its periodic run
         return
     if mode != "immediate":

@@ -10,13 +10,11 @@ from rq import Queue, SimpleWorker
 
 from raregen.db import db, transaction, utcnow
 from raregen.publish import batch, reaper, tasks
-from raregen.publish.batch import auto
 from raregen.publish.models import PublishJob
+from raregen.publish.wake import wake_key
 from raregen.queue import batch_queue_name, redis_connection
-from tests.integration.test_batch import SpyBroadcaster, _jobs, _submit, author, chain_app
+from tests.integration.test_batch import SpyBroadcaster, _jobs, _submit
 from tests.integration.test_recovery import expire
-
-__all__ = ["author", "chain_app"]  # fixtures used here
 
 pytestmark = pytest.mark.node
 
@@ -28,7 +26,7 @@ def auto_app(chain_app):
     name = chain_app.config["QUEUE_NAME"]
     yield chain_app
     for slot in range(0, 4):
-        conn.delete(auto._key(slot))
+        conn.delete(wake_key(slot))
     Queue(batch_queue_name(name), connection=conn).empty()
 
 
@@ -56,12 +54,12 @@ def test_a_lone_record_is_woken_and_sent_alone(auto_app, author, regtest_node):
     (job_id,) = _submit(auto_app.test_client(), author, 1)
     queue = _collector_queue(auto_app)
     assert queue.count == 1  # one collector run woken
-    assert redis_connection().exists(auto._key(0))
+    assert redis_connection().exists(wake_key(0))
     _work(auto_app)
     (job,) = _jobs([job_id])
     assert job.status == "sent" and job.txid in set(regtest_node.rpc.call("getrawmempool"))
     assert spy.many_calls == [1]
-    assert not redis_connection().exists(auto._key(0))  # the wake was given back
+    assert not redis_connection().exists(wake_key(0))  # the wake was given back
     # the next record wakes a new run
     _submit(auto_app.test_client(), author, 1, tag="again")
     assert queue.count == 1
@@ -89,7 +87,7 @@ def test_full_batches_follow_each_other_until_nothing_waits(auto_app, author):
 def test_no_wake_is_lost_while_a_run_is_awake(auto_app, author):
     """An accept that finds the wake key set enqueues nothing; the awake run's last look
     (after giving the key back) takes its record."""
-    redis_connection().set(auto._key(0), "1")  # a run is awake
+    redis_connection().set(wake_key(0), "1")  # a run is awake
     ids = _submit(auto_app.test_client(), author, 2)
     assert _collector_queue(auto_app).count == 0
     totals = batch.run_auto(0)
@@ -113,13 +111,13 @@ def test_redis_loss_the_periodic_run_takes_the_jobs(auto_app, author):
     collector stays: the periodic run takes the jobs from the database and frees the key."""
     ids = _submit(auto_app.test_client(), author, 3)
     _collector_queue(auto_app).empty()  # the woken run is lost
-    redis_connection().set(auto._key(0), "1")  # as a killed collector would leave it
+    redis_connection().set(wake_key(0), "1")  # as a killed collector would leave it
     _submit(auto_app.test_client(), author, 1, tag="later")  # finds the key: no new run
     assert _collector_queue(auto_app).count == 0
     assert [j.status for j in _jobs(ids)] == ["queued"] * 3
     totals = batch.run_collector(budget_seconds=5)  # the periodic `batch-collector` run
     assert totals["sent"] == 4
-    assert not redis_connection().exists(auto._key(0))
+    assert not redis_connection().exists(wake_key(0))
     assert _submit(auto_app.test_client(), author, 1, tag="after")
     assert _collector_queue(auto_app).count == 1  # wakes work again
 
@@ -140,7 +138,7 @@ def test_crash_between_store_and_broadcast_is_settled_by_the_reaper(auto_app, au
         batch.run_auto(0)
     jobs = _jobs(ids)
     assert [j.status for j in jobs] == ["processing"] * 3 and all(j.raw_tx for j in jobs)
-    assert not redis_connection().exists(auto._key(0))  # the periodic run is not held up
+    assert not redis_connection().exists(wake_key(0))  # the periodic run is not held up
     auto_app.extensions.pop("raregen.services", None)  # the real broadcaster again
     for job_id in ids:
         expire(job_id)
@@ -166,4 +164,4 @@ def test_no_job_in_limbo_when_the_pool_is_empty(auto_app, author):
         rows = db.session.scalars(db.select(PublishJob).where(PublishJob.job_id.in_(ids))).all()
         assert {r.status for r in rows} == {"queued"}
         assert all(r.not_before is None or r.not_before > utcnow().replace(year=2000) for r in rows)
-    assert not redis_connection().exists(auto._key(0))
+    assert not redis_connection().exists(wake_key(0))

@@ -32,7 +32,6 @@ killed collector left behind (the key also expires after :data:`WAKE_TTL_SECONDS
 from __future__ import annotations
 
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable
 
@@ -41,61 +40,8 @@ from flask import current_app
 from raregen.publish.batch.batch_mode import collect_batch
 from raregen.publish.batch.common import RunReport, log
 from raregen.publish.batch.packed import collect_packed
-from raregen.queue import batch_queue_name, redis_connection
-
-#: Seconds a wake or helper key lives without its collector renewing it (a killed collector
-#: holds no key longer; the periodic run frees it sooner).
-WAKE_TTL_SECONDS = 60
-
-
-def _key(slot: int) -> str:
-    name = current_app.config["QUEUE_NAME"]
-    return f"raregen:{name}:auto-wake" if slot == 0 else f"raregen:{name}:auto-helper:{slot}"
-
-
-def wake() -> bool:
-    """Make sure a collector run is awake to take the jobs just committed (call after the
-    commit). One ``SET NX`` in Redis; one RQ enqueue only when no run was awake.
-
-    Never raises: with Redis down the periodic run takes the jobs.
-
-    Returns:
-        True if a run was enqueued.
-    """
-    return _start(0)
-
-
-def _start(slot: int) -> bool:
-    try:
-        conn = redis_connection()
-        if not conn.set(_key(slot), "1", nx=True, ex=WAKE_TTL_SECONDS):
-            return False
-        try:
-            _enqueue(slot)
-        except Exception:
-            conn.delete(_key(slot))
-            raise
-        return True
-    except Exception as exc:
-        log.warning("auto wake failed: %s", exc.__class__.__name__)
-        return False
-
-
-def _enqueue(slot: int) -> None:
-    from rq import Queue
-
-    from raregen.publish import tasks
-
-    cfg = current_app.config
-    queue = Queue(batch_queue_name(cfg["QUEUE_NAME"]), connection=redis_connection())
-    queue.enqueue(
-        tasks.collect_auto,
-        slot,
-        job_id=f"{cfg['QUEUE_NAME']}-auto-{slot}-{uuid.uuid4().hex[:12]}",
-        job_timeout=int(cfg["BATCH_RUN_SECONDS"]) + 120,
-        result_ttl=0,
-        failure_ttl=60,
-    )
+from raregen.publish.wake import WAKE_TTL_SECONDS, start, wake, wake_key
+from raregen.queue import redis_connection
 
 
 def _redis(call: Callable[[], object]) -> None:
@@ -147,7 +93,7 @@ def run_auto(slot: int = 0, *, budget_seconds: float | None = None) -> dict[str,
     deadline = time.monotonic() + budget
     helpers = int(cfg.get("AUTO_COLLECTORS") or 1)
     conn = redis_connection()
-    key = _key(slot)
+    key = wake_key(slot)
     totals: Counter[str] = Counter()
     handover = False
     try:
@@ -158,7 +104,7 @@ def run_auto(slot: int = 0, *, budget_seconds: float | None = None) -> dict[str,
                 if _busy(report):
                     for other in range(1, helpers):
                         if other != slot:
-                            _start(other)
+                            start(other)
                 elif slot:
                     break  # a helper stops when the load is gone
                 if time.monotonic() > deadline:

@@ -16,6 +16,7 @@ from typing import cast
 
 from flask import current_app
 
+from raregen.publish.wake import wake
 from raregen.queue import batch_queue_name, redis_connection
 
 log = logging.getLogger("raregen.publish.batch")
@@ -52,7 +53,7 @@ def notify_queued(count: int = 1) -> None:
     collector run now.
 
     Intake calls this after its commit in auto, batch and packed modes. In auto mode it
-    is :func:`raregen.publish.batch.auto.wake` (``count`` does not matter). The count lives in Redis
+    is :func:`raregen.publish.wake.wake` (``count`` does not matter). The count lives in Redis
     (``INCRBY``, cheaper than counting queued rows on every request); only the call that
     crosses a multiple of the batch size tries to enqueue, so a backlog waiting for a busy
     collector does not cost every request an enqueue attempt.
@@ -68,8 +69,6 @@ def notify_queued(count: int = 1) -> None:
     (the jobs of a failed addition are not counted again).
     """
     if current_app.config["PUBLISH_MODE"] == "auto":
-        from raregen.publish.batch.auto import wake
-
         wake()  # one SET NX; enqueues a run only when none is awake
         return
     try:
