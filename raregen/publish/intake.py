@@ -227,8 +227,11 @@ def _replay_or_conflict(job: Any, signed_payload: str, signature: str) -> Accept
 # * paid: a key with a credits column pays with a conditional decrement, re-checked on the
 #   row's latest version under its lock (READ COMMITTED), so two concurrent requests never
 #   both take the last credit (nothing paid: NO_CREDITS); credits NULL is unlimited;
-# * new_job, audited: the job row and its publish:job:accepted audit row (chained by the
-#   audit_log trigger, migration 0006, whose lock is held to the commit: it runs last);
+# * new_job, audited: the job row and its publish:job:accepted audit row, written deferred
+#   (prev_hash 'deferred', migration 0011): the chain trigger takes no lock for it, so
+#   accepts commit side by side instead of one commit (WAL flush) at a time; the entry is
+#   chained soon after, under the chain lock, by the next chained write, the periodic
+#   reaper or `audit verify` (raregen.audit.chain_deferred);
 # * keys with an account_ref (wallet accounts pay from the credit ledger) change nothing
 #   here and are then accepted by the transactional path;
 # * the job's notify copies the key's webhooks flag (raregen.webhooks.outbox).
@@ -260,8 +263,8 @@ WITH k AS (
     WHERE go.credits IS NULL OR EXISTS (SELECT 1 FROM paid)
     RETURNING job_id, created_at
 ), audited AS (
-    INSERT INTO audit_log (actor, action, subject, created_at)
-    SELECT %(actor)s, 'publish:job:accepted', job_id, created_at FROM new_job
+    INSERT INTO audit_log (actor, action, subject, created_at, prev_hash)
+    SELECT %(actor)s, 'publish:job:accepted', job_id, created_at, 'deferred' FROM new_job
 )
 SELECT k.status AS key_status, k.account_ref,
        prev.job_id, prev.status, prev.signed_payload, prev.signature, prev.receipt,
