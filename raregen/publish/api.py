@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -83,8 +82,9 @@ def publish():  # type: ignore[no-untyped-def]
     )
     status_url = url_for("publish_api.job_status", job_id=accepted.job_id)
     payload = {"jobId": accepted.job_id, "status": accepted.status, "statusUrl": status_url}
-    if accepted.receipt:  # the signed acceptance receipt (docs/PROOFS.md)
-        payload["receipt"] = json.loads(accepted.receipt)
+    receipt = accepted.receipt_object()
+    if receipt:  # the signed acceptance receipt (docs/PROOFS.md)
+        payload["receipt"] = receipt
     return jsonify(payload), (202 if accepted.created else 200)
 
 

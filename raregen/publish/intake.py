@@ -52,6 +52,15 @@ class Accepted:
     #: the signed acceptance receipt as stored (JSON text), None for jobs accepted before
     #: receipts existed (docs/PROOFS.md)
     receipt: str | None = None
+    #: the same receipt as the object it was made from (a new job only), so the answer
+    #: need not parse the text just written
+    receipt_obj: dict[str, Any] | None = None
+
+    def receipt_object(self) -> dict[str, Any] | None:
+        """The receipt as a JSON object (``{"receipt", "pubkey", "signature"}``), or None."""
+        if self.receipt_obj is not None:
+            return self.receipt_obj
+        return json.loads(self.receipt) if self.receipt else None
 
 
 def parse_body(raw: bytes, content_type: str | None) -> Any:
@@ -308,8 +317,9 @@ def _autocommit_engine() -> Engine:
     return cast(Engine, engine)
 
 
-def _receipt(job_id: str, body_sha256: str, stamp: Any) -> str:
-    """The signed acceptance receipt of a new job as compact JSON text (docs/PROOFS.md)."""
+def _receipt(job_id: str, body_sha256: str, stamp: Any) -> tuple[str, dict[str, Any]]:
+    """The signed acceptance receipt of a new job (docs/PROOFS.md): as compact JSON text
+    (stored) and as the object (answered)."""
     from raregen.proofs import receipt
 
     cfg = current_app.config
@@ -320,7 +330,7 @@ def _receipt(job_id: str, body_sha256: str, stamp: Any) -> str:
         accepted_at=stamp,
         deadline_seconds=int(cfg.get("RECEIPT_DEADLINE_SECONDS", 6 * 3600)),
     )
-    return json.dumps(signed, separators=(",", ":"))
+    return json.dumps(signed, separators=(",", ":")), signed
 
 
 def _accept_one_statement(req: Any, mode: str, body_sha256: str = "") -> Accepted | None:
@@ -348,7 +358,7 @@ def _accept_one_statement(req: Any, mode: str, body_sha256: str = "") -> Accepte
     """
     job_id = str(uuid.uuid4())
     stamp = utcnow()
-    signed_receipt = _receipt(job_id, body_sha256, stamp)
+    signed_receipt, receipt_obj = _receipt(job_id, body_sha256, stamp)
     params = {
         "pubkey": req.pubkey_hex,
         "nonce": req.payload.nonce,
@@ -387,7 +397,7 @@ def _accept_one_statement(req: Any, mode: str, body_sha256: str = "") -> Accepte
         enqueue_publish(job_id)
     else:  # batch, packed: the collector takes it (docs/PROTOCOL.md §6)
         batch.notify_queued()
-    return Accepted(job_id, QUEUED, created=True, receipt=signed_receipt)
+    return Accepted(job_id, QUEUED, created=True, receipt=signed_receipt, receipt_obj=receipt_obj)
 
 
 def accept(body: Any, *, now: int | None = None, raw: bytes | None = None) -> Accepted:
@@ -449,7 +459,7 @@ def accept(body: Any, *, now: int | None = None, raw: bytes | None = None) -> Ac
                 # credits.take reads id, credits and account_ref, the columns loaded above
                 credits.take(cast(RegisteredKey, key), job_id)
                 stamp = utcnow()
-                signed_receipt = _receipt(job_id, body_sha256, stamp)
+                signed_receipt, receipt_obj = _receipt(job_id, body_sha256, stamp)
                 _store_job(
                     {
                         "p_job_id": job_id,
@@ -473,7 +483,9 @@ def accept(body: Any, *, now: int | None = None, raw: bytes | None = None) -> Ac
                     after_commit(lambda: enqueue_publish(job_id))
                 else:  # batch, packed: the collector takes it (docs/PROTOCOL.md §6)
                     after_commit(batch.notify_queued)
-            return Accepted(job_id, QUEUED, created=True, receipt=signed_receipt)
+            return Accepted(
+                job_id, QUEUED, created=True, receipt=signed_receipt, receipt_obj=receipt_obj
+            )
         except IntegrityError:
             # the same (pubkey, nonce) was stored concurrently: answer as a replay or conflict
             continue
