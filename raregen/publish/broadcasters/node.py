@@ -432,15 +432,15 @@ class SVNodeBroadcaster:
             raise BroadcasterUnavailable(self.name, str(exc)) from None
         for i, info in infos.items():
             txid = wanted[i]
-            block_hash = info.get("blockhash")
+            in_block = info.get("blockhash")
             confirmations = int(info.get("confirmations") or 0)
-            if not block_hash or confirmations <= 0:
+            if not in_block or confirmations <= 0:
                 out[i] = TxStatus(txid, "mempool")
                 continue
             height = info.get("blockheight")
             if height is None:
-                height = heights[str(block_hash)]
-            out[i] = TxStatus(txid, "confirmed", str(block_hash), int(height), confirmations)
+                height = heights[str(in_block)]
+            out[i] = TxStatus(txid, "confirmed", str(in_block), int(height), confirmations)
         return out
 
     # -- proofs (docs/PROOFS.md) ------------------------------------------------------------
