@@ -3,6 +3,13 @@ then the publish queue, with RQ's scheduler for delayed retries) or ``python wor
 --cron`` (the scheduler of the periodic jobs: confirmations, reaper and sweeper, dirty UTXOs,
 pool replenishment, the batch collector's tick).
 
+``--role publish`` serves the batch-collector and publish queues only, ``--role periodic``
+the periodic queue only (:func:`raregen.queue.role_queue_names`): run the publishing
+workers with the first and one worker with the second (``scripts/run``, the systemd units
+``raregen-worker@`` and ``raregen-periodic``), and no periodic job (a confirmation pass, the
+reaper, a pool replenishment) ever holds a publishing worker. The default, ``--role all``,
+serves every queue (a set-up with one worker process).
+
 The worker runs every job in its own process and main thread (RQ's ``SimpleWorker``): no
 fork per job, one app, one SQLAlchemy engine and one connection pool for the worker's whole
 life (a job checks a pooled connection out and gives it back; ``pool_pre_ping`` replaces one
@@ -61,7 +68,7 @@ from typing import TYPE_CHECKING, Any
 from raregen import create_app
 from raregen.config import SettingsError, refuse
 from raregen.publish import tasks
-from raregen.queue import redis_connection, worker_queue_names
+from raregen.queue import WORKER_ROLES, redis_connection, role_queue_names
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -80,14 +87,15 @@ CRON_LOCK_SECONDS = 30
 CRON_STANDBY_POLL_SECONDS = 5.0
 
 
-def build_worker(app: Flask, *, fork: bool = False) -> BaseWorker:
-    """The RQ worker of ``app``'s queues (:func:`raregen.queue.worker_queue_names`: batch
-    collector first, then periodic, then publish).
+def build_worker(app: Flask, *, fork: bool = False, role: str = "all") -> BaseWorker:
+    """The RQ worker of ``app``'s queues for ``role`` (:func:`raregen.queue.role_queue_names`;
+    ``all``: batch collector first, then periodic, then publish).
 
     Args:
         app: the app; its config names the queues (``QUEUE_NAME``) and Redis (``REDIS_URL``).
         fork: RQ's forking ``Worker`` (a work horse process per job) instead of its
             ``SimpleWorker`` (jobs in this process's main thread).
+        role: ``all``, ``publish`` or ``periodic`` (:data:`raregen.queue.WORKER_ROLES`).
 
     Returns:
         The worker, not started. Its job timeouts are RQ's death penalty
@@ -99,15 +107,19 @@ def build_worker(app: Flask, *, fork: bool = False) -> BaseWorker:
     with app.app_context():
         conn = redis_connection()
         queues = [
-            Queue(name, connection=conn) for name in worker_queue_names(app.config["QUEUE_NAME"])
+            Queue(name, connection=conn)
+            for name in role_queue_names(app.config["QUEUE_NAME"], role)
         ]
     worker_class = Worker if fork else SimpleWorker
     return worker_class(queues, connection=conn)
 
 
-def run_worker(burst: bool = False, fork: bool = False, app: Flask | None = None) -> None:
-    """Serve the queues of ``app`` (default: a new one) until stopped (module docstring)."""
-    worker = build_worker(app or create_app(), fork=fork)
+def run_worker(
+    burst: bool = False, fork: bool = False, app: Flask | None = None, role: str = "all"
+) -> None:
+    """Serve the queues of ``role`` of ``app`` (default: a new one) until stopped (module
+    docstring)."""
+    worker = build_worker(app or create_app(), fork=fork, role=role)
     worker.work(with_scheduler=True, burst=burst, logging_level="WARNING")
 
 
@@ -277,6 +289,13 @@ def main() -> None:
     parser.add_argument("--cron", action="store_true", help="run the periodic-job scheduler")
     parser.add_argument("--burst", action="store_true", help="stop when the queues are empty")
     parser.add_argument(
+        "--role",
+        choices=WORKER_ROLES,
+        default="all",
+        help="the queues to serve: all (default), publish (batch collector and publish "
+        "jobs, no periodic job) or periodic (the periodic jobs only)",
+    )
+    parser.add_argument(
         "--fork",
         action="store_true",
         help="fork a work horse per job (RQ's Worker) instead of running jobs in-process",
@@ -297,7 +316,7 @@ def main() -> None:
         except KeyboardInterrupt:  # Ctrl-C during the start-up sweep, before RQ's handler
             pass
     else:
-        run_worker(burst=args.burst, fork=args.fork, app=app)
+        run_worker(burst=args.burst, fork=args.fork, app=app, role=args.role)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import json
 import logging
 from typing import Any
 
-from sqlalchemy import event, insert, select
+from sqlalchemy import event, insert, select, text
 from sqlalchemy.orm import Session, SessionTransaction
 
 from raregen.auditchain import Entry, Report, verify_entries
@@ -149,10 +149,40 @@ def _entries() -> list[Entry]:
     return [Entry(*row) for row in [*chained, *loose]]
 
 
+#: ``prev_hash`` of an entry written deferred (PostgreSQL, migration 0011): the chain trigger
+#: leaves it unchained and takes no lock; :func:`chain_deferred` chains it.
+DEFERRED = "deferred"
+
+
+def chain_deferred() -> int:
+    """Chain the deferred entries committed so far, oldest id first, under the chain lock
+    (current transaction; PostgreSQL's ``raregen_audit_chain_deferred()``, migration 0011).
+    Nothing to do on SQLite, which never defers.
+
+    The one-statement accept (:mod:`raregen.publish.intake`) writes its
+    ``publish:job:accepted`` entry deferred, so accepts do not wait for each other's commit
+    on the chain lock. Any chained write chains the deferred entries first; so do the
+    periodic reaper (:func:`raregen.publish.tasks.reap`) and :func:`verify`.
+
+    Returns:
+        How many entries were chained.
+    """
+    if db.engine.dialect.name != "postgresql":
+        return 0
+    present = db.session.execute(
+        text("SELECT to_regprocedure('raregen_audit_chain_deferred()') IS NOT NULL")
+    ).scalar()
+    if not present:  # a schema older than migration 0011: nothing is ever deferred
+        return 0
+    return int(db.session.execute(text("SELECT raregen_audit_chain_deferred()")).scalar() or 0)
+
+
 def verify(anchor: tuple[int, str] | None = None) -> Report:
-    """Check the whole chain (read-only; one snapshot on PostgreSQL when run in one
-    transaction). See :func:`raregen.auditchain.verify_entries` for ``anchor`` and the
-    checks."""
+    """Check the whole chain (one snapshot on PostgreSQL when run in one transaction, after
+    chaining the deferred entries committed so far: :func:`chain_deferred`; commit the
+    transaction to keep that chaining). See :func:`raregen.auditchain.verify_entries` for
+    ``anchor`` and the checks."""
+    chain_deferred()
     return verify_entries(_entries(), anchor=anchor)
 
 

@@ -71,7 +71,9 @@ def publish_queue() -> Queue:
 def periodic_queue_name(publish_queue_name: str) -> str:
     """The queue of the periodic jobs (reaper, confirmations, ...): ``<publish>-periodic``.
 
-    Workers listen to it before the publish queue, so recovery runs even behind a backlog.
+    Served by a worker of its own (``worker.py --role periodic``), so recovery runs even
+    behind a backlog and a periodic job never holds a publishing worker; a ``--role all``
+    worker serves it before the publish queue.
     """
     return f"{publish_queue_name}-periodic"
 
@@ -104,6 +106,39 @@ def worker_queue_names(publish_queue_name: str) -> list[str]:
         periodic_queue_name(publish_queue_name),
         publish_queue_name,
     ]
+
+
+#: The roles of a worker process (``worker.py --role``) and the queues each serves.
+WORKER_ROLES = ("all", "publish", "periodic")
+
+
+def role_queue_names(publish_queue_name: str, role: str = "all") -> list[str]:
+    """The queues a worker of ``role`` serves, in RQ's priority order.
+
+    ``publish``: the batch collector and the publish jobs, never a periodic job, so a long
+    confirmation pass, a reaper pass or a pool replenishment never holds a publishing
+    worker (``scripts/run`` and the systemd units run their publishing workers so).
+    ``periodic``: the periodic jobs only (confirmations, reaper, dirty UTXOs, replenish,
+    webhook delivery, ...), served by a worker of its own. ``all``: every queue
+    (:func:`worker_queue_names`), for a set-up with one worker process.
+
+    Args:
+        publish_queue_name: ``QUEUE_NAME`` (default ``publish``).
+        role: one of :data:`WORKER_ROLES`.
+
+    Returns:
+        The queue names, first served first.
+
+    Raises:
+        ValueError: ``role`` is not one of :data:`WORKER_ROLES`.
+    """
+    if role == "all":
+        return worker_queue_names(publish_queue_name)
+    if role == "publish":
+        return [batch_queue_name(publish_queue_name), publish_queue_name]
+    if role == "periodic":
+        return [periodic_queue_name(publish_queue_name)]
+    raise ValueError(f"unknown worker role {role!r} (one of {', '.join(WORKER_ROLES)})")
 
 
 def _ms(value: datetime) -> int:

@@ -9,8 +9,10 @@ by hand.
    rendered into ``instance/nginx``), gunicorn (``deploy/gunicorn.conf.py``) behind it on a
    free loopback port; without nginx (``scripts/install-nginx`` could not install it) a
    warning, and gunicorn on ``PORT`` itself. Then ``RAREGEN_WORKER_PROCESSES`` RQ
-   workers (default 2, one per core of a 2-core machine; ``WORKERS`` or ``--workers``
-   override it), the periodic-job scheduler, and a miner that makes a block every
+   publishing workers (``worker.py --role publish``; default 2, one per core of a 2-core
+   machine; ``WORKERS`` or ``--workers`` override it), one worker of the periodic jobs
+   (``--role periodic``: confirmations, reaper, ... never hold a publishing worker), the
+   periodic-job scheduler, and a miner that makes a block every
    ``DEV_MINE_INTERVAL_SECONDS``.
 
 Ctrl-C (SIGINT), SIGTERM or SIGHUP (the terminal closed) stops every process it started, by
@@ -272,9 +274,14 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         py = sys.executable
         env = dict(os.environ)
-        _log(f"starting {args.workers} RQ worker(s), the periodic-job scheduler and the miner")
+        _log(
+            f"starting {args.workers} RQ worker(s), the periodic-job worker and scheduler, "
+            "and the miner"
+        )
+        # publishing workers never take a periodic job: those have a worker of their own
         for _ in range(args.workers):
-            children.append(_spawn([py, str(ROOT / "worker.py")], env))
+            children.append(_spawn([py, str(ROOT / "worker.py"), "--role", "publish"], env))
+        children.append(_spawn([py, str(ROOT / "worker.py"), "--role", "periodic"], env))
         children.append(_spawn([py, str(ROOT / "worker.py"), "--cron"], env))
         if not args.no_web:
             nginx = find_nginx()

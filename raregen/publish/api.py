@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import logging
+from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request, url_for
 from flask.typing import ResponseReturnValue
@@ -54,9 +54,14 @@ def publish() -> ResponseReturnValue:
         extra={"job_id": accepted.job_id, "new_job": accepted.created},
     )
     status_url = url_for("publish_api.job_status", job_id=accepted.job_id)
-    payload = {"jobId": accepted.job_id, "status": accepted.status, "statusUrl": status_url}
-    if accepted.receipt:  # the signed acceptance receipt (docs/PROOFS.md)
-        payload["receipt"] = json.loads(accepted.receipt)
+    payload: dict[str, Any] = {
+        "jobId": accepted.job_id,
+        "status": accepted.status,
+        "statusUrl": status_url,
+    }
+    receipt = accepted.receipt_object()
+    if receipt:  # the signed acceptance receipt (docs/PROOFS.md)
+        payload["receipt"] = receipt
     return jsonify(payload), (202 if accepted.created else 200)
 
 

@@ -3,8 +3,12 @@ and the unconfirmed-chain depth of pool outputs reset once their transaction is 
 
 When a transaction is seen confirmed, its merkle proof (BRC-74 path and block header) is
 stored for proof files (``PROOF_CAPTURE``, on by default; :mod:`raregen.proofs.capture`):
-per block for the transactions the pass found confirmed in it, every ``CAPTURE_EVERY``
-confirmed transactions and at the end of the pass.
+per block, right after the block's confirmations are recorded.
+
+Confirmations are recorded per block: the jobs of all the block's transactions that the pass
+found, their webhook events, their pool outputs' depths and their audit entries in one
+transaction of a few set-based statements (:func:`mark_block_confirmed`); the chain is asked
+about many txids per call (:func:`raregen.publish.broadcasters.base.statuses_of`).
 Each pass first re-checks the blocks of the last ``PROOF_RECHECK_BLOCKS`` confirmations: a
 block a reorganisation took away sends its jobs back to ``sent`` (and drops their proofs),
 so this same pass confirms them again in their new block.
@@ -18,6 +22,7 @@ change outputs comes back whole.
 from __future__ import annotations
 
 import logging
+import time
 
 from flask import current_app
 from sqlalchemy import func, select, update
@@ -26,15 +31,18 @@ from raregen.audit import audit
 from raregen.db import db, transaction, utcnow
 from raregen.proofs import capture as proofs
 from raregen.publish import batch, pool, services
-from raregen.publish.broadcasters.base import TxStatus
+from raregen.publish.broadcasters.base import TxStatus, statuses_of
 from raregen.publish.models import CONFIRMED, SENT, PublishJob
 from raregen.webhooks import outbox
 
 log = logging.getLogger(__name__)
 
-#: proofs are captured every this many confirmed txids of a pass (and at its end), so a long
-#: pass stores proofs as it goes (a block is listed once per pass all the same).
-CAPTURE_EVERY = 100
+
+#: at most this many txids per set-based statement (``IN`` list) when recording a block.
+RECORD_CHUNK = 1000
+#: at most this many txids per status query to the chain (one batch call where the backend
+#: has one, :func:`raregen.publish.broadcasters.base.statuses_of`).
+STATUS_CHUNK = 500
 
 
 def mark_confirmed(txid: str, status: TxStatus) -> int:
@@ -45,38 +53,78 @@ def mark_confirmed(txid: str, status: TxStatus) -> int:
     Returns:
         The number of jobs marked.
     """
-    rows = db.session.execute(
-        update(PublishJob)
-        .where(PublishJob.txid == txid, PublishJob.status == SENT)
-        .values(
-            status=CONFIRMED,
-            block_hash=status.block_hash,
-            block_height=status.block_height,
-            confirmed_at=utcnow(),
+    return mark_block_confirmed([txid], status)
+
+
+def mark_block_confirmed(txids: list[str], status: TxStatus) -> int:
+    """Record the confirmation of ``txids``, all mined in the block of ``status``
+    (``block_hash``, ``block_height``), with set-based statements in the current
+    transaction: one ``UPDATE ... RETURNING`` of their ``sent`` jobs (per
+    :data:`RECORD_CHUNK` txids), the ``job.confirmed`` webhook events of the jobs that notify
+    (:func:`raregen.webhooks.outbox.emit`, one call), one ``UPDATE`` resetting the depth of
+    the pool outputs they made, and one ``publish:tx:confirmed`` audit entry per transaction
+    listing its jobs (written together at commit, :mod:`raregen.audit`). All of it commits
+    or rolls back with the caller's transaction, as one job's confirmation did.
+
+    Args:
+        txids: transaction ids (duplicates ignored).
+        status: the block they are in (``state`` ``confirmed``).
+
+    Returns:
+        The number of jobs marked.
+    """
+    unique = sorted(set(txids))
+    if not unique:
+        return 0
+    now = utcnow()
+    rows: list = []  # type: ignore[type-arg]
+    for i in range(0, len(unique), RECORD_CHUNK):
+        chunk = unique[i : i + RECORD_CHUNK]
+        rows.extend(
+            db.session.execute(
+                update(PublishJob)
+                .where(PublishJob.txid.in_(chunk), PublishJob.status == SENT)
+                .values(
+                    status=CONFIRMED,
+                    block_hash=status.block_hash,
+                    block_height=status.block_height,
+                    confirmed_at=now,
+                )
+                .returning(*outbox.JOB_FIELDS)
+                .execution_options(synchronize_session=False)
+            ).all()
         )
-        .returning(*outbox.JOB_FIELDS)
-        .execution_options(synchronize_session=False)
-    ).all()
+        pool.mark_confirmed_outputs_many(chunk)
     outbox.emit(outbox.CONFIRMED, rows)  # webhook events, same transaction
-    jobs = sorted(row.job_id for row in rows)
-    pool.mark_confirmed_outputs(txid)
-    if jobs:
+    jobs_by_txid: dict[str, list[str]] = {}
+    for row in rows:
+        jobs_by_txid.setdefault(row.txid, []).append(row.job_id)
+    for txid in sorted(jobs_by_txid):
         # one entry per transaction, listing its jobs (a packed one carries many)
         audit(
             "worker",
             "publish:tx:confirmed",
             txid,
-            jobs=jobs,
+            jobs=sorted(jobs_by_txid[txid]),
             block_hash=status.block_hash,
             block_height=status.block_height,
         )
-    return len(jobs)
+    return len(rows)
 
 
-def confirm_sent(limit: int = 2000) -> int:
+def confirm_sent(limit: int = 10_000) -> int:
     """Ask the chain about the transactions of ``sent`` jobs and settle the mined ones; then
     about pool outputs still counted as unconfirmed (split transactions, change of jobs
     confirmed earlier) and reset the depth of mined ones.
+
+    The chain is asked in batches of :data:`STATUS_CHUNK` txids (one batch call on a backend
+    that has one); then the confirmations found are recorded per block, one transaction per
+    block with a few set-based statements (:func:`mark_block_confirmed`), not one
+    transaction per transaction; each block's proofs are captured right after it
+    (:mod:`raregen.proofs.capture`, one transaction per block). A chain that stops
+    answering midway: what was found until then is recorded, the rest waits for the next
+    pass. The pass logs one line:
+    jobs, transactions and blocks recorded, and the seconds spent recording and asking.
 
     A transaction the chain does not know any more is sent again from its stored raw
     transaction: the job's ``raw_tx``, or for a packed transaction (whose jobs keep none)
@@ -89,6 +137,7 @@ def confirm_sent(limit: int = 2000) -> int:
     Returns:
         The number of jobs marked ``confirmed``.
     """
+    started = time.monotonic()
     with transaction():
         txids = _sent_txids(limit)
     seen: set[str] = set()
@@ -101,34 +150,60 @@ def confirm_sent(limit: int = 2000) -> int:
             with transaction():  # the jobs sent back are asked about in this pass
                 txids = _sent_txids(limit)
     confirmed = 0
-    mined: list[tuple[str, TxStatus]] = []
+    recorded_txids = 0
+    blocks_seen: set[str] = set()
+    asking = recording = 0.0
     blocks: dict[str, object] = {}  # the blocks listed by this pass's captures
-    try:
-        for txid in txids:
-            seen.add(txid)
-            try:
-                status = chain.tx_status(txid)
-            except Exception as exc:
-                log.warning("status of %s unavailable: %s", txid, exc.__class__.__name__)
-                return confirmed  # the chain is unreachable: try again next round
+    by_block: dict[tuple[str | None, int | None], list[tuple[str, TxStatus]]] = {}
+    unknown: list[str] = []
+    for i in range(0, len(txids), STATUS_CHUNK):
+        chunk = txids[i : i + STATUS_CHUNK]
+        t0 = time.monotonic()
+        try:
+            statuses = statuses_of(chain, chunk)
+        except Exception as exc:
+            log.warning("status of %d txids unavailable: %s", len(chunk), exc.__class__.__name__)
+            break  # the chain is unreachable: record what was found, try the rest next round
+        finally:
+            asking += time.monotonic() - t0
+        seen.update(chunk)
+        for txid, status in zip(chunk, statuses, strict=True):
             if status.state == "confirmed":
-                with transaction():
-                    confirmed += mark_confirmed(txid, status)
-                mined.append((txid, status))
-                if capture_on and len(mined) >= CAPTURE_EVERY:
-                    _capture(mined, chain, blocks)
+                by_block.setdefault((status.block_hash, status.block_height), []).append(
+                    (txid, status)
+                )
             elif status.state == "unknown":
-                with transaction():
-                    raw_tx = stored_raw_tx(txid)
-                if not raw_tx:
-                    continue
-                try:
-                    chain.broadcast(raw_tx)
-                except Exception as exc:
-                    log.warning("re-broadcast of %s failed: %s", txid, exc.__class__.__name__)
-    finally:
-        if capture_on and mined:
-            _capture(mined, chain, blocks)
+                unknown.append(txid)
+    for items in by_block.values():
+        t0 = time.monotonic()
+        with transaction():  # the whole block together
+            confirmed += mark_block_confirmed([t for t, _ in items], items[0][1])
+        recording += time.monotonic() - t0
+        recorded_txids += len(items)
+        blocks_seen.add(str(items[0][1].block_hash))
+        if capture_on:
+            _capture(list(items), chain, blocks)
+    for txid in unknown:
+        with transaction():
+            raw_tx = stored_raw_tx(txid)
+        if not raw_tx:
+            continue
+        try:
+            chain.broadcast(raw_tx)
+        except Exception as exc:
+            log.warning("re-broadcast of %s failed: %s", txid, exc.__class__.__name__)
+    if confirmed:
+        log.info(
+            "confirmation pass: %d jobs of %d transactions in %d block(s) recorded in %.3f s "
+            "(chain asked in %.3f s, pass %.3f s)",
+            confirmed,
+            recorded_txids,
+            len(blocks_seen),
+            recording,
+            asking,
+            time.monotonic() - started,
+            extra={"confirmed": confirmed, "record_seconds": round(recording, 4)},
+        )
     reset_depths(limit=limit, skip=seen)
     return confirmed
 
@@ -177,13 +252,15 @@ def reset_depths(limit: int = 500, skip: set[str] | None = None) -> int:
         txids = [t for t in pool.unconfirmed_txids(limit) if not skip or t not in skip]
     chain = services.broadcaster()
     mined = 0
-    for txid in txids:
+    for i in range(0, len(txids), STATUS_CHUNK):
+        chunk = txids[i : i + STATUS_CHUNK]
         try:
-            status = chain.tx_status(txid)
+            statuses = statuses_of(chain, chunk)
         except Exception:
             return mined
-        if status.state == "confirmed":
+        done = [t for t, s in zip(chunk, statuses, strict=True) if s.state == "confirmed"]
+        if done:
             with transaction():
-                pool.mark_confirmed_outputs(txid)
-            mined += 1
+                pool.mark_confirmed_outputs_many(done)
+            mined += len(done)
     return mined

@@ -54,6 +54,15 @@ class Accepted:
     #: the signed acceptance receipt as stored (JSON text), None for jobs accepted before
     #: receipts existed (docs/PROOFS.md)
     receipt: str | None = None
+    #: the same receipt as the object it was made from (a new job only), so the answer
+    #: need not parse the text just written
+    receipt_obj: dict[str, Any] | None = None
+
+    def receipt_object(self) -> dict[str, Any] | None:
+        """The receipt as a JSON object (``{"receipt", "pubkey", "signature"}``), or None."""
+        if self.receipt_obj is not None:
+            return self.receipt_obj
+        return json.loads(self.receipt) if self.receipt else None
 
 
 def parse_body(raw: bytes, content_type: str | None) -> Any:
@@ -229,8 +238,11 @@ def _replay_or_conflict(job: Any, signed_payload: str, signature: str) -> Accept
 # * paid: a key with a credits column pays with a conditional decrement, re-checked on the
 #   row's latest version under its lock (READ COMMITTED), so two concurrent requests never
 #   both take the last credit (nothing paid: NO_CREDITS); credits NULL is unlimited;
-# * new_job, audited: the job row and its publish:job:accepted audit row (chained by the
-#   audit_log trigger, migration 0006, whose lock is held to the commit: it runs last);
+# * new_job, audited: the job row and its publish:job:accepted audit row, written deferred
+#   (prev_hash 'deferred', migration 0011): the chain trigger takes no lock for it, so
+#   accepts commit side by side instead of one commit (WAL flush) at a time; the entry is
+#   chained soon after, under the chain lock, by the next chained write, the periodic
+#   reaper or `audit verify` (raregen.audit.chain_deferred);
 # * keys with an account_ref (wallet accounts pay from the credit ledger) change nothing
 #   here and are then accepted by the transactional path;
 # * the job's notify copies the key's webhooks flag (raregen.webhooks.outbox).
@@ -262,8 +274,8 @@ WITH k AS (
     WHERE go.credits IS NULL OR EXISTS (SELECT 1 FROM paid)
     RETURNING job_id, created_at
 ), audited AS (
-    INSERT INTO audit_log (actor, action, subject, created_at)
-    SELECT %(actor)s, 'publish:job:accepted', job_id, created_at FROM new_job
+    INSERT INTO audit_log (actor, action, subject, created_at, prev_hash)
+    SELECT %(actor)s, 'publish:job:accepted', job_id, created_at, 'deferred' FROM new_job
 )
 SELECT k.status AS key_status, k.account_ref,
        prev.job_id, prev.status, prev.signed_payload, prev.signature, prev.receipt,
@@ -307,8 +319,9 @@ def _autocommit_engine() -> Engine:
     return cast(Engine, engine)
 
 
-def _receipt(job_id: str, body_sha256: str, stamp: Any) -> str:
-    """The signed acceptance receipt of a new job as compact JSON text (docs/PROOFS.md)."""
+def _receipt(job_id: str, body_sha256: str, stamp: Any) -> tuple[str, dict[str, Any]]:
+    """The signed acceptance receipt of a new job (docs/PROOFS.md): as compact JSON text
+    (stored) and as the object (answered)."""
     cfg = current_app.config
     signed = receipt.sign_receipt(
         services.app_receipt_key(),
@@ -317,7 +330,7 @@ def _receipt(job_id: str, body_sha256: str, stamp: Any) -> str:
         accepted_at=stamp,
         deadline_seconds=int(cfg.get("RECEIPT_DEADLINE_SECONDS", 6 * 3600)),
     )
-    return json.dumps(signed, separators=(",", ":"))
+    return json.dumps(signed, separators=(",", ":")), signed
 
 
 def _accept_one_statement(req: Any, mode: str, body_sha256: str = "") -> Accepted | None:
@@ -345,7 +358,7 @@ def _accept_one_statement(req: Any, mode: str, body_sha256: str = "") -> Accepte
     """
     job_id = str(uuid.uuid4())
     stamp = utcnow()
-    signed_receipt = _receipt(job_id, body_sha256, stamp)
+    signed_receipt, receipt_obj = _receipt(job_id, body_sha256, stamp)
     params = {
         "pubkey": req.pubkey_hex,
         "nonce": req.payload.nonce,
@@ -385,7 +398,7 @@ def _accept_one_statement(req: Any, mode: str, body_sha256: str = "") -> Accepte
         enqueue_publish(job_id)
     else:  # batch, packed: the collector takes it (docs/PROTOCOL.md §6)
         batch.notify_queued()
-    return Accepted(job_id, QUEUED, created=True, receipt=signed_receipt)
+    return Accepted(job_id, QUEUED, created=True, receipt=signed_receipt, receipt_obj=receipt_obj)
 
 
 def accept(body: Any, *, now: int | None = None, raw: bytes | None = None) -> Accepted:
@@ -449,7 +462,7 @@ def accept(body: Any, *, now: int | None = None, raw: bytes | None = None) -> Ac
                 # credits.take reads id, credits and account_ref, the columns loaded above
                 credits.take(cast(RegisteredKey, key), job_id)
                 stamp = utcnow()
-                signed_receipt = _receipt(job_id, body_sha256, stamp)
+                signed_receipt, receipt_obj = _receipt(job_id, body_sha256, stamp)
                 _store_job(
                     {
                         "p_job_id": job_id,
@@ -473,7 +486,9 @@ def accept(body: Any, *, now: int | None = None, raw: bytes | None = None) -> Ac
                     after_commit(partial(enqueue_publish, job_id))
                 else:  # batch, packed: the collector takes it (docs/PROTOCOL.md §6)
                     after_commit(batch.notify_queued)
-            return Accepted(job_id, QUEUED, created=True, receipt=signed_receipt)
+            return Accepted(
+                job_id, QUEUED, created=True, receipt=signed_receipt, receipt_obj=receipt_obj
+            )
         except IntegrityError:
             # the same (pubkey, nonce) was stored concurrently: answer as a replay or conflict
             continue

@@ -319,6 +319,24 @@ def mark_confirmed_outputs(txid: str) -> int:
     return rows_matched(result)
 
 
+def mark_confirmed_outputs_many(txids: list[str]) -> int:
+    """:func:`mark_confirmed_outputs` for many mined transactions in one statement (current
+    transaction).
+
+    Returns:
+        How many outputs had their depth reset.
+    """
+    if not txids:
+        return 0
+    result = db.session.execute(
+        update(Utxo)
+        .where(Utxo.txid.in_(txids), Utxo.depth != 0)
+        .values(depth=0)
+        .execution_options(synchronize_session=False)
+    )
+    return rows_matched(result)
+
+
 def status_summary(now: datetime | None = None) -> dict[str, Any]:
     """Counts and satoshis by status, dirty count, reservations past their timeout, and how
     the clean publish UTXOs spread over unconfirmed-chain depths.

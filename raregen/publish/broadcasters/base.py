@@ -46,7 +46,7 @@ from __future__ import annotations
 
 from raregen.publish.broadcasters.cache import CachedValue
 from raregen.publish.broadcasters.classify import recheck_missing_inputs, transient_results
-from raregen.publish.broadcasters.failover import FailoverBroadcaster
+from raregen.publish.broadcasters.failover import FailoverBroadcaster, statuses_of
 from raregen.publish.broadcasters.interface import Broadcaster
 from raregen.publish.broadcasters.outcomes import (
     BroadcasterUnavailable,
@@ -81,6 +81,7 @@ __all__ = [
     "recheck_missing_inputs",
     "register_broadcaster",
     "settings_from_config",
+    "statuses_of",
     "transient_results",
     "txid_of",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 from raregen.publish.broadcasters.interface import Broadcaster
 from raregen.publish.broadcasters.outcomes import (
@@ -15,6 +16,23 @@ from raregen.publish.broadcasters.outcomes import (
 )
 
 log = logging.getLogger(__name__)
+
+
+def statuses_of(backend: Any, txids: Sequence[str]) -> list[TxStatus]:
+    """Where each of ``txids`` is: the backend's ``tx_statuses`` (many txids in one call,
+    e.g. one JSON-RPC batch to the SV Node) when it has one, else :meth:`Broadcaster.tx_status`
+    one by one.
+
+    Returns:
+        One :class:`TxStatus` per txid, same order.
+
+    Raises:
+        BroadcasterUnavailable: the backend cannot be asked now.
+    """
+    many = getattr(backend, "tx_statuses", None)
+    if callable(many):
+        return list(many(list(txids)))
+    return [backend.tx_status(txid) for txid in txids]
 
 
 class FailoverBroadcaster:
@@ -79,6 +97,36 @@ class FailoverBroadcaster:
             return answered
         assert last_error is not None
         raise last_error
+
+    def tx_statuses(self, txids: Sequence[str]) -> list[TxStatus]:
+        """:meth:`tx_status` of many txids, each backend asked once for all the txids no
+        earlier backend placed (:func:`statuses_of`). Same rules: the first answer that is
+        not "unknown" wins; a backend that raises :class:`BroadcasterUnavailable` is
+        skipped; a txid no backend answered raises the last error."""
+        wanted = list(txids)
+        found: dict[int, TxStatus] = {}
+        answered: set[int] = set()
+        last_error: BroadcasterUnavailable | None = None
+        pending = list(range(len(wanted)))
+        for backend in self.backends:
+            if not pending:
+                break
+            try:
+                answers = statuses_of(backend, [wanted[i] for i in pending])
+            except BroadcasterUnavailable as exc:
+                last_error = exc
+                continue
+            still = []
+            for i, status in zip(pending, answers, strict=True):
+                found[i] = status
+                answered.add(i)
+                if status.state == "unknown":
+                    still.append(i)
+            pending = still
+        if len(answered) < len(wanted):
+            assert last_error is not None
+            raise last_error
+        return [found[i] for i in range(len(wanted))]
 
     def output_status(self, txid: str, vout: int) -> OutputState:
         last_error: BroadcasterUnavailable | None = None

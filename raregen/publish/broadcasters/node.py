@@ -388,6 +388,64 @@ class SVNodeBroadcaster:
             raise BroadcasterUnavailable(self.name, f"{exc.code}: {exc.message}") from None
         return TxStatus(txid, "confirmed", str(block_hash), int(height), confirmations)
 
+    def tx_statuses(self, txids: Sequence[str]) -> list[TxStatus]:
+        """:meth:`tx_status` of many txids in one JSON-RPC batch of ``getrawtransaction
+        txid 1`` (plus one batch of ``getblockheader`` for blocks whose height the answers
+        lack): a confirmation pass over a block of thousands of our transactions asks the
+        node once per few hundred, not once per transaction.
+
+        Returns:
+            One :class:`TxStatus` per txid, same order (as :meth:`tx_status`).
+
+        Raises:
+            BroadcasterUnavailable: the node is unreachable, or refused a call for another
+                reason than an unknown transaction.
+        """
+        wanted = list(txids)
+        valid = [i for i, t in enumerate(wanted) if isinstance(t, str) and _TXID_RE.match(t)]
+        out = [TxStatus(str(t), "unknown") for t in wanted]
+        if not valid:
+            return out
+        try:
+            answers = self.rpc.batch([("getrawtransaction", [wanted[i], 1]) for i in valid])
+            infos: dict[int, dict[str, Any]] = {}
+            for i, answer in zip(valid, answers, strict=True):
+                if isinstance(answer, RPCError):
+                    if answer.code in (-5, -8):
+                        continue  # unknown
+                    raise BroadcasterUnavailable(self.name, f"{answer.code}: {answer.message}")
+                infos[i] = answer or {}
+            missing = sorted(
+                {
+                    str(info["blockhash"])
+                    for info in infos.values()
+                    if info.get("blockhash")
+                    and int(info.get("confirmations") or 0) > 0
+                    and info.get("blockheight") is None
+                }
+            )
+            heights: dict[str, int] = {}
+            if missing:
+                heads = self.rpc.batch([("getblockheader", [b, True]) for b in missing])
+                for block_hash, head in zip(missing, heads, strict=True):
+                    if isinstance(head, RPCError):
+                        raise BroadcasterUnavailable(self.name, f"{head.code}: {head.message}")
+                    heights[block_hash] = int(head["height"])
+        except RPCTransportError as exc:
+            raise BroadcasterUnavailable(self.name, str(exc)) from None
+        for i, info in infos.items():
+            txid = wanted[i]
+            in_block = info.get("blockhash")
+            confirmations = int(info.get("confirmations") or 0)
+            if not in_block or confirmations <= 0:
+                out[i] = TxStatus(txid, "mempool")
+                continue
+            height = info.get("blockheight")
+            if height is None:
+                height = heights[str(in_block)]
+            out[i] = TxStatus(txid, "confirmed", str(in_block), int(height), confirmations)
+        return out
+
     # -- proofs (docs/PROOFS.md) ------------------------------------------------------------
 
     def merkle_proof(self, txid: str, block_hash: str) -> tuple[str, str, int]:
