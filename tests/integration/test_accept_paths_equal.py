@@ -36,6 +36,7 @@ from sqlalchemy import event, select, text
 from sqlalchemy.engine import Engine
 
 from raregen import audit, signing
+from raregen.audit import chain_deferred
 from raregen.db import db, transaction, utcnow
 from raregen.errors import RareGenError
 from raregen.proofs.receipt import verify_receipt
@@ -204,6 +205,10 @@ def _rows(ids: _Ids, before: dict[str, list[dict[str, Any]]] | None = None) -> d
     ``updated_at`` is stamped by the database's clock (the trigger of migration 0001), which
     time-machine does not freeze: given the rows ``before`` the run, it is compared as
     "changed during the run" (True/False) instead of its value."""
+    # the one-statement accept writes its audit entry deferred (migration 0011): chained at
+    # the next chained write or by the reaper; chain what waits, as the reaper would
+    with transaction():
+        chain_deferred()
     out: dict[str, list[dict[str, Any]]] = {}
     for table in db.metadata.sorted_tables:
         order = list(table.primary_key.columns) or list(table.columns)

@@ -23,7 +23,7 @@ WORKER = [sys.executable, str(ROOT / "worker.py")]
 #: (variable, bad value, the allowed values as the refusal names them)
 KINDS = [
     ("RAREGEN_ROLE", "pubisher", "all, publisher, wallet"),
-    ("RAREGEN_PUBLISH_MODE", "bogus", "immediate, batch, packed"),
+    ("RAREGEN_PUBLISH_MODE", "bogus", "immediate, batch, packed, auto"),
     ("RAREGEN_NETWORK", "mainnet2", "mainnet, testnet, regtest"),
     ("RAREGEN_BROADCASTERS", "node,nope", "a comma-separated list of node, arc, woc"),
     ("RAREGEN_BATCH_SIZE", "12x", "an integer > 0"),
