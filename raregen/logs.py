@@ -17,7 +17,9 @@ request's log lines and sent back as ``X-Request-ID``. A publish job enqueued by
 carries it in its RQ job's ``meta["request_id"]``; the worker binds it with the ``job_id``
 while the job runs (:mod:`raregen.publish.tasks`). Audit entries are logged when their
 transaction commits (:mod:`raregen.audit`), so ``grep <jobId>`` over every machine's logs gives
-a record's story: accepted (web), sent (worker), confirmed (worker running ``confirm-sent``).
+a record's story: accepted (web), sent (publishing worker), confirmed (the worker of the
+periodic jobs, ``worker.py --role periodic``, running ``confirm-sent``: its
+``audit publish:tx:confirmed <txid>`` line lists the transaction's job ids).
 
 ``RAREGEN_SENTRY_DSN``: when set, errors go to Sentry (or any service speaking its protocol)
 through ``sentry-sdk`` with its Flask and RQ integrations; unset, nothing is sent anywhere.

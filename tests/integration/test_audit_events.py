@@ -5,6 +5,7 @@ sent, confirmation listing a transaction's jobs; and the chain stays whole throu
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 from sqlalchemy import select
@@ -43,7 +44,9 @@ def test_batch_settlement_lists_the_jobs_sent(chain_app, author):
     _chain_intact()
 
 
-def test_packed_settlement_and_confirmation_list_their_jobs(chain_app, author, regtest_node):
+def test_packed_settlement_and_confirmation_list_their_jobs(
+    chain_app, author, regtest_node, caplog
+):
     chain_app.config.update(PUBLISH_MODE="packed")
     ids = _submit(chain_app.test_client(), author, 4)
     report = batch.collect_packed()
@@ -58,8 +61,16 @@ def test_packed_settlement_and_confirmation_list_their_jobs(chain_app, author, r
         assert confirm.mark_confirmed(txid, status) == 4
         raise RuntimeError("abort")
     assert _entries("publish:tx:confirmed") == []
-    assert confirm.confirm_sent() == 4
+    with caplog.at_level(logging.INFO, logger="raregen.audit"):
+        assert confirm.confirm_sent() == 4
     [(subject, detail)] = _entries("publish:tx:confirmed")
     assert subject == txid and detail["jobs"] == sorted(ids)
+    # its log line (raregen.logs) names every job: grep of one job id finds its confirmation
+    [line] = [
+        r.getMessage()
+        for r in caplog.records
+        if getattr(r, "action", None) == "publish:tx:confirmed"
+    ]
+    assert txid in line and all(job in line for job in ids), line
     assert detail["block_height"] == status.block_height
     _chain_intact()

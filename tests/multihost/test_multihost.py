@@ -999,14 +999,20 @@ def test_immediate_mode_with_a_worker_host_killed_and_a_migration(cluster: Clust
         cl.figures[f"after immediate: {key}"] = result[key]
 
     # one record's story over every host's logs: accepted on a web host, sent on a worker
-    # host, with the same request id
+    # host, with the same request id, and confirmed by the worker of the periodic jobs (the
+    # cron host's raregen-periodic), whose audit line names the transaction's jobs
     job = ids[len(ids) // 4]
     lines = {
         name: [json.loads(x) for x in text.splitlines() if job in x and x.startswith("{")]
         for name, text in cl.logs().items()
     }
     web_lines = [x for name, xs in lines.items() if name.startswith("web") for x in xs]
-    worker_lines = [x for name, xs in lines.items() if name.startswith("work") for x in xs]
+    worker_lines = [
+        x
+        for name, xs in lines.items()
+        if name.startswith("work") or name == "cron/periodic.log"
+        for x in xs
+    ]
     assert any(x.get("job_id") == job and x.get("request_id") for x in web_lines), web_lines
     rid = next(x["request_id"] for x in web_lines if x.get("request_id"))
     assert any(
