@@ -98,11 +98,19 @@ def test_gunicorn_stops_instead_of_restarting_workers(base_env):
         "-w",
         "2",
         "--no-control-socket",
+        # no worker timeout: a worker still loading the app after gunicorn's default 30 s
+        # (a loaded machine) is otherwise killed with SIGABRT and started again, so the
+        # outcome would depend on how fast the app loads; the arbiter waits at most 10 s for
+        # the other worker once one failed
+        "--timeout",
+        "0",
+        "--graceful-timeout",
+        "10",
         "-b",
         f"127.0.0.1:{free_port()}",
         "app:create_app()",
     ]
-    done = run(cmd, {**base_env, "RAREGEN_ROLE": "pubisher"})
+    done = run(cmd, {**base_env, "RAREGEN_ROLE": "pubisher"}, timeout=240)
     assert done.returncode != 0
     assert "Traceback" not in done.stderr, done.stderr
     ours = [line for line in done.stderr.splitlines() if line.startswith("raregen: ")]
