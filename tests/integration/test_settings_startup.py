@@ -23,7 +23,7 @@ WORKER = [sys.executable, str(ROOT / "worker.py")]
 #: (variable, bad value, the allowed values as the refusal names them)
 KINDS = [
     ("RAREGEN_ROLE", "pubisher", "all, publisher, wallet"),
-    ("RAREGEN_PUBLISH_MODE", "bogus", "immediate, batch, packed"),
+    ("RAREGEN_PUBLISH_MODE", "bogus", "immediate, batch, packed, auto"),
     ("RAREGEN_NETWORK", "mainnet2", "mainnet, testnet, regtest"),
     ("RAREGEN_BROADCASTERS", "node,nope", "a comma-separated list of node, arc, woc"),
     ("RAREGEN_BATCH_SIZE", "12x", "an integer > 0"),
@@ -95,17 +95,17 @@ def test_gunicorn_stops_instead_of_restarting_workers(base_env):
     gunicorn = str(Path(sys.executable).parent / "gunicorn")
     cmd = [
         gunicorn,
+        # one worker: when two workers both exit with "App failed to load" before the
+        # arbiter reaps them, gunicorn 27's halt reaps the second one inside its own stop and
+        # raises HaltServer again, uncaught (a traceback on stderr; the exit is still
+        # non-zero). Whether that happens depends only on timing (seen under load).
         "-w",
-        "2",
+        "1",
         "--no-control-socket",
         # no worker timeout: a worker still loading the app after gunicorn's default 30 s
-        # (a loaded machine) is otherwise killed with SIGABRT and started again, so the
-        # outcome would depend on how fast the app loads; the arbiter waits at most 10 s for
-        # the other worker once one failed
+        # (a loaded machine) is otherwise killed with SIGABRT and started again
         "--timeout",
         "0",
-        "--graceful-timeout",
-        "10",
         "-b",
         f"127.0.0.1:{free_port()}",
         "app:create_app()",
