@@ -6,6 +6,7 @@ replenishment, health and metrics, and real worker processes stopped with SIGTER
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -689,18 +690,25 @@ def _start_worker(app, *, fork: bool = False, **extra: str) -> subprocess.Popen:
 
 def _stop_worker(proc: subprocess.Popen, grace: float = 60) -> None:
     """Stop ``proc`` for good: SIGTERM (warm shutdown), at most ``grace`` seconds for it to
-    exit, then SIGKILL to its whole process group (the worker, RQ's scheduler process, a
-    work horse). Never raises on a worker that would not stop."""
+    exit, then SIGKILL to its children (a ``--fork`` work horse has a process group of its
+    own) and to its whole process group (the worker, RQ's scheduler process). Never raises
+    on a worker that would not stop."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(grace)
         except subprocess.TimeoutExpired:
             pass
-    try:
+    children: list[int] = []
+    if proc.poll() is None:
+        with contextlib.suppress(OSError):
+            path = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+            children = [int(pid) for pid in path.read_text().split()]
+    for pid in children:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)  # children left behind by the worker, if any
-    except ProcessLookupError:
-        pass
     proc.wait(10)
 
 
