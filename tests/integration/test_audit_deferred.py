@@ -50,8 +50,8 @@ def _publish(app, key, n: int, threads: int = 4) -> list[str]:
 
 
 @pytest.fixture
-def author(pg_app):
-    pg_app.config.update(PUBLISH_MODE="batch")  # no RQ job per accept
+def author(pg_app, monkeypatch):
+    monkeypatch.setitem(pg_app.config, "PUBLISH_MODE", "batch")  # no RQ job per accept
     key = coincurve.PrivateKey()
     keys.register_key(key.public_key.format().hex())  # chained at once (not deferred)
     return key

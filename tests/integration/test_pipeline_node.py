@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import uuid
 
 import coincurve
 import pytest
@@ -28,6 +29,9 @@ def node_app(app, regtest_node):
         NODE_RPC_PASSWORD=regtest_node.password,
         POOL_TARGET_COUNT=10,
         POOL_LOW_WATER=0,
+        # RQ queues of this test's own: a worker another test left behind does not take its
+        # jobs (the session app's settings are put back after the test: tests/plugins/db.py)
+        QUEUE_NAME=f"test-node-{uuid.uuid4().hex[:10]}",
     )
     app.extensions.pop("raregen.services", None)
     funding.fund_dev(50_000_000)

@@ -6,12 +6,14 @@ replenishment, health and metrics, and real worker processes stopped with SIGTER
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -49,6 +51,9 @@ def wire(app, node: RegtestNode, monkeypatch, utxos: int = 6, sats: int = 20_000
         "POOL_LOW_WATER": 0,
         "RESERVATION_TIMEOUT_SECONDS": 30,
         "MAX_UNCONFIRMED_DEPTH": 20,
+        # RQ queues (and RQ scheduler locks) of this test's own: a worker another test left
+        # behind does not take its jobs
+        "QUEUE_NAME": f"test-rec-{uuid.uuid4().hex[:10]}",
     }
     settings.update(cfg)
     for key, value in settings.items():
@@ -657,20 +662,62 @@ def _worker_env(app, **extra: str) -> dict[str, str]:
         RAREGEN_RESERVATION_TIMEOUT_SECONDS=str(cfg["RESERVATION_TIMEOUT_SECONDS"]),
         RAREGEN_ENV="test",  # no production checks (mail server, SQLite shared with tests)
         RAREGEN_PUBLISH_MODE=cfg["PUBLISH_MODE"],  # the mode the test's intake runs in
+        RAREGEN_QUEUE_NAME=cfg["QUEUE_NAME"],
     )
     env.update(extra)
     return env
 
 
+#: worker processes started by the running test; :func:`_stop_started_workers` ends them
+_STARTED: list[subprocess.Popen] = []
+
+
 def _start_worker(app, *, fork: bool = False, **extra: str) -> subprocess.Popen:
-    """``python worker.py`` (jobs in-process) or, with ``fork``, ``worker.py --fork``."""
-    return subprocess.Popen(
+    """``python worker.py`` (jobs in-process) or, with ``fork``, ``worker.py --fork``, in a
+    process group of its own: RQ's scheduler process and a work horse are forked from it, and
+    a ``kill -9`` of the worker alone would leave them running."""
+    proc = subprocess.Popen(
         [sys.executable, str(ROOT / "worker.py"), *(["--fork"] if fork else [])],
         env=_worker_env(app, **extra),
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
+    _STARTED.append(proc)
+    return proc
+
+
+def _stop_worker(proc: subprocess.Popen, grace: float = 60) -> None:
+    """Stop ``proc`` for good: SIGTERM (warm shutdown), at most ``grace`` seconds for it to
+    exit, then SIGKILL to its children (a ``--fork`` work horse has a process group of its
+    own) and to its whole process group (the worker, RQ's scheduler process). Never raises
+    on a worker that would not stop."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            pass
+    children: list[int] = []
+    if proc.poll() is None:
+        with contextlib.suppress(OSError):
+            path = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+            children = [int(pid) for pid in path.read_text().split()]
+    for pid in children:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)  # children left behind by the worker, if any
+    proc.wait(10)
+
+
+@pytest.fixture(autouse=True)
+def _stop_started_workers():
+    """Every worker process a test started is stopped when the test ends, passed or not."""
+    yield
+    while _STARTED:
+        _stop_worker(_STARTED.pop(), grace=5)
 
 
 def _wait(predicate, timeout: float, what: str) -> None:
@@ -722,9 +769,7 @@ def test_sigterm_finishes_the_current_job_and_loses_nothing(pg_rec_app, regtest_
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(60) == 0  # warm shutdown: exits by itself
     finally:
-        if worker.poll() is None:
-            worker.kill()
-            worker.wait(10)
+        _stop_worker(worker, grace=0)
     states = _statuses(ids)
     assert states["processing"] == 0, states  # the job it was running was finished
     worker = _start_worker(app)
@@ -738,8 +783,7 @@ def test_sigterm_finishes_the_current_job_and_loses_nothing(pg_rec_app, regtest_
     try:
         _wait(all_sent, 120, "all jobs sent after the restart")
     finally:
-        worker.send_signal(signal.SIGTERM)
-        worker.wait(60)
+        _stop_worker(worker)
     found = records_on_chain(regtest_node, start)
     assert sorted(found[(key.public_key.format().hex(), job(j).nonce)] for j in ids) == [1] * 30
 
@@ -804,9 +848,7 @@ def test_stop_mid_broadcast_is_settled_by_the_reaper(pg_rec_app, regtest_node, m
     finally:
         server.clear()
         server.stop()
-        if worker.poll() is None:
-            worker.kill()
-            worker.wait(10)
+        _stop_worker(worker, grace=0)
     stuck = job(job_id)
     assert stuck.status == "processing" and stuck.raw_tx
     # the reaper takes a processing job once its lease has expired

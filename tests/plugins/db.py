@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -208,6 +209,20 @@ def _session_apps(tmp_path_factory, redis_url) -> Iterator[dict]:
         _drop_pg_database(name)
 
 
+@contextmanager
+def _settings_restored(flask_app) -> Iterator[None]:
+    """Put back the session app's settings as found once the test is over: a test that
+    changes one without ``monkeypatch`` (``app.config.update(PUBLISH_MODE=...)``) must not
+    change how every later test on that app runs."""
+    saved = dict(flask_app.config)
+    try:
+        yield
+    finally:
+        flask_app.config.clear()
+        flask_app.config.update(saved)
+        flask_app.extensions.pop("raregen.services", None)
+
+
 @pytest.fixture(params=backends())
 def app(request, _session_apps):
     """The app on one database backend (parametrized), with empty tables."""
@@ -216,7 +231,7 @@ def app(request, _session_apps):
     from raregen.publish import tasks
 
     tasks.set_app(flask_app)
-    with flask_app.app_context():
+    with _settings_restored(flask_app), flask_app.app_context():
         yield flask_app
 
 
@@ -225,7 +240,7 @@ def pg_app(_session_apps):
     """The app on PostgreSQL, with empty tables."""
     flask_app = _session_apps["get"]("postgresql")
     truncate_all(flask_app)
-    with flask_app.app_context():
+    with _settings_restored(flask_app), flask_app.app_context():
         yield flask_app
 
 
@@ -234,7 +249,7 @@ def sqlite_app(_session_apps):
     """The app on SQLite, with empty tables."""
     flask_app = _session_apps["get"]("sqlite")
     truncate_all(flask_app)
-    with flask_app.app_context():
+    with _settings_restored(flask_app), flask_app.app_context():
         yield flask_app
 
 
