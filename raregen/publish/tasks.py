@@ -221,9 +221,7 @@ def collect_auto(slot: int = 0) -> dict[str, int]:
     """Woken (auto mode, docs/PROTOCOL.md §6): take what waits until nothing does
     (:func:`raregen.publish.batch.auto.run_auto`; ``slot`` 0 is the woken run, 1.. a helper
     run under load)."""
-    from raregen.publish.batch import auto
-
-    return _run(auto.run_auto, slot)
+    return _run(batch.run_auto, slot)
 
 
 def deliver_webhooks() -> dict[str, int]:
