@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import uuid
 
 import coincurve
 import pytest
@@ -15,30 +14,16 @@ from click.testing import CliRunner
 
 from raregen import ROOT, protocol, signing
 from raregen.db import db, transaction
-from raregen.publish import confirm, funding, keys, pipeline, pool, services
+from raregen.publish import confirm, keys, pipeline, pool, services
 from raregen.publish.models import PublishJob, Utxo
 from raregen.publish.txbuilder import SpendableUtxo, build_publish_tx
+from tests.plugins.chain import wire_to_node
 
 
 @pytest.fixture
 def node_app(app, regtest_node):
     """The app wired to the regtest node, with a funded pool of 10 UTXOs."""
-    app.config.update(
-        NODE_RPC_URL=regtest_node.url,
-        NODE_RPC_USER=regtest_node.user,
-        NODE_RPC_PASSWORD=regtest_node.password,
-        POOL_TARGET_COUNT=10,
-        POOL_LOW_WATER=0,
-        # RQ queues of this test's own: a worker another test left behind does not take its
-        # jobs (the session app's settings are put back after the test: tests/plugins/db.py)
-        QUEUE_NAME=f"test-node-{uuid.uuid4().hex[:10]}",
-    )
-    app.extensions.pop("raregen.services", None)
-    funding.fund_dev(50_000_000)
-    funding.split(10, 20_000)
-    regtest_node.mine(1)
-    with transaction():
-        db.session.execute(db.text("UPDATE utxos SET depth = 0"))
+    wire_to_node(app, regtest_node, utxos=10, satoshis=20_000, queue_prefix="test-node")
     yield app
     app.extensions.pop("raregen.services", None)
 

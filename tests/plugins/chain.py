@@ -17,25 +17,33 @@ from raregen.db import db, transaction
 from raregen.publish import funding, keys
 
 
+def wire_to_node(app, regtest_node, *, utxos: int, satoshis: int, queue_prefix: str) -> None:
+    """Point ``app`` at the regtest node and fund a pool of ``utxos`` outputs of ``satoshis``
+    each (confirmed, depth 0), with RQ queues of its own (``<queue_prefix>-<random>``): a
+    worker another test left behind does not take its jobs. The session app's settings are
+    put back after each test by tests/plugins/db.py."""
+    app.config.update(
+        NODE_RPC_URL=regtest_node.url,
+        NODE_RPC_USER=regtest_node.user,
+        NODE_RPC_PASSWORD=regtest_node.password,
+        POOL_TARGET_COUNT=utxos,
+        POOL_LOW_WATER=0,
+        QUEUE_NAME=f"{queue_prefix}-{uuid.uuid4().hex[:10]}",
+    )
+    app.extensions.pop("raregen.services", None)
+    funding.fund_dev(50_000_000)
+    funding.split(utxos, satoshis)
+    regtest_node.mine(1)
+    with transaction():
+        db.session.execute(db.text("UPDATE utxos SET depth = 0"))
+
+
 @pytest.fixture
 def chain_app(app, regtest_node):
     """The app wired to the regtest node, with a funded pool of 12 UTXOs and RQ queues of its
     own (Redis is shared with other test runs: nothing here flushes it)."""
     saved = dict(app.config)
-    app.config.update(
-        NODE_RPC_URL=regtest_node.url,
-        NODE_RPC_USER=regtest_node.user,
-        NODE_RPC_PASSWORD=regtest_node.password,
-        POOL_TARGET_COUNT=12,
-        POOL_LOW_WATER=0,
-        QUEUE_NAME=f"test-batch-{uuid.uuid4().hex[:10]}",
-    )
-    app.extensions.pop("raregen.services", None)
-    funding.fund_dev(50_000_000)
-    funding.split(12, 40_000)
-    regtest_node.mine(1)
-    with transaction():
-        db.session.execute(db.text("UPDATE utxos SET depth = 0"))
+    wire_to_node(app, regtest_node, utxos=12, satoshis=40_000, queue_prefix="test-batch")
     yield app
     _drop_queues(app)
     app.config.clear()
