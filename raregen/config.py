@@ -344,7 +344,7 @@ class Settings(BaseSettings):
     publish_rate_limit: str = _setting(
         "PUBLISH_RATE_LIMIT",
         "6000 per minute",
-        "Publish requests per key, in the `limits` notation.",
+        "Publish requests per client IP address, in the `limits` notation.",
     )
     publish_mode: PublishMode = _setting(
         "PUBLISH_MODE",
