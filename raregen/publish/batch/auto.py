@@ -99,7 +99,7 @@ def run_auto(slot: int = 0, *, budget_seconds: float | None = None) -> dict[str,
     try:
         while True:
             report = step()
-            _add(totals, report)
+            report.add_to(totals)
             if report.claimed:
                 if _busy(report):
                     for other in range(1, helpers):
@@ -116,7 +116,7 @@ def run_auto(slot: int = 0, *, budget_seconds: float | None = None) -> dict[str,
             # nothing waits: give the wake back, then look once more (module doc)
             _redis(lambda: conn.delete(key))
             report = step()
-            _add(totals, report)
+            report.add_to(totals)
             if not report.claimed:
                 return dict(totals)  # the key may be a newer accept's: left alone
             _redis(lambda: conn.set(key, "1", ex=WAKE_TTL_SECONDS))
@@ -127,10 +127,3 @@ def run_auto(slot: int = 0, *, budget_seconds: float | None = None) -> dict[str,
     if handover:
         wake()
     return dict(totals)
-
-
-def _add(totals: Counter[str], report: RunReport) -> None:
-    if report.batch_id is not None:
-        totals["batches"] += 1
-    totals["claimed"] += report.claimed
-    totals.update(report.counts)

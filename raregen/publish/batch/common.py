@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, cast
@@ -14,7 +15,6 @@ from typing import Any, cast
 from sqlalchemy import (
     CTE,
     ColumnElement,
-    CursorResult,
     Integer,
     Select,
     Text,
@@ -27,7 +27,7 @@ from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects.postgresql import ARRAY, JSON
 
 import raregen.protocol as protocol
-from raregen.db import db, is_postgres
+from raregen.db import db, is_postgres, rows_matched
 from raregen.publish import services
 from raregen.publish.broadcasters.base import BroadcastResult, Outcome, txid_of
 from raregen.publish.models import PROCESSING, PublishJob, Utxo
@@ -115,6 +115,14 @@ class RunReport:
     more: bool
     counts: dict[str, int]
 
+    def add_to(self, totals: Counter[str]) -> None:
+        """Add this step to a run's ``totals``: ``batches`` (1 if it claimed a batch),
+        ``claimed`` and its counts by outcome."""
+        if self.batch_id is not None:
+            totals["batches"] += 1
+        totals["claimed"] += self.claimed
+        totals.update(self.counts)
+
 
 class Rollback(Exception):
     """Leave the claim transaction without committing (nothing could be done)."""
@@ -126,10 +134,6 @@ class Rollback(Exception):
 
 def new_batch_id(mode: str) -> str:
     return f"{'pk' if mode == 'packed' else 'bt'}-{uuid.uuid4().hex}"
-
-
-def rowcount(result: Any) -> int:
-    return int(cast(CursorResult[Any], result).rowcount or 0)
 
 
 @lru_cache(maxsize=4096)
@@ -252,7 +256,7 @@ def update_rows(
         return 0
     if is_postgres():
         statement, one = rows_update(table, columns, fixed=fixed, where=where)
-        return rowcount(db.session.execute(statement, one))
+        return rows_matched(db.session.execute(statement, one))
     params = [{f"b_{n}": columns[n][i] for n in names} for i in range(len(columns["id"]))]
     result = db.session.execute(
         update(table)
@@ -260,7 +264,7 @@ def update_rows(
         .values({**fixed, **{n: bindparam(f"b_{n}") for n in names if n != "id"}}),
         params,
     )
-    return rowcount(result)
+    return rows_matched(result)
 
 
 def broadcast_many(raws: list[str]) -> list[BroadcastResult]:

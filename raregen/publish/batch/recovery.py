@@ -18,7 +18,7 @@ from flask import current_app
 from sqlalchemy import select, update
 
 import raregen.publish.batch.settle as settle
-from raregen.db import db, transaction, utcnow
+from raregen.db import db, rows_matched, transaction, utcnow
 from raregen.publish import pipeline, services
 from raregen.publish.batch.common import (
     ABANDONED,
@@ -30,7 +30,6 @@ from raregen.publish.batch.common import (
     broadcast_many,
     log,
     ours,
-    rowcount,
 )
 from raregen.publish.batch.statements import close_batch, processing_jobs, requeue
 from raregen.publish.broadcasters.base import txid_of
@@ -113,7 +112,7 @@ def _take_batch(batch_id: str, status: str, new_status: str, now: datetime) -> b
         .where(PublishBatch.batch_id == batch_id, PublishBatch.status == status)
         .values(status=new_status, broadcasted_at=now)
     )
-    return rowcount(result) == 1
+    return rows_matched(result) == 1
 
 
 def _resume_one(batch_id: str, status: str, mode: str | None, now: datetime) -> bool:
@@ -175,7 +174,7 @@ def resend_packed(batch_id: str, now: datetime | None = None) -> bool:
             )
             .values(status=RESUMING, broadcasted_at=now, completed_at=None)
         )
-        if rowcount(result) != 1:
+        if rows_matched(result) != 1:
             return False
     _resend(batch_id)
     return True

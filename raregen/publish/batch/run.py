@@ -10,7 +10,6 @@ from flask import current_app
 
 from raregen.publish.batch.auto import run_auto
 from raregen.publish.batch.batch_mode import collect_batch
-from raregen.publish.batch.common import RunReport
 from raregen.publish.batch.packed import collect_packed
 from raregen.publish.batch.recovery import resume_stale
 from raregen.publish.batch.trigger import reset_pending
@@ -46,20 +45,13 @@ def run_collector(*, budget_seconds: float | None = None) -> dict[str, int]:
         # mode) are sent again as they are, never re-signed into a packed transaction
         while True:
             report = collect_batch(with_tx=True)
-            _add(totals, report)
+            report.add_to(totals)
             if not report.more or time.monotonic() > deadline:
                 break
     while True:
         reset_pending()
         report = collect_packed() if mode == "packed" else collect_batch()
-        _add(totals, report)
+        report.add_to(totals)
         if not report.more or time.monotonic() > deadline:
             break
     return dict(totals)
-
-
-def _add(totals: Counter[str], report: RunReport) -> None:
-    if report.batch_id is not None:
-        totals["batches"] += 1
-    totals["claimed"] += report.claimed
-    totals.update(report.counts)
