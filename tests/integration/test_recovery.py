@@ -6,7 +6,6 @@ replenishment, health and metrics, and real worker processes stopped with SIGTER
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -30,6 +29,7 @@ from raregen.publish.models import PublishJob, Utxo
 from raregen.publish.txbuilder import SpendableUtxo, build_publish_tx
 from raregen.queue import redis_connection
 from raregen_dev.devnet import RegtestNode
+from tests.plugins.procs import stop_worker
 from tests.plugins.wait import wait_until
 
 pytestmark = pytest.mark.node
@@ -688,36 +688,12 @@ def _start_worker(app, *, fork: bool = False, **extra: str) -> subprocess.Popen:
     return proc
 
 
-def _stop_worker(proc: subprocess.Popen, grace: float = 60) -> None:
-    """Stop ``proc`` for good: SIGTERM (warm shutdown), at most ``grace`` seconds for it to
-    exit, then SIGKILL to its children (a ``--fork`` work horse has a process group of its
-    own) and to its whole process group (the worker, RQ's scheduler process). Never raises
-    on a worker that would not stop."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(grace)
-        except subprocess.TimeoutExpired:
-            pass
-    children: list[int] = []
-    if proc.poll() is None:
-        with contextlib.suppress(OSError):
-            path = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
-            children = [int(pid) for pid in path.read_text().split()]
-    for pid in children:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)  # children left behind by the worker, if any
-    proc.wait(10)
-
-
 @pytest.fixture(autouse=True)
 def _stop_started_workers():
     """Every worker process a test started is stopped when the test ends, passed or not."""
     yield
     while _STARTED:
-        _stop_worker(_STARTED.pop(), grace=5)
+        stop_worker(_STARTED.pop(), grace=5)
 
 
 def _wait(predicate, timeout: float, what: str) -> None:
@@ -769,7 +745,7 @@ def test_sigterm_finishes_the_current_job_and_loses_nothing(pg_rec_app, regtest_
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(60) == 0  # warm shutdown: exits by itself
     finally:
-        _stop_worker(worker, grace=0)
+        stop_worker(worker, grace=0)
     states = _statuses(ids)
     assert states["processing"] == 0, states  # the job it was running was finished
     worker = _start_worker(app)
@@ -783,7 +759,7 @@ def test_sigterm_finishes_the_current_job_and_loses_nothing(pg_rec_app, regtest_
     try:
         _wait(all_sent, 120, "all jobs sent after the restart")
     finally:
-        _stop_worker(worker)
+        stop_worker(worker)
     found = records_on_chain(regtest_node, start)
     assert sorted(found[(key.public_key.format().hex(), job(j).nonce)] for j in ids) == [1] * 30
 
@@ -848,7 +824,7 @@ def test_stop_mid_broadcast_is_settled_by_the_reaper(pg_rec_app, regtest_node, m
     finally:
         server.clear()
         server.stop()
-        _stop_worker(worker, grace=0)
+        stop_worker(worker, grace=0)
     stuck = job(job_id)
     assert stuck.status == "processing" and stuck.raw_tx
     # the reaper takes a processing job once its lease has expired

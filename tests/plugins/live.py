@@ -12,7 +12,6 @@ command): registered by ``tests/conftest.py``, so a test module names ``live_api
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -26,6 +25,7 @@ from typing import Any
 import pytest
 
 from tests.plugins.db import services_required
+from tests.plugins.procs import stop_worker
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -133,16 +133,12 @@ def funded_app_with_worker(
         cwd=REPO,
         stdout=log,
         stderr=subprocess.STDOUT,
+        start_new_session=True,  # a process group of its own, stopped as one
     )
     try:
         yield app
     finally:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait(10)
+        stop_worker(worker, grace=20)  # and RQ's scheduler child: the worker's process group
         log.close()
         from raregen.db import db
 
